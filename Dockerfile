@@ -1,0 +1,89 @@
+# The cdc host image.
+#
+#   docker build -t cdc:0.1.0 .
+#   docker run --rm -p 8080:8080 \
+#     -v "$PWD/pipeline.yaml:/etc/cdc/pipeline.yaml:ro" \
+#     -v "$PWD/platform.yaml:/etc/cdc/platform.yaml:ro" \
+#     -e PG_PASSWORD=... cdc:0.1.0
+#
+# Layout inside the image:
+#   /usr/local/bin/cdc   the binary (ENTRYPOINT)
+#   /etc/cdc             pipeline.yaml and platform.yaml (mount them; none are baked in)
+#   /opt/cdc/plugins     a place for .wasm plugins referenced by path from pipeline.yaml
+#   /var/lib/cdc         writable state: the working directory and HOME, so the compiled-plugin
+#                        cache and any other local state land here (mount a volume on it when the
+#                        root filesystem is read-only)
+
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+# ---------------------------------------------------------------------------------------------------
+FROM ${RUST_IMAGE} AS builder
+
+# rdkafka is built with `cmake-build` (Debian's librdkafka 2.0.2 is too old), so librdkafka is
+# compiled here: cmake, a C/C++ toolchain, perl and python3 for its build scripts, zlib for the
+# `libz` feature. libcurl4-openssl-dev is only used if rdkafka's `curl` feature is ever enabled.
+# Versions are not pinned: they come from the pinned Debian release of the pinned base image, and
+# Debian replaces exact versions in its archive with every security update, which would break builds.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      cmake g++ make libcurl4-openssl-dev zlib1g-dev pkg-config perl python3 \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV CARGO_TERM_COLOR=never \
+    CARGO_INCREMENTAL=0
+WORKDIR /src
+
+# 1) Dependencies only: the workspace manifests and the lock file, with stub sources for every
+#    workspace member. This layer (wasmtime, rdkafka/librdkafka, ...) is the slow one, and it is
+#    rebuilt only when a manifest or Cargo.lock changes. If a member is added to the workspace,
+#    copy its Cargo.toml and stub its targets here too.
+COPY Cargo.toml Cargo.lock ./
+COPY host/Cargo.toml host/Cargo.toml
+COPY tests/Cargo.toml tests/Cargo.toml
+RUN mkdir -p host/src tests/harness tests/e2e \
+ && echo 'fn main() {}' > host/src/main.rs \
+ && touch host/src/lib.rs tests/harness/mod.rs tests/e2e/main.rs \
+ && cargo build --release --locked -p cdc-host --bin cdc \
+ && rm -rf host/src target/release/cdc target/release/.fingerprint/cdc-host-*
+
+# 2) The real sources. Removing the stub's fingerprint above forces cdc-host itself to be rebuilt
+#    whatever the timestamps of the copied files are; the dependencies stay cached.
+#    wit/ is the plugin interface the host binds to at compile time.
+COPY wit wit
+COPY host host
+RUN cargo build --release --locked -p cdc-host --bin cdc \
+ && install -D -m 0755 target/release/cdc /out/cdc
+
+# ---------------------------------------------------------------------------------------------------
+FROM ${RUNTIME_IMAGE} AS runtime
+
+# ca-certificates: TLS to webhooks, catalogs and object stores when a client uses the system roots.
+# libcurl4 is not installed: librdkafka is built without curl (rdkafka's `curl` feature is off), and
+# zlib (libz.so.1) is already part of the base image. Unpinned for the reason given in the builder.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+# A fixed numeric uid/gid so Kubernetes can check runAsNonRoot and set fsGroup.
+RUN groupadd --system --gid 10001 cdc \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/cdc --no-create-home \
+      --shell /usr/sbin/nologin cdc \
+ && install -d -m 0755 /etc/cdc /opt/cdc/plugins \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/cdc
+
+COPY --from=builder /out/cdc /usr/local/bin/cdc
+
+ENV HOME=/var/lib/cdc
+WORKDIR /var/lib/cdc
+USER 10001:10001
+
+# health_port (default 8080): /healthz, /readyz, /metrics.
+EXPOSE 8080
+
+# No HEALTHCHECK: Kubernetes probes /healthz and /readyz (see helm/cdc). `cdc` handles SIGTERM by
+# draining and committing, so it runs as PID 1 directly (exec form, no shell).
+ENTRYPOINT ["cdc"]
+CMD ["run", "/etc/cdc/pipeline.yaml", "--platform-config", "/etc/cdc/platform.yaml"]

@@ -1,0 +1,312 @@
+//! `cdc run`: validates the config, loads the plugins, serves health, provisions topics and the
+//! connector, then runs the pipeline until SIGTERM/SIGINT (exit 0) or a halt (exit 1).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use super::RunArgs;
+use crate::config::{
+    AuthMechanism, Config, KafkaConfig, PluginConfig, RetryConfig, SinkKind, SourceType, TransportMode,
+    ValueConverter,
+};
+use crate::ops::connector::ConnectClient;
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
+use crate::ops::{debezium, server, telemetry, topics};
+use crate::pipeline::dlq::{Dlq, DlqSettings, dlq_topic};
+use crate::pipeline::retry::RetryPolicy;
+use crate::pipeline::{self, Outcome, PipelineOptions};
+use crate::plugin::{PluginLimits, PluginRuntime, PluginSpec, TransformPlugin};
+use crate::sinks::SinkFactory;
+use crate::sinks::webhook::{WebhookFactory, WebhookOptions};
+use crate::source::kafka::ConsumerSettings;
+
+/// How long the connector may take to reach RUNNING.
+const CONNECTOR_START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the connector's status is checked for `/readyz` while the pipeline runs.
+const CONNECTOR_WATCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest wait for lanes to drain at shutdown (below Kubernetes' default 30 s grace period).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long a DLQ write may wait for the broker.
+const DLQ_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) fn run(args: &RunArgs) -> ExitCode {
+    telemetry::init(args.log_format, &args.log_level);
+    let config = match crate::config::load(&args.config.pipeline, args.config.platform_config.as_deref()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_pipeline(config)) {
+        Ok(Outcome::Stopped) => ExitCode::SUCCESS,
+        Ok(Outcome::Halted(reason)) => {
+            eprintln!("error: the pipeline halted: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "pipeline.start_failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
+    check_supported(&config)?;
+    let pipeline_id = config.pipeline.pipeline_id.clone();
+    tracing::info!(pipeline_id, "pipeline.starting");
+
+    let plugin_runtime = PluginRuntime::new()?;
+    let transforms = config
+        .pipeline
+        .transforms
+        .iter()
+        .map(|transform| {
+            let spec = plugin_spec(&transform.name, &transform.plugin)?;
+            let plugin = TransformPlugin::load(&plugin_runtime, spec)?;
+            // Instantiate once now so that a plugin refusing its config fails the start.
+            plugin.instantiate()?;
+            tracing::info!(transform = transform.name.as_str(), "plugin.loaded");
+            Ok(plugin)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sinks = sink_factories(&config)?;
+
+    let health = Arc::new(Health::new(sinks.iter().map(|(factory, _)| factory.sink_id().to_owned())));
+    let metrics = Arc::new(Metrics::default());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    if config.platform.health_enabled {
+        let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.platform.health_port));
+        server::serve(address, health.clone(), metrics.clone(), async {
+            let _ = server_stopped.await;
+        })
+        .await
+        .with_context(|| format!("cannot serve health on {address}"))?;
+    }
+
+    let kafka = &config.platform.kafka;
+    let connection = kafka_connection(kafka);
+    let source_topics = debezium::source_topics(&config);
+    let mut provisioned = source_topics.clone();
+    if config.platform.dlq.enabled {
+        provisioned
+            .extend(source_topics.iter().map(|topic| dlq_topic(topic, &config.platform.dlq.topic_suffix)));
+    }
+    topics::ensure_topics(
+        &kafka.bootstrap_servers,
+        &provisioned,
+        i32::try_from(kafka.topic_num_partitions).unwrap_or(i32::MAX),
+        i32::from(kafka.topic_replication_factor),
+    )
+    .await?;
+
+    let connect = ConnectClient::new(
+        &config.platform.connector.connect_url,
+        &debezium::connector_name(&config),
+        config.platform.connector.timeout,
+        config.platform.connector.retry_max_attempts,
+        config.platform.connector.retry_wait,
+    );
+    connect.put_config(&debezium::connector_config(&config)).await?;
+    connect.wait_running(CONNECTOR_START_TIMEOUT).await?;
+    health.set_connector(Ok(()));
+    tracing::info!(connector = connect.name(), "provision.connector_running");
+    let watcher = tokio::spawn(watch_connector(connect, health.clone()));
+
+    let dlq = if config.platform.dlq.enabled {
+        let mut properties = connection.clone();
+        properties.push(("acks".into(), kafka.acks.clone()));
+        properties.push(("enable.idempotence".into(), kafka.enable_idempotence.to_string()));
+        let settings = DlqSettings {
+            topic_suffix: config.platform.dlq.topic_suffix.clone(),
+            include_headers: config.platform.dlq.include_headers,
+            write_timeout: DLQ_WRITE_TIMEOUT,
+        };
+        Some(Dlq::new(&properties, settings).context("cannot create the DLQ producer")?)
+    } else {
+        None
+    };
+
+    let options = PipelineOptions {
+        consumer: consumer_settings(kafka, connection),
+        topics: source_topics,
+        sinks,
+        transforms,
+        transform_retry: retry_policy(&config.platform.retry),
+        max_buffered_messages: config.platform.max_buffered_messages,
+        batch_size: kafka.poll_batch_size,
+        commit_interval: kafka.commit_interval,
+        drain_timeout: DRAIN_TIMEOUT,
+    };
+    let outcome = pipeline::run(options, dlq, health, metrics, shutdown_signal()).await?;
+    watcher.abort();
+    let _ = stop_server.send(());
+    tracing::info!(pipeline_id, outcome = ?outcome, "pipeline.exited");
+    Ok(outcome)
+}
+
+/// Refuses, with a clear message, what this build cannot run yet: nothing is accepted and
+/// then ignored.
+fn check_supported(config: &Config) -> anyhow::Result<()> {
+    if config.platform.transport_mode == TransportMode::Embedded {
+        bail!("transport_mode `embedded` is not available in this build yet; use `kafka`");
+    }
+    if config.platform.kafka.value_converter == ValueConverter::Avro {
+        bail!("kafka.value_converter `avro` is not available in this build yet; use `json`");
+    }
+    if !matches!(config.pipeline.source.source_type, SourceType::Postgres | SourceType::Mysql) {
+        bail!("source_type {:?} is not available in this build yet", config.pipeline.source.source_type);
+    }
+    if config.platform.kafka.auth_mechanism == AuthMechanism::SaslIam {
+        bail!("kafka.auth_mechanism `sasl_iam` is not available in this build yet");
+    }
+    for sink in config.pipeline.sinks.iter().filter(|sink| sink.enabled) {
+        if !matches!(sink.kind, SinkKind::Webhook(_)) {
+            bail!(
+                "sink `{}`: sink_type `{}` is not available in this build yet",
+                sink.sink_id,
+                sink.sink_type().as_str()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sink_factories(config: &Config) -> anyhow::Result<Vec<(Arc<dyn SinkFactory>, RetryPolicy)>> {
+    let mut factories: Vec<(Arc<dyn SinkFactory>, RetryPolicy)> = Vec::new();
+    for sink in config.pipeline.sinks.iter().filter(|sink| sink.enabled) {
+        let factory: Arc<dyn SinkFactory> = match &sink.kind {
+            SinkKind::Webhook(webhook) => {
+                let options = WebhookOptions {
+                    url: webhook.url.clone(),
+                    method: webhook.method.clone(),
+                    headers: webhook
+                        .headers
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+                        .collect(),
+                    timeout: webhook.timeout,
+                    auth_token: webhook.auth_token.as_ref().map(|token| token.expose().to_owned()),
+                };
+                let factory = WebhookFactory::new(&sink.sink_id, &options)
+                    .map_err(|reason| anyhow::anyhow!("sink `{}`: {reason}", sink.sink_id))?;
+                Arc::new(factory)
+            }
+            _ => bail!(
+                "sink `{}`: sink_type `{}` is not available yet",
+                sink.sink_id,
+                sink.sink_type().as_str()
+            ),
+        };
+        factories.push((factory, retry_policy(&sink.retry)));
+    }
+    Ok(factories)
+}
+
+fn plugin_spec(name: &str, plugin: &PluginConfig) -> anyhow::Result<PluginSpec> {
+    Ok(PluginSpec {
+        name: name.to_owned(),
+        path: plugin.path.clone(),
+        sha256: plugin.sha256.clone(),
+        config_json: serde_json::to_string(&plugin.config)?,
+        limits: PluginLimits {
+            memory_bytes: usize::try_from(plugin.limits.memory_bytes()).unwrap_or(usize::MAX),
+            call_timeout: plugin.limits.call_timeout,
+            max_output_bytes: usize::try_from(plugin.limits.max_output_bytes).unwrap_or(usize::MAX),
+        },
+    })
+}
+
+fn retry_policy(retry: &RetryConfig) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: retry.max_attempts,
+        initial_wait: retry.initial_wait,
+        max_wait: retry.max_wait,
+        multiplier: retry.multiplier,
+        jitter: retry.jitter,
+    }
+}
+
+/// librdkafka properties every client of the pipeline shares: brokers and security.
+fn kafka_connection(kafka: &KafkaConfig) -> Vec<(String, String)> {
+    let mut properties = vec![
+        ("bootstrap.servers".to_owned(), kafka.bootstrap_servers.clone()),
+        ("security.protocol".to_owned(), kafka.security_protocol.as_str().to_owned()),
+    ];
+    let mechanism = match kafka.auth_mechanism {
+        AuthMechanism::None | AuthMechanism::SaslIam => None,
+        AuthMechanism::SaslPlain => Some("PLAIN"),
+        AuthMechanism::SaslScram256 => Some("SCRAM-SHA-256"),
+        AuthMechanism::SaslScram512 => Some("SCRAM-SHA-512"),
+        AuthMechanism::SaslOauthbearer => Some("OAUTHBEARER"),
+    };
+    if let Some(mechanism) = mechanism {
+        properties.push(("sasl.mechanism".into(), mechanism.into()));
+    }
+    if let Some(username) = &kafka.sasl_username {
+        properties.push(("sasl.username".into(), username.clone()));
+    }
+    if let Some(password) = &kafka.sasl_password {
+        properties.push(("sasl.password".into(), password.expose().to_owned()));
+    }
+    for (key, value) in [
+        ("ssl.ca.location", &kafka.ssl_ca_location),
+        ("ssl.certificate.location", &kafka.ssl_certificate_location),
+        ("ssl.key.location", &kafka.ssl_key_location),
+    ] {
+        if let Some(value) = value {
+            properties.push((key.into(), value.clone()));
+        }
+    }
+    properties
+}
+
+fn consumer_settings(kafka: &KafkaConfig, mut properties: Vec<(String, String)>) -> ConsumerSettings {
+    let auto_offset_reset = match kafka.auto_offset_reset {
+        crate::config::AutoOffsetReset::Earliest => "earliest",
+        crate::config::AutoOffsetReset::Latest => "latest",
+    };
+    properties.extend([
+        ("auto.offset.reset".to_owned(), auto_offset_reset.to_owned()),
+        ("session.timeout.ms".to_owned(), kafka.session_timeout.as_millis().to_string()),
+        ("max.poll.interval.ms".to_owned(), kafka.max_poll_interval.as_millis().to_string()),
+        ("fetch.min.bytes".to_owned(), kafka.fetch_min_bytes.to_string()),
+        ("fetch.wait.max.ms".to_owned(), kafka.fetch_max_wait.as_millis().to_string()),
+    ]);
+    ConsumerSettings { group_id: kafka.group_id.clone(), properties }
+}
+
+/// Keeps `/readyz` honest about the connector while the pipeline runs.
+async fn watch_connector(connect: ConnectClient, health: Arc<Health>) {
+    loop {
+        tokio::time::sleep(CONNECTOR_WATCH_INTERVAL).await;
+        let status = connect.check().await.map_err(|error| error.to_string());
+        if let Err(reason) = &status {
+            tracing::warn!(connector = connect.name(), reason = reason.as_str(), "connector.not_running");
+        }
+        health.set_connector(status);
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler succeeds");
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "pipeline.shutdown_requested"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "pipeline.shutdown_requested"),
+    }
+}

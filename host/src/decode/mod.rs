@@ -1,0 +1,165 @@
+//! Decoding of Debezium messages into typed [`ChangeEvent`]s (DESIGN §2).
+//!
+//! [`decode_json`] reads what Kafka Connect's JsonConverter writes, with or without schemas (each
+//! of key and value is detected on its own); an Avro decoder for the Confluent wire format will sit
+//! beside it in `avro.rs` and share the logical types of `logical.rs`.
+//!
+//! With a schema, every column is typed from its Connect type and Debezium logical name, so
+//! decimals, dates and timestamps come out exact. Without one the types are unknown and JSON maps
+//! natively: numbers to `Int`/`Float`, strings to `Text`, and so on. A decimal is then exact only
+//! as text (`decimal.handling.mode=string` sends `"12.340"`, kept as `Text`); the default base64
+//! form of a fixed-scale decimal stays an opaque `Text` since its scale is not in the message. Two
+//! things are still recognised without a schema: Debezium's unchanged-TOAST placeholder, which
+//! becomes [`Value::Unavailable`], and the `{"scale", "value"}` struct of a
+//! `VariableScaleDecimal`, which carries its own scale and becomes a [`Value::Decimal`].
+//!
+//! [`Value::Unavailable`]: crate::event::Value::Unavailable
+//! [`Value::Decimal`]: crate::event::Value::Decimal
+
+use std::fmt;
+
+use crate::event::{ChangeEvent, Position, SourceInfo};
+
+mod json;
+mod logical;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+pub use json::decode_json;
+
+/// What one Kafka record decodes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A row change (or a truncate).
+    Change(ChangeEvent),
+    /// A null value after a delete: a compaction artefact, acknowledged but not delivered.
+    Tombstone,
+    /// A DDL event from the connector's schema-change topic (MySQL and MariaDB).
+    SchemaChange(SchemaChange),
+}
+
+/// A DDL statement the connector saw, as published on its `<topic.prefix>` schema-change topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaChange {
+    /// The database the statement ran in (`databaseName`), possibly empty for server-wide ones.
+    pub database: Option<String>,
+    /// The schema name (`schemaName`), when the source has one.
+    pub schema: Option<String>,
+    /// The DDL text.
+    pub ddl: String,
+    /// Debezium's description of each table the statement changed (`tableChanges`), as received.
+    pub table_changes: Vec<serde_json::Value>,
+    /// Origin metadata.
+    pub source: SourceInfo,
+    /// When the connector processed the statement, milliseconds since the epoch.
+    pub ts_ms: Option<i64>,
+    /// Where the record sits in its topic.
+    pub position: Position,
+}
+
+/// The two parts of a Kafka record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagePart {
+    /// The record key.
+    Key,
+    /// The record value.
+    Value,
+}
+
+impl fmt::Display for MessagePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MessagePart::Key => "key",
+            MessagePart::Value => "value",
+        })
+    }
+}
+
+/// Why a message could not be decoded. Every case is a fault of the record, never of the host.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The key or value bytes are not JSON.
+    #[error("message {part} is not valid JSON")]
+    NotJson {
+        /// Which part of the record.
+        part: MessagePart,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The key or value is JSON but not a Debezium envelope.
+    #[error("message {part} is not a Debezium envelope: {problem}")]
+    NotEnvelope {
+        /// Which part of the record.
+        part: MessagePart,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The key or value has a `schema` that is not a Kafka Connect schema.
+    #[error("message {part} has an invalid Connect schema")]
+    InvalidSchema {
+        /// Which part of the record.
+        part: MessagePart,
+        /// What the schema parser found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field is missing, has the wrong shape, or does not fit its schema.
+    #[error("field `{path}`: {problem}")]
+    Field {
+        /// Path of the field, e.g. `after.price`, `key.id`, `after.int_arr[1]`.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A field that should hold base64 does not.
+    #[error("field `{path}`: {what} are not valid base64")]
+    Base64 {
+        /// Path of the field.
+        path: String,
+        /// What the bytes were meant to be (`bytes`, `decimal bytes`).
+        what: &'static str,
+        /// The decoder's complaint.
+        #[source]
+        source: base64::DecodeError,
+    },
+}
+
+/// A field path built lazily: segments are borrowed and only rendered when an error needs them.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    /// A top-level field of the key or value.
+    Root(&'a str),
+    /// A named field inside `parent`.
+    Field(&'a Path<'a>, &'a str),
+    /// An array element inside `parent`.
+    Index(&'a Path<'a>, usize),
+}
+
+impl<'a> Path<'a> {
+    /// The path of a named child.
+    fn field(&'a self, name: &'a str) -> Path<'a> {
+        Path::Field(self, name)
+    }
+
+    /// The path of an array element.
+    fn index(&'a self, index: usize) -> Path<'a> {
+        Path::Index(self, index)
+    }
+
+    /// An error about this field.
+    fn error(&self, problem: impl Into<String>) -> Error {
+        Error::Field { path: self.to_string(), problem: problem.into() }
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}

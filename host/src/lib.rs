@@ -1,0 +1,29 @@
+//! The `cdc` host: runs change-data-capture pipelines.
+//!
+//! The data path, one module each (DESIGN §1):
+//!
+//! ```text
+//! source ─▶ decode ─▶ partition lanes ─▶ transforms ─▶ sink lanes ─▶ sinks
+//!                          ▲                                  │
+//!                          └──── offsets committed ◀── acks ──┘
+//! ```
+//!
+//! * [`config`]: `pipeline.yaml` and `platform.yaml`, validated into typed specs.
+//! * [`source`]: the Kafka consumer over Debezium topics.
+//! * [`decode`]: Debezium envelopes into [`event::ChangeEvent`]s.
+//! * [`pipeline`]: lanes, transforms, acks, commits, retries and shutdown.
+//! * [`plugin`]: the wasmtime runtime for `cdc:plugin` components.
+//! * [`sinks`]: the sink contract and the built-in sinks.
+//! * [`ops`]: connector provisioning, health and metrics.
+//! * [`cli`]: the `cdc` commands.
+
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod event;
+pub mod ops;
+pub mod pipeline;
+pub mod plugin;
+pub mod sinks;
+pub mod source;

@@ -1,0 +1,10 @@
+//! Operations: provisioning (Kafka Connect, topics), health and readiness, metrics, and the
+//! HTTP server that exposes them.
+
+pub mod connector;
+pub mod debezium;
+pub mod health;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;
+pub mod topics;

@@ -1,0 +1,58 @@
+//! Topic provisioning: the source topics exist before the consumer subscribes, so that a
+//! subscription never races Debezium's own topic creation.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Why topics could not be provisioned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The admin client could not be created or the request failed.
+    #[error("cannot create topics on {bootstrap}")]
+    Admin {
+        /// Broker list.
+        bootstrap: String,
+        /// The cause.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The broker refused a topic.
+    #[error("cannot create topic `{topic}`: {code}")]
+    Topic {
+        /// Topic name.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// Creates each topic that does not exist yet, with `partitions` partitions and
+/// `replication` replicas.
+pub async fn ensure_topics(
+    bootstrap: &str,
+    topics: &[String],
+    partitions: i32,
+    replication: i32,
+) -> Result<(), Error> {
+    let admin_error = |source| Error::Admin { bootstrap: bootstrap.to_owned(), source };
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(admin_error)?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|topic| NewTopic::new(topic, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics(&new_topics, &options).await.map_err(admin_error)?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(topic, partitions, "provision.topic_created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(Error::Topic { topic, code }),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! The dead-letter queue: records that fail on their own go to `<topic>.<suffix>` with their
+//! original key and value bytes and headers that say why (Kafka Connect's names). A record
+//! counts as handled only once the broker confirmed the write (DESIGN §3).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use crate::source::SourceRecord;
+
+/// Header names, as Kafka Connect's DLQ writes them.
+pub mod headers {
+    /// Topic the record came from.
+    pub const TOPIC: &str = "__connect.errors.topic";
+    /// Partition the record came from.
+    pub const PARTITION: &str = "__connect.errors.partition";
+    /// Offset of the record.
+    pub const OFFSET: &str = "__connect.errors.offset";
+    /// The kind of failure.
+    pub const EXCEPTION_CLASS: &str = "__connect.errors.exception.class.name";
+    /// The failure's message.
+    pub const EXCEPTION_MESSAGE: &str = "__connect.errors.exception.message";
+    /// The failure with its chain of causes.
+    pub const EXCEPTION_STACKTRACE: &str = "__connect.errors.exception.stacktrace";
+    /// The sink (or pipeline stage) that failed the record.
+    pub const SINK_ID: &str = "dlq.sink_id";
+    /// How many attempts were made.
+    pub const ATTEMPTS: &str = "dlq.attempts";
+    /// When the record was dead-lettered, milliseconds since the epoch.
+    pub const TIMESTAMP: &str = "dlq.timestamp_ms";
+}
+
+/// Why a record is dead-lettered.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The sink id, or the stage (`decode`, `transform:<name>`) that refused the record.
+    pub stage: String,
+    /// A short name of the kind of failure (`decode`, `webhook.status`, …).
+    pub kind: String,
+    /// The message.
+    pub message: String,
+    /// The message with its causes.
+    pub detail: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Settings of the DLQ.
+#[derive(Debug, Clone)]
+pub struct DlqSettings {
+    /// Suffix of DLQ topics.
+    pub topic_suffix: String,
+    /// Whether to write the failure headers.
+    pub include_headers: bool,
+    /// How long one write may wait for the broker's confirmation.
+    pub write_timeout: Duration,
+}
+
+/// Writes failed records to their DLQ topic and waits for the broker's confirmation.
+pub struct Dlq {
+    producer: FutureProducer,
+    settings: DlqSettings,
+}
+
+impl Dlq {
+    /// Creates the producer; `properties` carry the connection (`bootstrap.servers`, security)
+    /// and delivery settings (`acks`, `enable.idempotence`).
+    pub fn new(properties: &[(String, String)], settings: DlqSettings) -> Result<Self, KafkaError> {
+        let mut config = ClientConfig::new();
+        for (key, value) in properties {
+            config.set(key, value);
+        }
+        let producer =
+            config.set("message.timeout.ms", settings.write_timeout.as_millis().to_string()).create()?;
+        Ok(Dlq { producer, settings })
+    }
+
+    /// The DLQ topic of a source topic.
+    pub fn topic_for(&self, source_topic: &str) -> String {
+        dlq_topic(source_topic, &self.settings.topic_suffix)
+    }
+
+    /// Writes one record and returns once the broker confirmed it.
+    pub async fn write(&self, record: &SourceRecord, failure: &Failure) -> Result<(), KafkaError> {
+        let topic = self.topic_for(&record.topic);
+        let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic);
+        if let Some(key) = &record.key {
+            future_record = future_record.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            future_record = future_record.payload(value.as_slice());
+        }
+        if self.settings.include_headers {
+            future_record = future_record.headers(failure_headers(record, failure));
+        }
+        self.producer
+            .send(future_record, Timeout::After(self.settings.write_timeout))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| error)
+    }
+}
+
+/// `<source topic>.<suffix>`.
+pub fn dlq_topic(source_topic: &str, suffix: &str) -> String {
+    format!("{source_topic}.{suffix}")
+}
+
+fn failure_headers(record: &SourceRecord, failure: &Failure) -> OwnedHeaders {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let values = [
+        (headers::TOPIC, record.topic.to_string()),
+        (headers::PARTITION, record.partition.to_string()),
+        (headers::OFFSET, record.offset.to_string()),
+        (headers::EXCEPTION_CLASS, failure.kind.clone()),
+        (headers::EXCEPTION_MESSAGE, failure.message.clone()),
+        (headers::EXCEPTION_STACKTRACE, failure.detail.clone()),
+        (headers::SINK_ID, failure.stage.clone()),
+        (headers::ATTEMPTS, failure.attempts.to_string()),
+        (headers::TIMESTAMP, now_ms.to_string()),
+    ];
+    values.into_iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header { key, value: Some(value.as_bytes()) })
+    })
+}

@@ -1,0 +1,199 @@
+//! The partition lane: takes one partition's records in order, decodes them, runs the
+//! transforms and hands each batch to every sink lane of the partition. Records that fail on
+//! their own go to the DLQ before the batch moves on, so acks stay contiguous.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::acks::PartitionKey;
+use super::context::{Halted, LaneContext};
+use super::dlq::Failure;
+use super::retry::RetryPolicy;
+use crate::decode::{self, Decoded};
+use crate::error::{Classify, ErrorClass, chain};
+use crate::event::{ChangeEvent, Position};
+use crate::ops::metrics::names;
+use crate::plugin::{PluginError, TransformInstance};
+use crate::source::SourceRecord;
+
+/// Events bound for the sinks, with the records they came from.
+#[derive(Debug, Clone)]
+pub struct SinkBatch {
+    /// Events in source order.
+    pub events: Arc<[ChangeEvent]>,
+    /// `records[i]` is the source record of `events[i]` (for the DLQ).
+    pub records: Arc<[Arc<SourceRecord>]>,
+    /// The offset after the last source record this batch covers.
+    pub next_offset: i64,
+}
+
+/// One partition's lane.
+pub struct PartitionLane {
+    /// Which partition.
+    pub partition: PartitionKey,
+    /// Transforms, in pipeline order, each with its own instance.
+    pub transforms: Vec<TransformInstance>,
+    /// One sender per sink lane; empty when the pipeline has no enabled sink.
+    pub sinks: Vec<mpsc::UnboundedSender<SinkBatch>>,
+    /// Backoff for transforms that fail transiently.
+    pub retry: RetryPolicy,
+    /// Most records taken into one batch.
+    pub batch_size: usize,
+    /// Shared state.
+    pub context: Arc<LaneContext>,
+}
+
+impl PartitionLane {
+    /// Runs until the record channel closes (shutdown or revoke) or the pipeline halts.
+    pub async fn run(mut self, mut records: mpsc::UnboundedReceiver<SourceRecord>) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        while records.recv_many(&mut batch, self.batch_size).await > 0 {
+            let next_offset = batch.last().map_or(0, |record: &SourceRecord| record.offset + 1);
+            let records: Vec<Arc<SourceRecord>> = batch.drain(..).map(Arc::new).collect();
+            if self.process(records, next_offset).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn process(&mut self, records: Vec<Arc<SourceRecord>>, next_offset: i64) -> Result<(), Halted> {
+        let mut items = self.decode(records).await?;
+        for index in 0..self.transforms.len() {
+            items = self.transform(index, items).await?;
+        }
+        let (events, records): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+        if self.sinks.is_empty() {
+            self.context.tracker.ack(0, &self.partition, next_offset);
+            return Ok(());
+        }
+        let batch = SinkBatch { events: events.into(), records: records.into(), next_offset };
+        for sink in &self.sinks {
+            // A closed sink lane has halted the pipeline; its batch is simply never acked.
+            let _ = sink.send(batch.clone());
+        }
+        Ok(())
+    }
+
+    async fn decode(
+        &mut self,
+        records: Vec<Arc<SourceRecord>>,
+    ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
+        let mut items = Vec::with_capacity(records.len());
+        for record in records {
+            let position = Position::Kafka {
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+            };
+            match decode::decode_json(record.key.as_deref(), record.value.as_deref(), position) {
+                Ok(Decoded::Change(event)) => items.push((event, record)),
+                // Tombstones and schema changes are acknowledged with the batch, not delivered.
+                Ok(_) => {}
+                Err(error) => {
+                    let failure = Failure {
+                        stage: "decode".into(),
+                        kind: "decode".into(),
+                        message: error.to_string(),
+                        detail: chain(&error),
+                        attempts: 1,
+                    };
+                    self.context.dead_letter(&record, failure).await?;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    async fn transform(
+        &mut self,
+        index: usize,
+        items: Vec<(ChangeEvent, Arc<SourceRecord>)>,
+    ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
+        if items.is_empty() {
+            return Ok(items);
+        }
+        let (events, records): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+        let mut attempt = 0;
+        let output = loop {
+            let instance = &mut self.transforms[index];
+            // Wasm calls are synchronous and bounded by the plugin's deadline.
+            let result = tokio::task::block_in_place(|| instance.transform(&events));
+            match result {
+                Ok(output) => break output,
+                Err(error) => match error.class() {
+                    ErrorClass::Transient { retry_after } => {
+                        attempt += 1;
+                        if matches!(error, PluginError::Trap { .. }) {
+                            self.context.metrics.add(names::PLUGIN_TRAPS, instance.name(), 1);
+                        }
+                        if attempt >= self.retry.max_attempts {
+                            // The batch keeps failing: find the records that fail alone.
+                            return self.transform_one_by_one(index, events, records).await;
+                        }
+                        tracing::warn!(attempt, error = %error, "pipeline.transform_retry");
+                        tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
+                    }
+                    ErrorClass::Record => return self.transform_one_by_one(index, events, records).await,
+                    ErrorClass::Fatal => {
+                        self.context.halt(error.to_string());
+                        return Err(Halted);
+                    }
+                },
+            }
+        };
+        let dropped = events.len().saturating_sub(output.events.len());
+        self.context.metrics.add(names::TRANSFORM_DROPPED, self.transforms[index].name(), dropped as u64);
+        for (origin, error) in &output.record_errors {
+            self.dead_letter_transform(index, &records[*origin], error, attempt + 1).await?;
+        }
+        Ok(output.events.into_iter().map(|(origin, event)| (event, records[origin].clone())).collect())
+    }
+
+    /// Runs the transform on each event alone: those that still fail go to the DLQ.
+    async fn transform_one_by_one(
+        &mut self,
+        index: usize,
+        events: Vec<ChangeEvent>,
+        records: Vec<Arc<SourceRecord>>,
+    ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
+        let mut kept = Vec::with_capacity(events.len());
+        for (event, record) in events.into_iter().zip(records) {
+            let instance = &mut self.transforms[index];
+            let result = tokio::task::block_in_place(|| instance.transform(std::slice::from_ref(&event)));
+            match result {
+                Ok(output) => {
+                    for (_, error) in &output.record_errors {
+                        self.dead_letter_transform(index, &record, error, 1).await?;
+                    }
+                    kept.extend(output.events.into_iter().map(|(_, event)| (event, record.clone())));
+                }
+                Err(error) if error.class() == ErrorClass::Fatal => {
+                    self.context.halt(error.to_string());
+                    return Err(Halted);
+                }
+                Err(error) => {
+                    self.dead_letter_transform(index, &record, &error, self.retry.max_attempts).await?
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    async fn dead_letter_transform(
+        &mut self,
+        index: usize,
+        record: &SourceRecord,
+        error: &PluginError,
+        attempts: u32,
+    ) -> Result<(), Halted> {
+        let failure = Failure {
+            stage: format!("transform:{}", self.transforms[index].name()),
+            kind: format!("plugin.{}", error.class().name()),
+            message: error.to_string(),
+            detail: chain(error),
+            attempts,
+        };
+        self.context.dead_letter(record, failure).await
+    }
+}

@@ -1,0 +1,99 @@
+//! The wasmtime side of the plugin runtime: one engine, components compiled once, one store per
+//! instance with memory capped and every call under an epoch deadline.
+
+mod engine;
+mod state;
+mod transform;
+
+use std::time::Duration;
+
+pub use engine::PluginRuntime;
+pub use transform::{TransformInstance, TransformOutput, TransformPlugin};
+
+use crate::error::{Classify, ErrorClass};
+
+/// Limits that apply to one plugin instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Largest linear memory the instance may grow to.
+    pub memory_bytes: usize,
+    /// Longest one call may run before it is interrupted.
+    pub call_timeout: Duration,
+    /// Largest output one call may return.
+    pub max_output_bytes: usize,
+}
+
+/// What the host needs to load a plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The name the pipeline gives the plugin (used in logs, metrics and errors).
+    pub name: String,
+    /// Path of the `.wasm` component.
+    pub path: std::path::PathBuf,
+    /// Expected sha256 of the file, as lowercase hex, when the pipeline pins it.
+    pub sha256: Option<String>,
+    /// The plugin's own config, as JSON text.
+    pub config_json: String,
+    /// Resource limits.
+    pub limits: PluginLimits,
+}
+
+/// A failure of a plugin, classed for the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component could not be read, verified, compiled or linked.
+    #[error("plugin `{plugin}`: cannot load {path}: {reason}")]
+    Load {
+        /// Plugin name.
+        plugin: String,
+        /// Component path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The instance trapped, ran out of its deadline or memory: a fault of the plugin.
+    #[error("plugin `{plugin}` trapped in `{call}`: {reason}")]
+    Trap {
+        /// Plugin name.
+        plugin: String,
+        /// The export that was called.
+        call: &'static str,
+        /// The trap, e.g. "deadline exceeded" or "out of memory".
+        reason: String,
+    },
+    /// The plugin returned an error of its own.
+    #[error("plugin `{plugin}` failed in `{call}` ({}): {message}", class.name())]
+    Returned {
+        /// Plugin name.
+        plugin: String,
+        /// The export that was called.
+        call: &'static str,
+        /// The class the plugin gave.
+        class: ErrorClass,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin broke the protocol (bad origins, output too large, unreadable records).
+    #[error("plugin `{plugin}` broke the protocol in `{call}`: {reason}")]
+    Protocol {
+        /// Plugin name.
+        plugin: String,
+        /// The export that was called.
+        call: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl Classify for PluginError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PluginError::Load { .. } => ErrorClass::Fatal,
+            // A trap may come from one record (a panic on bad input) or from the plugin's state;
+            // the instance is rebuilt and the batch retried, so treat it as transient first.
+            PluginError::Trap { .. } => ErrorClass::TRANSIENT,
+            PluginError::Returned { class, .. } => *class,
+            PluginError::Protocol { .. } => ErrorClass::Fatal,
+        }
+    }
+}

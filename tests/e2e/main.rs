@@ -1,0 +1,4 @@
+//! End-to-end suites: real PostgreSQL, Debezium on Kafka Connect, a Kafka broker, HTTP and the
+//! `cdc` binary. Start the services with `scripts/test-env.sh up` first.
+
+mod postgres_to_webhook;

@@ -1,0 +1,50 @@
+//! Addresses of the test environment's services, from the variables `scripts/test-env.sh env`
+//! prints.
+
+/// Where the real services of the test environment listen.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    /// Kafka bootstrap servers (`host:port`).
+    pub kafka: String,
+    /// Kafka Connect REST URL.
+    pub connect_url: String,
+    /// PostgreSQL host.
+    pub pg_host: String,
+    /// PostgreSQL port.
+    pub pg_port: u16,
+    /// PostgreSQL user (trusted, no password).
+    pub pg_user: String,
+    /// PostgreSQL database.
+    pub pg_db: String,
+}
+
+impl TestEnv {
+    /// Reads the environment; panics with the fix when a variable is missing.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: start the services with `scripts/test-env.sh up` and `eval \"$(scripts/test-env.sh env)\"`")
+            })
+        };
+        TestEnv {
+            kafka: var("CDC_TEST_KAFKA"),
+            connect_url: var("CDC_TEST_CONNECT_URL"),
+            pg_host: var("CDC_TEST_PG_HOST"),
+            pg_port: var("CDC_TEST_PG_PORT").parse().expect("CDC_TEST_PG_PORT is a port number"),
+            pg_user: var("CDC_TEST_PG_USER"),
+            pg_db: var("CDC_TEST_PG_DB"),
+        }
+    }
+
+    /// A libpq-style connection string for tokio-postgres.
+    pub fn pg_config(&self) -> String {
+        format!("host={} port={} user={} dbname={}", self.pg_host, self.pg_port, self.pg_user, self.pg_db)
+    }
+}
+
+/// A suffix unique to this test run, so that tables, slots and groups never collide.
+pub fn unique_suffix() -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
+}

@@ -1,0 +1,10 @@
+//! Harness for the end-to-end tests: the test environment's addresses, the binaries under
+//! test, a webhook receiver and a supervised `cdc` process.
+//!
+//! The services come from `scripts/test-env.sh up`; its `env` command prints the variables read
+//! here. A test that finds them unset fails: a suite that silently skips proves nothing.
+
+pub mod build;
+pub mod env;
+pub mod process;
+pub mod receiver;

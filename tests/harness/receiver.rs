@@ -1,0 +1,113 @@
+//! A real HTTP endpoint that records what a webhook sink delivers, and can be told to fail.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::Value as Json;
+use tokio::sync::Notify;
+
+/// One request the receiver accepted.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The JSON body.
+    pub body: Json,
+    /// The `idempotency-key` header.
+    pub idempotency_key: Option<String>,
+    /// The `authorization` header.
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    deliveries: Mutex<Vec<Delivery>>,
+    arrived: Notify,
+}
+
+/// The receiver: listens on 127.0.0.1 on a free port until dropped.
+pub struct WebhookReceiver {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookReceiver {
+    /// Starts the receiver.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new().route("/hook", post(accept)).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let address = listener.local_addr().expect("bound address");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("receiver serves");
+        });
+        WebhookReceiver { address, shared, server }
+    }
+
+    /// The URL the sink should call.
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.address)
+    }
+
+    /// Everything received so far, in arrival order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.deliveries.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` deliveries arrived; returns what arrived when the time ran out.
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Delivery> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.arrived.notified();
+            let deliveries = self.deliveries();
+            if deliveries.len() >= count {
+                return deliveries;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.deliveries();
+            }
+        }
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn accept(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let Ok(body) = serde_json::from_slice::<Json>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let delivery =
+        Delivery { body, idempotency_key: header("idempotency-key"), authorization: header("authorization") };
+    shared.deliveries.lock().unwrap().push(delivery);
+    shared.arrived.notify_waiters();
+    StatusCode::OK
+}
+
+/// Waits for `condition` to hold, checking every 200 ms, up to `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    condition().await
+}
