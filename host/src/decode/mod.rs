@@ -1,8 +1,10 @@
 //! Decoding of Debezium messages into typed [`ChangeEvent`]s (DESIGN §2).
 //!
 //! [`decode_json`] reads what Kafka Connect's JsonConverter writes, with or without schemas (each
-//! of key and value is detected on its own); an Avro decoder for the Confluent wire format will sit
-//! beside it in `avro.rs` and share the logical types of `logical.rs`.
+//! of key and value is detected on its own). [`decode_avro`] reads what Confluent's AvroConverter
+//! writes (magic byte 0, 4-byte schema id, Avro body) with schemas from a [`SchemaRegistry`], and
+//! [`decode_avro_with`] does the same with schemas from any lookup; both type columns by the same
+//! code as the JSON path, so a column gives the same value whichever converter wrote it.
 //!
 //! With a schema, every column is typed from its Connect type and Debezium logical name, so
 //! decimals, dates and timestamps come out exact. Without one the types are unknown and JSON maps
@@ -20,13 +22,17 @@ use std::fmt;
 
 use crate::event::{ChangeEvent, Position, SourceInfo};
 
+mod avro;
 mod json;
 mod logical;
+mod registry;
 mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use avro::{AvroSchema, AvroSchemaError, decode_avro, decode_avro_with, split_confluent};
 pub use json::decode_json;
+pub use registry::SchemaRegistry;
 
 /// What one Kafka record decodes to.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +82,8 @@ impl fmt::Display for MessagePart {
     }
 }
 
-/// Why a message could not be decoded. Every case is a fault of the record, never of the host.
+/// Why a message could not be decoded. Every case is a fault of the record, except
+/// [`Error::Registry`]: see [`Error::is_transient`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The key or value bytes are not JSON.
@@ -124,6 +131,60 @@ pub enum Error {
         #[source]
         source: base64::DecodeError,
     },
+    /// The key or value is not in the Confluent wire format (magic byte 0, 4-byte schema id).
+    #[error("message {part} is not in the confluent wire format: {problem}")]
+    NotConfluentWire {
+        /// Which part of the record.
+        part: MessagePart,
+        /// What is wrong with its header.
+        problem: String,
+    },
+    /// An Avro body does not match the schema its header names.
+    #[error("message {part} does not match avro schema {schema_id} at `{path}`, byte {offset}: {problem}")]
+    AvroBody {
+        /// Which part of the record.
+        part: MessagePart,
+        /// The schema id in the header.
+        schema_id: u32,
+        /// Path of the field being read, e.g. `after.num_fixed`, `after.int_arr[1]`.
+        path: String,
+        /// Offset in the message (header included) where reading failed.
+        offset: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The schema id in a header is not registered (or not known to the lookup).
+    #[error("schema id {id} is not registered")]
+    UnknownSchema {
+        /// The schema id.
+        id: u32,
+    },
+    /// The schema registered under an id is not a usable Avro schema.
+    #[error("schema {id} is not a usable avro schema")]
+    InvalidAvroSchema {
+        /// The schema id.
+        id: u32,
+        /// What is wrong with it.
+        #[source]
+        source: AvroSchemaError,
+    },
+    /// The Schema Registry could not be reached, timed out or failed: a transient error, not
+    /// the record's fault.
+    #[error("schema registry: fetching schema {id} failed: {problem}")]
+    Registry {
+        /// The schema id being fetched.
+        id: u32,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+impl Error {
+    /// Whether the error is transient (retry the same record later) rather than the record's
+    /// fault (send it to the DLQ). Only [`Error::Registry`] is.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Registry { .. })
+    }
 }
 
 /// A field path built lazily: segments are borrowed and only rendered when an error needs them.

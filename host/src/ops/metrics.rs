@@ -1,9 +1,10 @@
-//! Metrics in Prometheus text format: counters the pipeline's parts bump, rendered on
-//! `/metrics`.
+//! Metrics in Prometheus text format. Parts register a [`Counter`] or [`Gauge`] once and bump it
+//! on the hot path with one atomic add; `/metrics` renders them all.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Metric names (DESIGN §8).
 pub mod names {
@@ -21,35 +22,84 @@ pub mod names {
     pub const PLUGIN_TRAPS: &str = "cdc_plugin_traps_total";
     /// Offset commits sent.
     pub const COMMITS: &str = "cdc_commits_total";
+    /// Consumer lag per partition (high watermark minus committed position).
+    pub const CONSUMER_LAG: &str = "cdc_consumer_lag";
 }
 
-/// A registry of labelled counters.
+/// A monotonically increasing counter.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds `delta`.
+    pub fn add(&self, delta: u64) {
+        self.0.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Metric {
+    Counter(Counter),
+    Gauge(Gauge),
+}
+
+/// The registry of labelled metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    metrics: Mutex<BTreeMap<(&'static str, String), Metric>>,
 }
 
 impl Metrics {
-    /// Adds `delta` to counter `name` with label value `label` (empty for none).
-    pub fn add(&self, name: &'static str, label: &str, delta: u64) {
-        let mut counters = self.counters.lock().expect("metrics lock poisoned");
-        *counters.entry((name, label.to_owned())).or_default() += delta;
+    /// The counter `name` with label value `label` (empty for none), registered on first use.
+    pub fn counter(&self, name: &'static str, label: &str) -> Counter {
+        let mut metrics = self.metrics.lock().expect("metrics lock poisoned");
+        let metric =
+            metrics.entry((name, label.to_owned())).or_insert_with(|| Metric::Counter(Counter::default()));
+        match metric {
+            Metric::Counter(counter) => counter.clone(),
+            Metric::Gauge(_) => panic!("metric {name} is registered as a gauge"),
+        }
     }
 
-    /// The current value of a counter.
-    pub fn get(&self, name: &'static str, label: &str) -> u64 {
-        let counters = self.counters.lock().expect("metrics lock poisoned");
-        counters.get(&(name, label.to_owned())).copied().unwrap_or(0)
+    /// The gauge `name` with label value `label`, registered on first use.
+    pub fn gauge(&self, name: &'static str, label: &str) -> Gauge {
+        let mut metrics = self.metrics.lock().expect("metrics lock poisoned");
+        let metric =
+            metrics.entry((name, label.to_owned())).or_insert_with(|| Metric::Gauge(Gauge::default()));
+        match metric {
+            Metric::Gauge(gauge) => gauge.clone(),
+            Metric::Counter(_) => panic!("metric {name} is registered as a counter"),
+        }
     }
 
-    /// Renders every counter in Prometheus text format; labels are named `id`.
+    /// Renders every metric in Prometheus text format; labels are named `id`.
     pub fn render(&self) -> String {
-        let counters = self.counters.lock().expect("metrics lock poisoned");
+        let metrics = self.metrics.lock().expect("metrics lock poisoned");
         let mut text = String::new();
         let mut last_name = "";
-        for ((name, label), value) in counters.iter() {
+        for ((name, label), metric) in metrics.iter() {
+            let (kind, value) = match metric {
+                Metric::Counter(counter) => ("counter", counter.get() as i64),
+                Metric::Gauge(gauge) => ("gauge", gauge.0.load(Ordering::Relaxed)),
+            };
             if *name != last_name {
-                let _ = writeln!(text, "# TYPE {name} counter");
+                let _ = writeln!(text, "# TYPE {name} {kind}");
                 last_name = name;
             }
             if label.is_empty() {
@@ -70,12 +120,15 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let metrics = Metrics::default();
-        metrics.add(names::EVENTS_DELIVERED, "hook", 2);
-        metrics.add(names::EVENTS_DELIVERED, "hook", 3);
-        metrics.add(names::COMMITS, "", 1);
+        let delivered = metrics.counter(names::EVENTS_DELIVERED, "hook");
+        delivered.add(2);
+        metrics.counter(names::EVENTS_DELIVERED, "hook").add(3);
+        metrics.counter(names::COMMITS, "").add(1);
+        metrics.gauge(names::CONSUMER_LAG, "t[0]").set(-4);
         assert_eq!(
             metrics.render(),
             "# TYPE cdc_commits_total counter\ncdc_commits_total 1\n\
+             # TYPE cdc_consumer_lag gauge\ncdc_consumer_lag{id=\"t[0]\"} -4\n\
              # TYPE cdc_sink_events_delivered_total counter\ncdc_sink_events_delivered_total{id=\"hook\"} 5\n"
         );
     }

@@ -3,29 +3,38 @@
 //!
 //! Participants are the enabled sinks; a pipeline without sinks has one participant, the
 //! partition lane itself, so that it still commits. Positions are Kafka "next offsets": the
-//! offset after the last record made durable.
+//! offset after the last record made durable. Lanes hold their partition's [`PartitionAcks`]
+//! and update it with atomics, so the hot path takes no lock; a partition that is revoked and
+//! later assigned again gets a fresh one, so late acks of its old lanes cannot leak into it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A topic and partition.
 pub type PartitionKey = (Arc<str>, i32);
 
-/// Tracks acks and answers what may be committed.
+/// No position yet.
+const NONE: i64 = -1;
+
+/// Tracks acks of every partition and answers what may be committed.
 #[derive(Debug)]
 pub struct AckTracker {
     participant_count: usize,
-    partitions: Mutex<HashMap<PartitionKey, PartitionAcks>>,
+    partitions: Mutex<HashMap<PartitionKey, Arc<PartitionAcks>>>,
 }
 
+/// The positions of one partition.
 #[derive(Debug)]
-struct PartitionAcks {
+pub struct PartitionAcks {
     /// Per participant: the next offset after its contiguous durable records.
-    durable: Vec<Option<i64>>,
+    durable: Box<[AtomicI64]>,
     /// The next offset after the last record handed to the lanes.
-    dispatched: Option<i64>,
+    dispatched: AtomicI64,
+    /// The offset of the first record handed to the lanes: where counting in-flight starts.
+    base: AtomicI64,
     /// The position last sent to the broker.
-    committed: Option<i64>,
+    committed: AtomicI64,
 }
 
 impl AckTracker {
@@ -34,35 +43,23 @@ impl AckTracker {
         AckTracker { participant_count: participant_count.max(1), partitions: Mutex::new(HashMap::new()) }
     }
 
-    /// Records that the record at `offset` was handed to the lanes.
-    pub fn dispatched(&self, partition: &PartitionKey, offset: i64) {
+    /// The positions of a partition, created on first use.
+    pub fn partition(&self, partition: &PartitionKey) -> Arc<PartitionAcks> {
         let mut partitions = self.partitions.lock().expect("ack tracker lock poisoned");
-        let acks = partitions.entry(partition.clone()).or_insert_with(|| PartitionAcks {
-            durable: vec![None; self.participant_count],
-            dispatched: None,
-            committed: None,
+        let acks = partitions.entry(partition.clone()).or_insert_with(|| {
+            Arc::new(PartitionAcks {
+                durable: (0..self.participant_count).map(|_| AtomicI64::new(NONE)).collect(),
+                dispatched: AtomicI64::new(NONE),
+                base: AtomicI64::new(NONE),
+                committed: AtomicI64::new(NONE),
+            })
         });
-        acks.dispatched = Some(acks.dispatched.map_or(offset + 1, |next| next.max(offset + 1)));
+        acks.clone()
     }
 
-    /// Records that `participant` made every record before `next_offset` durable (or handled it
-    /// through a confirmed DLQ write). Positions only move forward.
-    pub fn ack(&self, participant: usize, partition: &PartitionKey, next_offset: i64) {
-        let mut partitions = self.partitions.lock().expect("ack tracker lock poisoned");
-        if let Some(slot) = partitions.get_mut(partition).and_then(|acks| acks.durable.get_mut(participant)) {
-            *slot = Some(slot.map_or(next_offset, |current| current.max(next_offset)));
-        }
-    }
-
-    /// How many offsets of a partition are dispatched but not yet durable everywhere.
-    pub fn in_flight(&self, partition: &PartitionKey) -> i64 {
-        let partitions = self.partitions.lock().expect("ack tracker lock poisoned");
-        let Some(acks) = partitions.get(partition) else { return 0 };
-        match (acks.dispatched, acks.floor()) {
-            (Some(dispatched), Some(floor)) => dispatched - floor,
-            (Some(_), None) => i64::MAX,
-            _ => 0,
-        }
+    /// The positions of a partition, if it is tracked.
+    pub fn get(&self, partition: &PartitionKey) -> Option<Arc<PartitionAcks>> {
+        self.partitions.lock().expect("ack tracker lock poisoned").get(partition).cloned()
     }
 
     /// Positions that moved since the last commit, for the partitions `owned` says we hold.
@@ -73,17 +70,17 @@ impl AckTracker {
             .filter(|(partition, _)| owned(partition))
             .filter_map(|(partition, acks)| {
                 let floor = acks.floor()?;
-                (acks.committed < Some(floor)).then(|| (partition.clone(), floor))
+                (acks.committed.load(Ordering::Acquire) < floor).then(|| (partition.clone(), floor))
             })
             .collect()
     }
 
     /// Records that positions were sent to the broker.
     pub fn mark_committed(&self, positions: &[(PartitionKey, i64)]) {
-        let mut partitions = self.partitions.lock().expect("ack tracker lock poisoned");
+        let partitions = self.partitions.lock().expect("ack tracker lock poisoned");
         for (partition, offset) in positions {
-            if let Some(acks) = partitions.get_mut(partition) {
-                acks.committed = Some(*offset);
+            if let Some(acks) = partitions.get(partition) {
+                acks.committed.fetch_max(*offset, Ordering::AcqRel);
             }
         }
     }
@@ -91,8 +88,8 @@ impl AckTracker {
     /// Forgets the last commit of a partition so that its position is sent again (the commit
     /// failed).
     pub fn forget_commit(&self, partition: &PartitionKey) {
-        if let Some(acks) = self.partitions.lock().expect("ack tracker lock poisoned").get_mut(partition) {
-            acks.committed = None;
+        if let Some(acks) = self.get(partition) {
+            acks.committed.store(NONE, Ordering::Release);
         }
     }
 
@@ -103,9 +100,37 @@ impl AckTracker {
 }
 
 impl PartitionAcks {
+    /// Records that the record at `offset` was handed to the lanes.
+    pub fn dispatched(&self, offset: i64) {
+        let _ = self.base.compare_exchange(NONE, offset, Ordering::AcqRel, Ordering::Acquire);
+        self.dispatched.fetch_max(offset + 1, Ordering::AcqRel);
+    }
+
+    /// Records that `participant` made every record before `next_offset` durable (or handled it
+    /// through a confirmed DLQ write). Positions only move forward.
+    pub fn ack(&self, participant: usize, next_offset: i64) {
+        if let Some(slot) = self.durable.get(participant) {
+            slot.fetch_max(next_offset, Ordering::AcqRel);
+        }
+    }
+
+    /// How many offsets are dispatched but not yet durable everywhere.
+    pub fn in_flight(&self) -> i64 {
+        let dispatched = self.dispatched.load(Ordering::Acquire);
+        if dispatched == NONE {
+            return 0;
+        }
+        // A participant that has acked nothing yet holds everything since the first record.
+        let base = self.base.load(Ordering::Acquire);
+        let floor =
+            self.durable.iter().map(|slot| slot.load(Ordering::Acquire).max(base)).min().unwrap_or(base);
+        (dispatched - floor).max(0)
+    }
+
     /// The minimum durable position over participants; `None` until every one has acked.
     fn floor(&self) -> Option<i64> {
-        self.durable.iter().copied().min().flatten()
+        let floor = self.durable.iter().map(|slot| slot.load(Ordering::Acquire)).min()?;
+        (floor != NONE).then_some(floor)
     }
 }
 
@@ -121,23 +146,27 @@ mod tests {
     fn commit_is_the_minimum_over_participants() {
         let tracker = AckTracker::new(2);
         let p = partition(0);
+        let acks = tracker.partition(&p);
         for offset in 0..10 {
-            tracker.dispatched(&p, offset);
+            acks.dispatched(offset);
         }
-        tracker.ack(0, &p, 10);
+        assert_eq!(acks.in_flight(), 10);
+        acks.ack(0, 10);
         assert!(tracker.committable(|_| true).is_empty(), "second sink has acked nothing");
-        tracker.ack(1, &p, 4);
+        assert_eq!(acks.in_flight(), 10);
+        acks.ack(1, 4);
         assert_eq!(tracker.committable(|_| true), vec![(p.clone(), 4)]);
-        assert_eq!(tracker.in_flight(&p), 6);
+        assert_eq!(acks.in_flight(), 6);
     }
 
     #[test]
     fn positions_never_move_backwards_and_commits_are_not_repeated() {
         let tracker = AckTracker::new(1);
         let p = partition(1);
-        tracker.dispatched(&p, 5);
-        tracker.ack(0, &p, 6);
-        tracker.ack(0, &p, 3);
+        let acks = tracker.partition(&p);
+        acks.dispatched(5);
+        acks.ack(0, 6);
+        acks.ack(0, 3);
         let positions = tracker.committable(|_| true);
         assert_eq!(positions, vec![(p.clone(), 6)]);
         tracker.mark_committed(&positions);
@@ -151,9 +180,24 @@ mod tests {
         let tracker = AckTracker::new(1);
         let (a, b) = (partition(0), partition(1));
         for p in [&a, &b] {
-            tracker.dispatched(p, 0);
-            tracker.ack(0, p, 1);
+            let acks = tracker.partition(p);
+            acks.dispatched(0);
+            acks.ack(0, 1);
         }
         assert_eq!(tracker.committable(|p| p.1 == 1), vec![(b, 1)]);
+    }
+
+    #[test]
+    fn late_acks_of_a_revoked_partition_do_not_reach_its_next_owner() {
+        let tracker = AckTracker::new(1);
+        let p = partition(2);
+        let old = tracker.partition(&p);
+        old.dispatched(0);
+        tracker.remove(&p);
+        let fresh = tracker.partition(&p);
+        fresh.dispatched(7);
+        old.ack(0, 100);
+        assert!(tracker.committable(|_| true).is_empty());
+        assert_eq!(fresh.in_flight(), 1);
     }
 }

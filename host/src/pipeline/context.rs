@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::acks::AckTracker;
 use super::dlq::{Dlq, Failure};
@@ -25,6 +25,8 @@ pub struct LaneContext {
     pub health: Arc<Health>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Limits how many partitions process a batch at once (`partition_concurrency`).
+    pub concurrency: Option<Arc<Semaphore>>,
     halt: watch::Sender<Option<String>>,
 }
 
@@ -39,9 +41,10 @@ impl LaneContext {
         dlq: Option<Dlq>,
         health: Arc<Health>,
         metrics: Arc<Metrics>,
+        concurrency: Option<Arc<Semaphore>>,
     ) -> (Arc<Self>, watch::Receiver<Option<String>>) {
         let (halt, halt_receiver) = watch::channel(None);
-        (Arc::new(LaneContext { tracker, dlq, health, metrics, halt }), halt_receiver)
+        (Arc::new(LaneContext { tracker, dlq, health, metrics, concurrency, halt }), halt_receiver)
     }
 
     /// Halts the pipeline: nothing past this point is committed, `/readyz` says why.
@@ -78,7 +81,7 @@ impl LaneContext {
                         error = failure.message.as_str(),
                         "pipeline.dead_lettered"
                     );
-                    self.metrics.add(names::DLQ_RECORDS, &failure.stage, 1);
+                    self.metrics.counter(names::DLQ_RECORDS, &failure.stage).add(1);
                     self.health.set_dlq(Ok(()));
                     return Ok(());
                 }

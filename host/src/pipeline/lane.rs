@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::acks::PartitionKey;
+use super::acks::PartitionAcks;
 use super::context::{Halted, LaneContext};
 use super::dlq::Failure;
 use super::retry::RetryPolicy;
 use crate::decode::{self, Decoded};
 use crate::error::{Classify, ErrorClass, chain};
 use crate::event::{ChangeEvent, Position};
-use crate::ops::metrics::names;
+use crate::ops::metrics::{Counter, names};
 use crate::plugin::{PluginError, TransformInstance};
 use crate::source::SourceRecord;
 
@@ -28,14 +28,20 @@ pub struct SinkBatch {
     pub next_offset: i64,
 }
 
+/// Counters of one transform.
+struct TransformCounters {
+    dropped: Counter,
+    traps: Counter,
+}
+
 /// One partition's lane.
 pub struct PartitionLane {
-    /// Which partition.
-    pub partition: PartitionKey,
     /// Transforms, in pipeline order, each with its own instance.
     pub transforms: Vec<TransformInstance>,
     /// One sender per sink lane; empty when the pipeline has no enabled sink.
     pub sinks: Vec<mpsc::UnboundedSender<SinkBatch>>,
+    /// The partition's positions (acked here directly when there is no sink).
+    pub acks: Arc<PartitionAcks>,
     /// Backoff for transforms that fail transiently.
     pub retry: RetryPolicy,
     /// Most records taken into one batch.
@@ -47,24 +53,42 @@ pub struct PartitionLane {
 impl PartitionLane {
     /// Runs until the record channel closes (shutdown or revoke) or the pipeline halts.
     pub async fn run(mut self, mut records: mpsc::UnboundedReceiver<SourceRecord>) {
+        let counters: Vec<TransformCounters> = self
+            .transforms
+            .iter()
+            .map(|transform| TransformCounters {
+                dropped: self.context.metrics.counter(names::TRANSFORM_DROPPED, transform.name()),
+                traps: self.context.metrics.counter(names::PLUGIN_TRAPS, transform.name()),
+            })
+            .collect();
         let mut batch = Vec::with_capacity(self.batch_size);
         while records.recv_many(&mut batch, self.batch_size).await > 0 {
             let next_offset = batch.last().map_or(0, |record: &SourceRecord| record.offset + 1);
             let records: Vec<Arc<SourceRecord>> = batch.drain(..).map(Arc::new).collect();
-            if self.process(records, next_offset).await.is_err() {
+            let context = self.context.clone();
+            let _permit = match &context.concurrency {
+                Some(semaphore) => Some(semaphore.acquire().await.expect("the semaphore is never closed")),
+                None => None,
+            };
+            if self.process(records, next_offset, &counters).await.is_err() {
                 return;
             }
         }
     }
 
-    async fn process(&mut self, records: Vec<Arc<SourceRecord>>, next_offset: i64) -> Result<(), Halted> {
+    async fn process(
+        &mut self,
+        records: Vec<Arc<SourceRecord>>,
+        next_offset: i64,
+        counters: &[TransformCounters],
+    ) -> Result<(), Halted> {
         let mut items = self.decode(records).await?;
-        for index in 0..self.transforms.len() {
-            items = self.transform(index, items).await?;
+        for (index, counters) in counters.iter().enumerate() {
+            items = self.transform(index, items, counters).await?;
         }
         let (events, records): (Vec<_>, Vec<_>) = items.into_iter().unzip();
         if self.sinks.is_empty() {
-            self.context.tracker.ack(0, &self.partition, next_offset);
+            self.acks.ack(0, next_offset);
             return Ok(());
         }
         let batch = SinkBatch { events: events.into(), records: records.into(), next_offset };
@@ -109,6 +133,7 @@ impl PartitionLane {
         &mut self,
         index: usize,
         items: Vec<(ChangeEvent, Arc<SourceRecord>)>,
+        counters: &TransformCounters,
     ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
         if items.is_empty() {
             return Ok(items);
@@ -125,7 +150,7 @@ impl PartitionLane {
                     ErrorClass::Transient { retry_after } => {
                         attempt += 1;
                         if matches!(error, PluginError::Trap { .. }) {
-                            self.context.metrics.add(names::PLUGIN_TRAPS, instance.name(), 1);
+                            counters.traps.add(1);
                         }
                         if attempt >= self.retry.max_attempts {
                             // The batch keeps failing: find the records that fail alone.
@@ -143,7 +168,7 @@ impl PartitionLane {
             }
         };
         let dropped = events.len().saturating_sub(output.events.len());
-        self.context.metrics.add(names::TRANSFORM_DROPPED, self.transforms[index].name(), dropped as u64);
+        counters.dropped.add(dropped as u64);
         for (origin, error) in &output.record_errors {
             self.dead_letter_transform(index, &records[*origin], error, attempt + 1).await?;
         }

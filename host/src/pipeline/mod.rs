@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{AbortHandle, JoinSet};
 
-use self::acks::{AckTracker, PartitionKey};
+use self::acks::{AckTracker, PartitionAcks, PartitionKey};
 use self::context::LaneContext;
 use self::dlq::Dlq;
 use self::lane::PartitionLane;
@@ -42,7 +42,7 @@ pub struct PipelineOptions {
     /// Source topics to subscribe to (never DLQ topics).
     pub topics: Vec<String>,
     /// Enabled sinks with their retry policies, in config order.
-    pub sinks: Vec<(Arc<dyn SinkFactory>, RetryPolicy)>,
+    pub sinks: Vec<SinkSpec>,
     /// Transforms in pipeline order.
     pub transforms: Vec<TransformPlugin>,
     /// Backoff for transforms (the platform's retry block).
@@ -51,10 +51,23 @@ pub struct PipelineOptions {
     pub max_buffered_messages: usize,
     /// Most records a partition lane takes into one batch.
     pub batch_size: usize,
+    /// How many partitions may process a batch at the same time (zero: no limit).
+    pub partition_concurrency: usize,
+    /// How often a record a sink refuses is retried before it goes to the DLQ.
+    pub record_retries: u32,
     /// How often durable positions are committed (zero: at every housekeeping tick).
     pub commit_interval: Duration,
     /// Longest wait for lanes to drain at shutdown.
     pub drain_timeout: Duration,
+}
+
+/// An enabled sink: builds one sink per lane, and the backoff its lanes use.
+#[derive(Clone)]
+pub struct SinkSpec {
+    /// Builds the sink of each lane.
+    pub factory: Arc<dyn SinkFactory>,
+    /// Backoff for transient failures (the sink's `retry` block).
+    pub retry: RetryPolicy,
 }
 
 /// Why the pipeline stopped.
@@ -80,8 +93,15 @@ pub enum Error {
     },
 }
 
+/// The lanes of one partition.
+struct PartitionLanes {
+    sender: mpsc::UnboundedSender<SourceRecord>,
+    acks: Arc<PartitionAcks>,
+    tasks: Vec<AbortHandle>,
+}
+
 struct Lanes {
-    senders: HashMap<PartitionKey, mpsc::UnboundedSender<SourceRecord>>,
+    partitions: HashMap<PartitionKey, PartitionLanes>,
     tasks: JoinSet<()>,
     paused: HashSet<PartitionKey>,
 }
@@ -100,8 +120,12 @@ pub async fn run(
         kafka::subscribe(&options.consumer, &options.topics, tracker.clone())
             .map_err(|source| Error::Subscribe { topics: options.topics.clone(), source })?;
     tracing::info!(topics = ?options.topics, group = options.consumer.group_id.as_str(), "consumer.subscribed");
-    let (context, mut halt) = LaneContext::new(tracker.clone(), dlq, health.clone(), metrics.clone());
-    let mut lanes = Lanes { senders: HashMap::new(), tasks: JoinSet::new(), paused: HashSet::new() };
+    let concurrency =
+        (options.partition_concurrency > 0).then(|| Arc::new(Semaphore::new(options.partition_concurrency)));
+    let (context, mut halt) =
+        LaneContext::new(tracker.clone(), dlq, health.clone(), metrics.clone(), concurrency);
+    let consumed = metrics.counter(names::RECORDS_CONSUMED, "");
+    let mut lanes = Lanes { partitions: HashMap::new(), tasks: JoinSet::new(), paused: HashSet::new() };
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut last_commit = tokio::time::Instant::now();
     tokio::pin!(shutdown);
@@ -121,7 +145,8 @@ pub async fn run(
                     commit(&consumer, &tracker, &metrics, CommitMode::Async);
                     last_commit = tokio::time::Instant::now();
                 }
-                resume_drained(&consumer, &tracker, &mut lanes, options.max_buffered_messages);
+                resume_drained(&consumer, &mut lanes, options.max_buffered_messages);
+                while lanes.tasks.try_join_next().is_some() {}
             }
             message = consumer.recv() => match message {
                 Ok(message) => {
@@ -133,16 +158,21 @@ pub async fn run(
                         value: message.payload().map(<[u8]>::to_vec),
                     };
                     drop(message);
+                    consumed.add(1);
                     dispatch(&options, &consumer, &context, &mut lanes, record);
                 }
-                Err(error) => tracing::warn!(error = %error, "consumer.error"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "consumer.error");
+                    // Errors such as an unreachable broker repeat at once; do not spin on them.
+                    tokio::time::sleep(HOUSEKEEPING_INTERVAL).await;
+                }
             },
         }
     };
 
     health.set_stopping();
     tracing::info!(outcome = ?outcome, "pipeline.draining");
-    lanes.senders.clear();
+    lanes.partitions.clear();
     if tokio::time::timeout(options.drain_timeout, async { while lanes.tasks.join_next().await.is_some() {} })
         .await
         .is_err()
@@ -152,6 +182,7 @@ pub async fn run(
     }
     // The final commit happens while the consumer is still a member of the group.
     commit(&consumer, &tracker, &metrics, CommitMode::Sync);
+    consumer.context().set_closing();
     consumer.unsubscribe();
     drop(consumer);
     tracing::info!("pipeline.stopped");
@@ -170,15 +201,14 @@ fn dispatch(
         // A record fetched before a revoke completed: its new owner will read it again.
         return;
     }
-    context.metrics.add(names::RECORDS_CONSUMED, "", 1);
-    context.tracker.dispatched(&partition, record.offset);
-    let sender = lanes
-        .senders
+    let partition_lanes = lanes
+        .partitions
         .entry(partition.clone())
         .or_insert_with(|| start_lanes(options, context, &mut lanes.tasks, &partition));
+    partition_lanes.acks.dispatched(record.offset);
     // A closed lane has halted the pipeline; the record stays uncommitted.
-    let _ = sender.send(record);
-    if context.tracker.in_flight(&partition) >= options.max_buffered_messages as i64
+    let _ = partition_lanes.sender.send(record);
+    if partition_lanes.acks.in_flight() >= options.max_buffered_messages as i64
         && lanes.paused.insert(partition.clone())
     {
         match kafka::set_paused(consumer, &partition, true) {
@@ -188,55 +218,53 @@ fn dispatch(
     }
 }
 
-/// Spawns the partition lane and its sink lanes; returns the partition lane's sender.
+/// Spawns the partition lane and its sink lanes.
 fn start_lanes(
     options: &PipelineOptions,
     context: &Arc<LaneContext>,
     tasks: &mut JoinSet<()>,
     partition: &PartitionKey,
-) -> mpsc::UnboundedSender<SourceRecord> {
-    let (record_sender, record_receiver) = mpsc::unbounded_channel();
+) -> PartitionLanes {
+    let (sender, record_receiver) = mpsc::unbounded_channel();
+    let acks = context.tracker.partition(partition);
+    let mut handles = Vec::with_capacity(options.sinks.len() + 1);
     let mut transforms = Vec::with_capacity(options.transforms.len());
     for plugin in &options.transforms {
         match plugin.instantiate() {
             Ok(instance) => transforms.push(instance),
             Err(error) => {
                 context.halt(error.to_string());
-                return record_sender;
+                return PartitionLanes { sender, acks, tasks: handles };
             }
         }
     }
     let mut sink_senders = Vec::with_capacity(options.sinks.len());
-    for (participant, (factory, retry)) in options.sinks.iter().enumerate() {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        sink_senders.push(sender);
-        let lane = SinkLane {
-            participant,
-            sink_id: factory.sink_id().to_owned(),
-            partition: partition.clone(),
-            sink: factory.build(),
-            retry: *retry,
-            context: context.clone(),
-        };
-        tasks.spawn(lane.run(receiver));
+    for (participant, sink) in options.sinks.iter().enumerate() {
+        let (sink_sender, receiver) = mpsc::unbounded_channel();
+        sink_senders.push(sink_sender);
+        let lane = SinkLane::new(participant, sink, acks.clone(), options.record_retries, context.clone());
+        handles.push(tasks.spawn(lane.run(receiver)));
     }
     let lane = PartitionLane {
-        partition: partition.clone(),
         transforms,
         sinks: sink_senders,
+        acks: acks.clone(),
         retry: options.transform_retry,
         batch_size: options.batch_size.max(1),
         context: context.clone(),
     };
-    tasks.spawn(lane.run(record_receiver));
-    record_sender
+    handles.push(tasks.spawn(lane.run(record_receiver)));
+    PartitionLanes { sender, acks, tasks: handles }
 }
 
 fn on_assignment(consumer: &KafkaConsumer, lanes: &mut Lanes, health: &Health, assignment: Assignment) {
     if let Assignment::Revoked(partitions) = assignment {
         for partition in &partitions {
-            // Dropping the sender lets the lane finish what it holds and stop.
-            lanes.senders.remove(partition);
+            // The revoke already waited for in-flight writes and committed: what the lanes
+            // still hold belongs to the next owner now.
+            if let Some(revoked) = lanes.partitions.remove(partition) {
+                revoked.tasks.iter().for_each(AbortHandle::abort);
+            }
             lanes.paused.remove(partition);
         }
     }
@@ -252,16 +280,18 @@ fn commit(consumer: &KafkaConsumer, tracker: &AckTracker, metrics: &Metrics, mod
     match kafka::commit(consumer, &positions, mode) {
         Ok(()) => {
             tracker.mark_committed(&positions);
-            metrics.add(names::COMMITS, "", 1);
+            metrics.counter(names::COMMITS, "").add(1);
             tracing::debug!(positions = ?positions, "consumer.committed");
         }
         Err(error) => tracing::warn!(error = %error, "consumer.commit_failed"),
     }
 }
 
-fn resume_drained(consumer: &KafkaConsumer, tracker: &AckTracker, lanes: &mut Lanes, max_buffered: usize) {
+fn resume_drained(consumer: &KafkaConsumer, lanes: &mut Lanes, max_buffered: usize) {
+    let partitions = &lanes.partitions;
     lanes.paused.retain(|partition| {
-        if tracker.in_flight(partition) > (max_buffered / 2) as i64 {
+        let in_flight = partitions.get(partition).map_or(0, |lanes| lanes.acks.in_flight());
+        if in_flight > (max_buffered / 2) as i64 {
             return true;
         }
         if let Err(error) = kafka::set_paused(consumer, partition, false) {

@@ -1,65 +1,110 @@
 //! The sink lane: delivers one partition's batches to one sink, in order, with retries; sends
 //! records that fail alone to the DLQ; acks a batch only once the sink made it durable.
+//!
+//! A batch that keeps failing transiently is split after the retry policy's attempts: from then
+//! on its events go one at a time, so that a record that fails on its own is found, retried
+//! `dlq.max_retries` times and dead-lettered, while the others are delivered. A transient
+//! failure alone never drops or dead-letters anything: the lane keeps retrying and the
+//! partition holds.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::acks::PartitionKey;
+use super::SinkSpec;
+use super::acks::PartitionAcks;
 use super::context::{Halted, LaneContext};
 use super::dlq::Failure;
 use super::lane::SinkBatch;
 use super::retry::RetryPolicy;
 use crate::error::ErrorClass;
-use crate::ops::metrics::names;
+use crate::ops::metrics::{Counter, names};
 use crate::sinks::{Sink, SinkError};
 
 /// One sink's lane for one partition.
 pub struct SinkLane {
-    /// The sink's index among the pipeline's enabled sinks: its participant number for acks.
-    pub participant: usize,
-    /// The sink's id.
-    pub sink_id: String,
-    /// Which partition.
-    pub partition: PartitionKey,
-    /// The sink instance this lane owns.
-    pub sink: Box<dyn Sink>,
-    /// Backoff for transient failures.
-    pub retry: RetryPolicy,
-    /// Shared state.
-    pub context: Arc<LaneContext>,
+    participant: usize,
+    sink_id: String,
+    sink: Box<dyn Sink>,
+    acks: Arc<PartitionAcks>,
+    retry: RetryPolicy,
+    record_retries: u32,
+    delivered: Counter,
+    retries: Counter,
+    context: Arc<LaneContext>,
 }
 
 impl SinkLane {
+    /// A lane for sink number `participant` of the pipeline.
+    pub fn new(
+        participant: usize,
+        spec: &SinkSpec,
+        acks: Arc<PartitionAcks>,
+        record_retries: u32,
+        context: Arc<LaneContext>,
+    ) -> Self {
+        let sink_id = spec.factory.sink_id().to_owned();
+        SinkLane {
+            participant,
+            sink: spec.factory.build(),
+            acks,
+            retry: spec.retry,
+            record_retries,
+            delivered: context.metrics.counter(names::EVENTS_DELIVERED, &sink_id),
+            retries: context.metrics.counter(names::SINK_RETRIES, &sink_id),
+            sink_id,
+            context,
+        }
+    }
+
     /// Runs until the batch channel closes or the pipeline halts.
     pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<SinkBatch>) {
         while let Some(batch) = batches.recv().await {
             if self.deliver(&batch).await.is_err() {
                 return;
             }
-            self.context.tracker.ack(self.participant, &self.partition, batch.next_offset);
+            self.acks.ack(self.participant, batch.next_offset);
         }
     }
 
     async fn deliver(&mut self, batch: &SinkBatch) -> Result<(), Halted> {
+        let events = &batch.events;
         let mut start = 0;
+        // Failed attempts at the current window, and whether the batch is split into single events.
         let mut attempt = 0;
-        while start < batch.events.len() {
-            let Err(error) = self.sink.write(&batch.events[start..]).await else {
-                self.context.metrics.add(
-                    names::EVENTS_DELIVERED,
-                    &self.sink_id,
-                    (batch.events.len() - start) as u64,
-                );
-                break;
+        let mut split = false;
+        while start < events.len() {
+            let end = if split { start + 1 } else { events.len() };
+            let Err(error) = self.sink.write(&events[start..end]).await else {
+                self.delivered.add((end - start) as u64);
+                start = end;
+                attempt = 0;
+                continue;
             };
-            self.context.metrics.add(names::EVENTS_DELIVERED, &self.sink_id, error.accepted as u64);
-            start += error.accepted;
-            attempt = if error.accepted > 0 { 1 } else { attempt + 1 };
+            self.delivered.add(error.accepted as u64);
+            if error.accepted > 0 {
+                start += error.accepted;
+                attempt = 0;
+            }
+            attempt += 1;
             match error.class {
                 ErrorClass::Transient { retry_after } => {
-                    self.note_transient(&error, attempt);
+                    self.note_failure(&error, attempt);
+                    if attempt >= self.retry.max_attempts && end - start > 1 && !split {
+                        tracing::warn!(
+                            sink_id = self.sink_id.as_str(),
+                            events = end - start,
+                            "pipeline.batch_split"
+                        );
+                        split = true;
+                        attempt = 0;
+                        continue;
+                    }
                     tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
+                }
+                ErrorClass::Record if attempt <= self.record_retries => {
+                    self.note_failure(&error, attempt);
+                    tokio::time::sleep(self.retry.wait(attempt, None)).await;
                 }
                 ErrorClass::Record => {
                     let failure = Failure {
@@ -92,7 +137,7 @@ impl SinkLane {
             attempt += 1;
             match error.class {
                 ErrorClass::Transient { retry_after } => {
-                    self.note_transient(&error, attempt);
+                    self.note_failure(&error, attempt);
                     tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
                 }
                 // A flush covers many records: none of them can be blamed alone.
@@ -105,13 +150,14 @@ impl SinkLane {
         }
     }
 
-    /// Counts a retry; once the attempts are spent the sink reports unhealthy, and delivery
-    /// keeps retrying: a transient failure never drops or dead-letters a record.
-    fn note_transient(&self, error: &SinkError, attempt: u32) {
-        self.context.metrics.add(names::SINK_RETRIES, &self.sink_id, 1);
+    /// Counts a retry; once the policy's attempts are spent the sink reports unhealthy on
+    /// `/readyz` while delivery goes on retrying.
+    fn note_failure(&self, error: &SinkError, attempt: u32) {
+        self.retries.add(1);
         tracing::warn!(
             sink_id = self.sink_id.as_str(),
             attempt,
+            class = error.class.name(),
             error = error.message.as_str(),
             "pipeline.sink_write_error"
         );

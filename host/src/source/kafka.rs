@@ -1,8 +1,10 @@
 //! The Kafka consumer: manual commits only, offsets stored by the pipeline, rebalances reported
 //! to the pipeline through a channel and revoked partitions committed before release.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -24,17 +26,46 @@ pub enum Assignment {
     Revoked(Vec<PartitionKey>),
 }
 
-/// Consumer callbacks: commits what is durable on revoke, reports assignment changes.
+/// How long a revoke waits for the lanes of the revoked partitions to make what they hold
+/// durable before it commits and lets the partitions go; what is not durable by then is
+/// delivered again by the next owner (at least once, never lost).
+pub const REVOKE_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Consumer callbacks: on revoke, lets in-flight writes finish (bounded) and commits before the
+/// partitions are released; reports assignment changes to the poll loop.
 pub struct SourceContext {
     tracker: Arc<AckTracker>,
     assignments: mpsc::UnboundedSender<Assignment>,
-    owned: Arc<Mutex<HashMap<PartitionKey, ()>>>,
+    owned: Mutex<HashSet<PartitionKey>>,
+    closing: AtomicBool,
 }
 
 impl SourceContext {
     /// Whether this consumer currently owns a partition.
     pub fn owns(&self, partition: &PartitionKey) -> bool {
-        self.owned.lock().expect("ownership lock poisoned").contains_key(partition)
+        self.owned.lock().expect("ownership lock poisoned").contains(partition)
+    }
+
+    /// The pipeline has drained and made its final commit: revokes from now on (the consumer
+    /// leaving the group) need not wait for lanes.
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Waits until the revoked partitions hold nothing in flight, or the drain timeout passes.
+    fn drain(&self, partitions: &[PartitionKey]) {
+        if self.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let acks: Vec<_> = partitions.iter().filter_map(|partition| self.tracker.get(partition)).collect();
+        let started = Instant::now();
+        while acks.iter().any(|acks| acks.in_flight() > 0) {
+            if started.elapsed() >= REVOKE_DRAIN_TIMEOUT {
+                tracing::warn!(timeout = ?REVOKE_DRAIN_TIMEOUT, "consumer.revoke_drain_timeout");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -57,7 +88,9 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             let revoked = partition_keys(list);
-            // Commit what is durable before the partitions go to another consumer.
+            tracing::info!(partitions = %describe(&revoked), "consumer.revoking");
+            // Let in-flight writes finish, then commit before the partitions go to another consumer.
+            self.drain(&revoked);
             let positions = self.tracker.committable(|partition| revoked.contains(partition));
             if !positions.is_empty() {
                 match consumer.commit(&offsets_list(&positions), CommitMode::Sync) {
@@ -78,8 +111,8 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Assign(list) = rebalance {
             let assigned = partition_keys(list);
             let mut owned = self.owned.lock().expect("ownership lock poisoned");
-            owned.extend(assigned.iter().map(|partition| (partition.clone(), ())));
-            tracing::info!(partitions = ?assigned.iter().map(|(t, p)| format!("{t}[{p}]")).collect::<Vec<_>>(), "consumer.assigned");
+            owned.extend(assigned.iter().cloned());
+            tracing::info!(partitions = %describe(&assigned), "consumer.assigned");
             let _ = self.assignments.send(Assignment::Assigned(assigned));
         }
     }
@@ -120,13 +153,20 @@ pub fn subscribe(
     tracker: Arc<AckTracker>,
 ) -> KafkaResult<(Arc<KafkaConsumer>, mpsc::UnboundedReceiver<Assignment>)> {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let context = SourceContext { tracker, assignments: sender, owned: Arc::default() };
+    let context = SourceContext {
+        tracker,
+        assignments: sender,
+        owned: Mutex::default(),
+        closing: AtomicBool::new(false),
+    };
     let mut client_config = ClientConfig::new();
     for (key, value) in &settings.properties {
         client_config.set(key, value);
     }
     let consumer: KafkaConsumer = client_config
         .set("group.id", &settings.group_id)
+        // Partitions move between replicas one at a time, the others keep flowing.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         // Offsets move only through the pipeline's commits, after sinks made data durable.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -164,6 +204,10 @@ fn offsets_list(positions: &[(PartitionKey, i64)]) -> TopicPartitionList {
         let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
     list
+}
+
+fn describe(partitions: &[PartitionKey]) -> String {
+    partitions.iter().map(|(topic, partition)| format!("{topic}[{partition}]")).collect::<Vec<_>>().join(", ")
 }
 
 fn partition_keys(list: &TopicPartitionList) -> Vec<PartitionKey> {

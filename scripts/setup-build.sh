@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building cdc needs on Debian: a C toolchain and cmake (librdkafka is built from
+# source), and the wasm32-wasip2 target for plugins. Idempotent and quiet.
+set -euo pipefail
+
+packages=(cmake g++ make pkg-config zlib1g-dev perl python3)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "setup-build: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "setup-build: adding the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2 >/dev/null
+fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh Debian machine and runs them:
+# build dependencies, the wasm32-wasip2 target, the real services of scripts/test-env.sh
+# (broker, PostgreSQL, Kafka Connect with Debezium), then every test of the workspace and of the
+# example plugins. The services are stopped again at the end, pass or fail.
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh --keep     # leave the services running afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+keep=false
+[[ ${1:-} == --keep ]] && keep=true
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/cdc-target}
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+export CARGO_TERM_COLOR=never
+
+bash scripts/setup-build.sh
+
+bash scripts/test-env.sh up
+if ! $keep; then
+    trap 'bash scripts/test-env.sh down' EXIT
+fi
+eval "$(bash scripts/test-env.sh env)"
+
+echo "== example plugins (native unit tests)"
+for plugin in plugins/*/; do
+    cargo test --manifest-path "$plugin/Cargo.toml" --locked
+done
+
+echo "== workspace (unit, config fixtures, end-to-end)"
+cargo test --workspace --locked
