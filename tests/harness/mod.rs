@@ -6,5 +6,7 @@
 
 pub mod build;
 pub mod env;
+pub mod kafka;
 pub mod process;
 pub mod receiver;
+pub mod scenario;

@@ -36,6 +36,14 @@ impl CdcProcess {
         self.child.as_mut().and_then(|child| child.try_wait().expect("poll child"))
     }
 
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL sent");
+            child.wait().expect("child reaped");
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit, up to `timeout`.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("process was started");

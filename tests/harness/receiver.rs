@@ -1,4 +1,5 @@
-//! A real HTTP endpoint that records what a webhook sink delivers, and can be told to fail.
+//! A real HTTP endpoint that records what a webhook sink delivers, and can be told to answer
+//! with other statuses (to play a failing or stalled endpoint).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,9 +23,13 @@ pub struct Delivery {
     pub authorization: Option<String>,
 }
 
-#[derive(Default)]
+/// Decides the status of each request from its body; 2xx requests count as delivered.
+pub type Responder = Arc<dyn Fn(&Json) -> u16 + Send + Sync>;
+
 struct Shared {
     deliveries: Mutex<Vec<Delivery>>,
+    attempts: Mutex<usize>,
+    responder: Mutex<Responder>,
     arrived: Notify,
 }
 
@@ -38,7 +43,12 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// Starts the receiver.
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            deliveries: Mutex::default(),
+            attempts: Mutex::default(),
+            responder: Mutex::new(Arc::new(|_: &Json| 200)),
+            arrived: Notify::new(),
+        });
         let app = Router::new().route("/hook", post(accept)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let address = listener.local_addr().expect("bound address");
@@ -53,7 +63,17 @@ impl WebhookReceiver {
         format!("http://{}/hook", self.address)
     }
 
-    /// Everything received so far, in arrival order.
+    /// Answers each request with the status `responder` picks.
+    pub fn respond_with(&self, responder: impl Fn(&Json) -> u16 + Send + Sync + 'static) {
+        *self.shared.responder.lock().unwrap() = Arc::new(responder);
+    }
+
+    /// How many requests arrived, accepted or not.
+    pub fn attempts(&self) -> usize {
+        *self.shared.attempts.lock().unwrap()
+    }
+
+    /// Everything accepted so far, in arrival order.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.deliveries.lock().unwrap().clone()
     }
@@ -89,11 +109,17 @@ async fn accept(
     let Ok(body) = serde_json::from_slice::<Json>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
+    *shared.attempts.lock().unwrap() += 1;
+    let responder = shared.responder.lock().unwrap().clone();
+    let status = StatusCode::from_u16(responder(&body)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if !status.is_success() {
+        return status;
+    }
     let delivery =
         Delivery { body, idempotency_key: header("idempotency-key"), authorization: header("authorization") };
     shared.deliveries.lock().unwrap().push(delivery);
     shared.arrived.notify_waiters();
-    StatusCode::OK
+    status
 }
 
 /// Waits for `condition` to hold, checking every 200 ms, up to `timeout`.

@@ -99,9 +99,20 @@ impl ConnectClient {
         &self.name
     }
 
-    /// Creates or updates the connector's config. The config holds secrets: it is never logged.
+    /// Creates or updates the connector's config. An unchanged config is left alone, so that a
+    /// restart or a second replica does not restart the connector. The config holds secrets:
+    /// it is never logged.
     pub async fn put_config(&self, config: &BTreeMap<String, String>) -> Result<(), Error> {
         let url = format!("{}/connectors/{}/config", self.base_url, self.name);
+        let current = self.with_retries(|| self.http.get(&url).send()).await?;
+        if current.status().is_success() {
+            let mut current: BTreeMap<String, String> = current.json().await.unwrap_or_default();
+            current.remove("name");
+            if &current == config {
+                tracing::info!(connector = self.name.as_str(), "provision.connector_unchanged");
+                return Ok(());
+            }
+        }
         let response = self.with_retries(|| self.http.put(&url).json(config).send()).await?;
         let status = response.status();
         if !status.is_success() {

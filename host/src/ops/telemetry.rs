@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` to stderr, human or JSON, level from `CDC_LOG` (or `RUST_LOG`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Log line format.

@@ -1,0 +1,83 @@
+//! Poison among good records: undecodable messages and a record the sink refuses go to the DLQ
+//! with their original bytes and Kafka Connect's error headers; the good ones are delivered in
+//! order; the committed offset moves past all of them.
+
+use std::time::Duration;
+
+use cdc_tests::kafka::{committed_offsets, produce, read_topic};
+use cdc_tests::receiver::{WebhookReceiver, eventually};
+use cdc_tests::scenario::{PipelineParts, Scenario, webhook_sink};
+
+use crate::delivery::key_id;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_goes_to_the_dlq_with_headers_and_good_records_are_delivered() {
+    let scenario = Scenario::new("id bigint PRIMARY KEY, note text").await;
+    let receiver = WebhookReceiver::start().await;
+    // The endpoint refuses the row with id 3 as unprocessable: a poison record for this sink.
+    receiver.respond_with(|body| if body["key"]["id"] == 3 { 422 } else { 200 });
+    let parts = PipelineParts {
+        sinks: webhook_sink("hook", &receiver.url()),
+        platform: "dlq:\n  max_retries: 1\n".into(),
+        ..PipelineParts::default()
+    };
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    let table = &scenario.names.table;
+    let topic = scenario.topic();
+
+    scenario.sql(&format!("INSERT INTO public.{table} VALUES (1, 'first')")).await;
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(120)).await.len(), 1, "{}", cdc.log());
+    let garbage: &[u8] = b"{not json at all";
+    let not_an_envelope: &[u8] = br#"{"op": "x", "after": {"id": 9}}"#;
+    let garbage_offset = produce(&scenario.env.kafka, &topic, 0, Some(b"k1"), garbage).await;
+    let envelope_offset = produce(&scenario.env.kafka, &topic, 0, None, not_an_envelope).await;
+    for id in 2..=4 {
+        scenario.sql(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')")).await;
+    }
+
+    let deliveries = receiver.wait_for(3, Duration::from_secs(60)).await;
+    let ids: Vec<i64> = deliveries.iter().map(key_id).collect();
+    assert_eq!(ids, vec![1, 2, 4], "{}", cdc.log());
+
+    let dead = read_topic(&scenario.env.kafka, &scenario.dlq_topic(), 3, Duration::from_secs(30));
+    assert_eq!(dead.len(), 3, "dlq: {dead:#?}\n{}", cdc.log());
+    let (decode_a, decode_b, refused) = (&dead[0], &dead[1], &dead[2]);
+    assert_eq!(decode_a.value.as_deref(), Some(garbage));
+    assert_eq!(decode_a.key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(decode_b.value.as_deref(), Some(not_an_envelope));
+    assert_eq!(decode_b.key, None);
+    for (record, offset) in [(decode_a, garbage_offset), (decode_b, envelope_offset)] {
+        assert_eq!(record.headers["__connect.errors.topic"], topic);
+        assert_eq!(record.headers["__connect.errors.partition"], "0");
+        assert_eq!(record.headers["__connect.errors.offset"], offset.to_string());
+        assert_eq!(record.headers["dlq.sink_id"], "decode");
+        assert!(!record.headers["__connect.errors.exception.message"].is_empty());
+        assert!(record.headers.contains_key("dlq.timestamp_ms"));
+    }
+    assert!(decode_b.headers["__connect.errors.exception.message"].contains("op"), "{:?}", decode_b.headers);
+
+    // The refused row keeps its original Debezium bytes.
+    assert_eq!(refused.headers["dlq.sink_id"], "hook");
+    assert_eq!(refused.headers["dlq.attempts"], "2");
+    assert!(refused.headers["__connect.errors.exception.message"].contains("422"), "{:?}", refused.headers);
+    let refused_offset: i64 = refused.headers["__connect.errors.offset"].parse().unwrap();
+    let source = read_topic(&scenario.env.kafka, &topic, usize::MAX, Duration::from_secs(5));
+    let original = source.iter().find(|record| record.offset == refused_offset).expect("the refused record");
+    assert_eq!(refused.value, original.value);
+    assert_eq!(refused.key, original.key);
+
+    // Everything, poison included, is handled: the commit reaches the end of the partition.
+    let end = source.iter().map(|record| record.offset).max().unwrap() + 1;
+    let committed = eventually(Duration::from_secs(20), || async {
+        committed_offsets(&scenario.env.kafka, &scenario.names.group, &topic).get(&0) == Some(&end)
+    })
+    .await;
+    assert!(
+        committed,
+        "commit did not reach {end}: {:?}",
+        committed_offsets(&scenario.env.kafka, &scenario.names.group, &topic)
+    );
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    scenario.cleanup().await;
+}
