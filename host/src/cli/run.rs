@@ -13,6 +13,7 @@ use crate::config::{
     AuthMechanism, Config, KafkaConfig, PluginConfig, RetryConfig, SinkKind, SourceType, TransportMode,
     ValueConverter,
 };
+use crate::decode::{Decoder, SchemaRegistry};
 use crate::ops::connector::ConnectClient;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
@@ -32,7 +33,9 @@ const CONNECTOR_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest wait for lanes to drain at shutdown (below Kubernetes' default 30 s grace period).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 /// How long a DLQ write may wait for the broker.
-const DLQ_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const DLQ_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one schema registry request may take.
+const SCHEMA_REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) fn run(args: &RunArgs) -> ExitCode {
     telemetry::init(args.log_format, &args.log_level);
@@ -140,9 +143,18 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
         None
     };
 
+    let decoder = match kafka.value_converter {
+        ValueConverter::Json => Decoder::Json,
+        ValueConverter::Avro => {
+            let registry = SchemaRegistry::new(&kafka.schema_registry_url, SCHEMA_REGISTRY_TIMEOUT)
+                .context("cannot create the schema registry client")?;
+            Decoder::Avro(Arc::new(registry))
+        }
+    };
     let options = PipelineOptions {
         consumer: consumer_settings(kafka, connection),
         topics: source_topics,
+        decoder,
         sinks,
         transforms,
         transform_retry: retry_policy(&config.platform.retry),
@@ -165,9 +177,6 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
 fn check_supported(config: &Config) -> anyhow::Result<()> {
     if config.platform.transport_mode == TransportMode::Embedded {
         bail!("transport_mode `embedded` is not available in this build yet; use `kafka`");
-    }
-    if config.platform.kafka.value_converter == ValueConverter::Avro {
-        bail!("kafka.value_converter `avro` is not available in this build yet; use `json`");
     }
     if !matches!(config.pipeline.source.source_type, SourceType::Postgres | SourceType::Mysql) {
         bail!("source_type {:?} is not available in this build yet", config.pipeline.source.source_type);

@@ -1,12 +1,11 @@
 //! The JsonConverter envelope: key and value, each with or without a schema, into a [`Decoded`].
 
 use serde::Deserialize as _;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
-use super::logical;
 use super::schema::{self, ConnectSchema, kind_of};
-use super::{Decoded, Error, MessagePart, Path, SchemaChange};
-use crate::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId};
+use super::{Decoded, Error, MessagePart, Path, envelope, plain};
+use crate::event::{Position, Row};
 
 /// Decodes one Kafka record written by Debezium through Kafka Connect's JsonConverter.
 ///
@@ -23,6 +22,9 @@ pub fn decode_json(key: Option<&[u8]>, value: Option<&[u8]>, position: Position)
     let Some(value) = value else {
         return Ok(Decoded::Tombstone);
     };
+    if let Some(event) = plain::parse(value) {
+        return Ok(Decoded::Change(plain::into_event(event, decode_key(key)?, position)));
+    }
     let (schema, payload) = split(MessagePart::Value, value)?;
     let envelope = match payload {
         Json::Null => return Ok(Decoded::Tombstone),
@@ -33,9 +35,9 @@ pub fn decode_json(key: Option<&[u8]>, value: Option<&[u8]>, position: Position)
         }
     };
     if !envelope.contains_key("op") && envelope.contains_key("ddl") {
-        return schema_change(envelope, position).map(Decoded::SchemaChange);
+        return envelope::schema_change(envelope, position).map(Decoded::SchemaChange);
     }
-    change(key, schema.as_ref(), envelope, position).map(Decoded::Change)
+    envelope::change(decode_key(key)?, schema.as_ref(), envelope, position).map(Decoded::Change)
 }
 
 /// Parses a key or value and splits off its schema, if it has one.
@@ -59,70 +61,6 @@ fn split(part: MessagePart, bytes: &[u8]) -> Result<(Option<ConnectSchema>, Json
     }
 }
 
-fn change(
-    key: Option<&[u8]>,
-    schema: Option<&ConnectSchema>,
-    mut envelope: Map<String, Json>,
-    position: Position,
-) -> Result<ChangeEvent, Error> {
-    let op = envelope.remove("op").unwrap_or(Json::Null);
-    let op = op.as_str().and_then(Op::from_code).ok_or_else(|| {
-        // Quote a short op as sent; a long one could be anything, so only its kind is named.
-        let found = match op.as_str() {
-            Some(code) if code.len() <= 16 => op.to_string(),
-            _ => kind_of(&op).to_owned(),
-        };
-        Path::Root("op").error(format!("expected one of c, u, d, r, t, found {found}"))
-    })?;
-    let raw = source_block(envelope.remove("source"))?;
-    let table = table_id(&raw)?;
-    let source = source_info(raw)?;
-    let ts_ms = optional_i64(Path::Root("ts_ms"), envelope.get("ts_ms"))?;
-    let before = envelope.remove("before").unwrap_or(Json::Null);
-    let after = envelope.remove("after").unwrap_or(Json::Null);
-    let (before, after, columns) = match schema {
-        Some(schema) => {
-            let row_schema = |name| {
-                schema.field(name).ok_or_else(|| {
-                    Path::Root("schema").error(format!("envelope schema has no `{name}` field"))
-                })
-            };
-            let (before_schema, after_schema) = (row_schema("before")?, row_schema("after")?);
-            (
-                schema::typed_row(Path::Root("before"), before_schema, before)?,
-                schema::typed_row(Path::Root("after"), after_schema, after)?,
-                Some(after_schema.columns(Path::Root("schema.after"))?),
-            )
-        }
-        None => (native_row(Path::Root("before"), before)?, native_row(Path::Root("after"), after)?, None),
-    };
-    Ok(ChangeEvent { op, table, key: decode_key(key)?, before, after, source, ts_ms, columns, position })
-}
-
-fn schema_change(mut envelope: Map<String, Json>, position: Position) -> Result<SchemaChange, Error> {
-    let source = source_info(source_block(envelope.remove("source"))?)?;
-    let ddl = match envelope.remove("ddl") {
-        Some(Json::String(ddl)) => ddl,
-        other => return Err(unexpected(Path::Root("ddl"), "a string", other.as_ref())),
-    };
-    let table_changes = match envelope.remove("tableChanges") {
-        None | Some(Json::Null) => Vec::new(),
-        Some(Json::Array(changes)) => changes,
-        Some(other) => {
-            return Err(unexpected(Path::Root("tableChanges"), "an array", Some(&other)));
-        }
-    };
-    Ok(SchemaChange {
-        database: optional_text(Path::Root("databaseName"), envelope.get("databaseName"))?,
-        schema: optional_text(Path::Root("schemaName"), envelope.get("schemaName"))?,
-        ddl,
-        table_changes,
-        source,
-        ts_ms: optional_i64(Path::Root("ts_ms"), envelope.get("ts_ms"))?,
-        position,
-    })
-}
-
 fn decode_key(key: Option<&[u8]>) -> Result<Option<Row>, Error> {
     let Some(bytes) = key else {
         return Ok(None);
@@ -130,75 +68,8 @@ fn decode_key(key: Option<&[u8]>) -> Result<Option<Row>, Error> {
     let (schema, payload) = split(MessagePart::Key, bytes)?;
     match schema {
         Some(schema) => schema::typed_row(Path::Root("key"), &schema, payload),
-        None => native_row(Path::Root("key"), payload),
+        None => envelope::native_row(Path::Root("key"), payload),
     }
-}
-
-/// A row without a schema: every column mapped by its JSON type, in the order received.
-fn native_row(path: Path<'_>, value: Json) -> Result<Option<Row>, Error> {
-    match value {
-        Json::Null => Ok(None),
-        Json::Object(columns) => {
-            Ok(Some(Row(columns.into_iter().map(|(name, value)| (name, logical::native(value))).collect())))
-        }
-        other => Err(unexpected(path, "an object or null", Some(&other))),
-    }
-}
-
-fn source_block(source: Option<Json>) -> Result<Map<String, Json>, Error> {
-    match source {
-        Some(Json::Object(source)) => Ok(source),
-        other => Err(unexpected(Path::Root("source"), "an object", other.as_ref())),
-    }
-}
-
-/// The table from the `source` block: PostgreSQL gives db, schema and table; MySQL db and table.
-fn table_id(source: &Map<String, Json>) -> Result<TableId, Error> {
-    let root = Path::Root("source");
-    let text = |name| optional_text(root.field(name), source.get(name));
-    let table = text("table")?.ok_or_else(|| unexpected(root.field("table"), "a string", None))?;
-    Ok(TableId { database: text("db")?, schema: text("schema")?, table })
-}
-
-fn source_info(raw: Map<String, Json>) -> Result<SourceInfo, Error> {
-    let root = Path::Root("source");
-    let snapshot = match raw.get("snapshot") {
-        None | Some(Json::Null | Json::Bool(false)) => false,
-        Some(Json::String(s)) => s != "false",
-        Some(Json::Bool(true)) => true,
-        other => {
-            return Err(unexpected(root.field("snapshot"), "a string or boolean", other));
-        }
-    };
-    Ok(SourceInfo {
-        connector: optional_text(root.field("connector"), raw.get("connector"))?,
-        commit_ts_ms: optional_i64(root.field("ts_ms"), raw.get("ts_ms"))?,
-        snapshot,
-        txid: optional_i64(root.field("txId"), raw.get("txId"))?,
-        lsn: optional_i64(root.field("lsn"), raw.get("lsn"))?,
-        raw,
-    })
-}
-
-fn optional_text(path: Path<'_>, value: Option<&Json>) -> Result<Option<String>, Error> {
-    match value {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.clone())),
-        other => Err(unexpected(path, "a string", other)),
-    }
-}
-
-fn optional_i64(path: Path<'_>, value: Option<&Json>) -> Result<Option<i64>, Error> {
-    match value {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::Number(n)) if n.is_i64() => Ok(n.as_i64()),
-        other => Err(unexpected(path, "a 64-bit integer", other)),
-    }
-}
-
-fn unexpected(path: Path<'_>, expected: &str, found: Option<&Json>) -> Error {
-    let found = found.map_or("nothing", kind_of);
-    path.error(format!("expected {expected}, found {found}"))
 }
 
 #[cfg(test)]
@@ -209,6 +80,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::event::Op;
 
     fn position() -> Position {
         Position::Kafka { topic: Arc::from("t"), partition: 0, offset: 0 }

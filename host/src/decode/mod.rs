@@ -19,12 +19,15 @@
 //! [`Value::Decimal`]: crate::event::Value::Decimal
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::event::{ChangeEvent, Position, SourceInfo};
 
 mod avro;
+mod envelope;
 mod json;
 mod logical;
+mod plain;
 mod registry;
 mod schema;
 #[cfg(test)]
@@ -33,6 +36,35 @@ mod tests;
 pub use avro::{AvroSchema, AvroSchemaError, decode_avro, decode_avro_with, split_confluent};
 pub use json::decode_json;
 pub use registry::SchemaRegistry;
+
+/// How a pipeline's records are encoded: what Debezium's converter wrote.
+#[derive(Clone)]
+pub enum Decoder {
+    /// Kafka Connect's JsonConverter, with or without schemas.
+    Json,
+    /// Confluent's AvroConverter, with schemas from the registry.
+    Avro(Arc<SchemaRegistry>),
+}
+
+impl Decoder {
+    /// Decodes one record.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode_json`] or [`decode_avro`]; [`Error::is_transient`] tells a registry outage
+    /// from a bad record.
+    pub async fn decode(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        position: Position,
+    ) -> Result<Decoded, Error> {
+        match self {
+            Decoder::Json => decode_json(key, value, position),
+            Decoder::Avro(registry) => decode_avro(registry, key, value, position).await,
+        }
+    }
+}
 
 /// What one Kafka record decodes to.
 #[derive(Debug, Clone, PartialEq)]

@@ -145,3 +145,159 @@ fn quote(text: &str) -> String {
         None => text.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::{Value as Json, json};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::decode::tests::FIXTURES;
+    use crate::decode::{Decoded, decode_avro};
+    use crate::event::Position;
+
+    /// A stand-in registry over raw HTTP/1.1: answers each path from `routes` (404 otherwise,
+    /// no answer at all for `/hang`) and counts the requests.
+    async fn serve(routes: Vec<(String, u16, Json)>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    if path.starts_with("/hang") {
+                        return tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    let not_found = (404, json!({"error_code": 40403, "message": "Schema not found"}));
+                    let (status, body) = routes
+                        .iter()
+                        .find(|(route, _, _)| *route == path)
+                        .map_or(not_found, |(_, status, body)| (*status, body.clone()));
+                    let body = body.to_string();
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        (url, count)
+    }
+
+    fn registry(url: &str) -> SchemaRegistry {
+        SchemaRegistry::new(url, Duration::from_millis(500)).expect("a client")
+    }
+
+    #[tokio::test]
+    async fn a_schema_is_fetched_once_per_id() {
+        let text = std::fs::read_to_string(format!("{FIXTURES}debezium-pg-avro.json")).expect("fixture");
+        let fixture: Json = serde_json::from_str(&text).expect("JSON");
+        let schemas = &fixture["registered_schemas_by_id"];
+        let routes = ["2", "3"]
+            .map(|id| (format!("/schemas/ids/{id}"), 200, json!({"schema": schemas[id].to_string()})));
+        let (url, requests) = serve(routes.to_vec()).await;
+        let registry = registry(&format!("{url}/"));
+        let event = &fixture["events"][3];
+        let hex = |field: &str| {
+            let text = event[field].as_str().expect("hex");
+            (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+                .collect()
+        };
+        let (key, value): (Vec<u8>, Vec<u8>) = (hex("key_raw_hex"), hex("value_raw_hex"));
+        for _ in 0..3 {
+            let position = Position::Lsn(1);
+            let decoded = decode_avro(&registry, Some(&key), Some(&value), position).await;
+            assert!(matches!(decoded, Ok(Decoded::Change(_))), "{decoded:?}");
+            assert_eq!(requests.load(Ordering::SeqCst), 2, "one request per schema id");
+        }
+        assert!(registry.cached(2).is_some() && registry.cached(4).is_none());
+        let tombstone = decode_avro(&registry, Some(&key), None, Position::Lsn(2)).await;
+        assert!(matches!(tombstone, Ok(Decoded::Tombstone)));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_id_or_an_unusable_schema_is_the_records_fault() {
+        let routes = vec![
+            (
+                "/schemas/ids/5".to_owned(),
+                200,
+                json!({"schema": "syntax=\"proto3\";", "schemaType": "PROTOBUF"}),
+            ),
+            ("/schemas/ids/6".to_owned(), 200, json!({"schema": "{\"type\": \"nope\"}"})),
+        ];
+        let (url, requests) = serve(routes).await;
+        let registry = registry(&url);
+        let error = registry.schema(4).await.expect_err("unknown");
+        assert!(matches!(error, Error::UnknownSchema { id: 4 }) && !error.is_transient(), "{error}");
+        let error = registry.schema(5).await.expect_err("protobuf");
+        assert_eq!(
+            std::error::Error::source(&error).map(ToString::to_string).as_deref(),
+            Some("invalid avro schema: schema type is PROTOBUF, not AVRO")
+        );
+        assert!(!error.is_transient());
+        let error = registry.schema(6).await.expect_err("not avro");
+        assert!(matches!(error, Error::InvalidAvroSchema { id: 6, .. }) && !error.is_transient(), "{error}");
+        // Failures are not cached.
+        assert!(registry.schema(4).await.is_err());
+        assert_eq!(requests.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_or_failing_registry_is_transient() {
+        let routes = vec![
+            (
+                "/schemas/ids/1".to_owned(),
+                500,
+                json!({"error_code": 50001, "message": "Error in the backend data store"}),
+            ),
+            ("/schemas/ids/2".to_owned(), 404, json!({"error_code": 404, "message": "HTTP 404 Not Found"})),
+            ("/schemas/ids/3".to_owned(), 200, json!({"unexpected": true})),
+        ];
+        let (url, _) = serve(routes).await;
+        let registry = registry(&url);
+        let error = registry.schema(1).await.expect_err("500");
+        assert_eq!(
+            error.to_string(),
+            "schema registry: fetching schema 1 failed: http status 500 Internal Server Error: \
+             Error in the backend data store"
+        );
+        assert!(error.is_transient());
+        // A 404 that is not Confluent's "schema not found" is a misconfigured URL, not a bad record.
+        assert!(registry.schema(2).await.expect_err("404").is_transient());
+        assert!(registry.schema(3).await.expect_err("no schema").is_transient());
+        let hanging =
+            SchemaRegistry::new(&format!("{url}/hang"), Duration::from_millis(200)).expect("client");
+        let error = hanging.schema(1).await.expect_err("timeout");
+        assert!(error.is_transient(), "{error}");
+        // Nothing listens on port 9 of localhost: connection refused.
+        let error = registry_at_closed_port().schema(1).await.expect_err("refused");
+        assert!(error.is_transient() && !error.to_string().contains("secret"), "{error}");
+        let value = [0, 0, 0, 0, 1, 0];
+        let error = decode_avro(&registry, None, Some(&value), Position::Lsn(1)).await.expect_err("500");
+        assert!(error.is_transient());
+    }
+
+    fn registry_at_closed_port() -> SchemaRegistry {
+        registry("http://user:secret@127.0.0.1:9")
+    }
+}

@@ -19,8 +19,11 @@ pub fn init(format: LogFormat, default_level: &str) {
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| format!("{default_level},rdkafka=warn,wasmtime=warn,cranelift=warn"));
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).with_writer(std::io::stderr);
+    // Colours only on a terminal: files and log collectors get plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber.
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -8,6 +8,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::acks::AckTracker;
 use super::dlq::{Dlq, Failure};
+use crate::decode::Decoder;
 use crate::ops::health::Health;
 use crate::ops::metrics::{Metrics, names};
 use crate::source::SourceRecord;
@@ -19,6 +20,8 @@ const DLQ_RETRY_WAIT: Duration = Duration::from_secs(2);
 pub struct LaneContext {
     /// Acks and committable positions.
     pub tracker: Arc<AckTracker>,
+    /// How records are decoded (the converter Debezium writes with).
+    pub decoder: Decoder,
     /// The DLQ, when enabled.
     pub dlq: Option<Dlq>,
     /// Health and readiness.
@@ -38,13 +41,14 @@ impl LaneContext {
     /// A context; `halt_receiver` of the returned pair tells the poll loop to stop.
     pub fn new(
         tracker: Arc<AckTracker>,
+        decoder: Decoder,
         dlq: Option<Dlq>,
         health: Arc<Health>,
         metrics: Arc<Metrics>,
         concurrency: Option<Arc<Semaphore>>,
     ) -> (Arc<Self>, watch::Receiver<Option<String>>) {
         let (halt, halt_receiver) = watch::channel(None);
-        (Arc::new(LaneContext { tracker, dlq, health, metrics, concurrency, halt }), halt_receiver)
+        (Arc::new(LaneContext { tracker, decoder, dlq, health, metrics, concurrency, halt }), halt_receiver)
     }
 
     /// Halts the pipeline: nothing past this point is committed, `/readyz` says why.

@@ -76,13 +76,46 @@ impl PartitionLane {
         }
     }
 
+    /// Decodes a batch and delivers it in segments: a record that cannot be decoded closes the
+    /// segment before it (delivered first, so a DLQ outage holds back nothing before the
+    /// record), then goes to the DLQ; the records after it form the next segment.
     async fn process(
         &mut self,
         records: Vec<Arc<SourceRecord>>,
         next_offset: i64,
         counters: &[TransformCounters],
     ) -> Result<(), Halted> {
-        let mut items = self.decode(records).await?;
+        let mut segment = Vec::with_capacity(records.len());
+        for record in records {
+            match decode_record(&self.context, &self.retry, &record).await {
+                Ok(Decoded::Change(event)) => segment.push((event, record)),
+                // Tombstones and schema changes are acknowledged with the segment, not delivered.
+                Ok(_) => {}
+                Err(error) => {
+                    self.deliver(std::mem::take(&mut segment), record.offset, counters).await?;
+                    let failure = Failure {
+                        stage: "decode".into(),
+                        kind: "decode".into(),
+                        message: error.to_string(),
+                        detail: chain(&error),
+                        attempts: 1,
+                    };
+                    self.context.dead_letter(&record, failure).await?;
+                }
+            }
+        }
+        self.deliver(segment, next_offset, counters).await
+    }
+
+    /// Runs the transforms over a segment and hands it to every sink lane; the batch covers the
+    /// source records up to `next_offset`, delivered or not, so that sinks ack past them.
+    async fn deliver(
+        &mut self,
+        items: Vec<(ChangeEvent, Arc<SourceRecord>)>,
+        next_offset: i64,
+        counters: &[TransformCounters],
+    ) -> Result<(), Halted> {
+        let mut items = items;
         for (index, counters) in counters.iter().enumerate() {
             items = self.transform(index, items, counters).await?;
         }
@@ -97,36 +130,6 @@ impl PartitionLane {
             let _ = sink.send(batch.clone());
         }
         Ok(())
-    }
-
-    async fn decode(
-        &mut self,
-        records: Vec<Arc<SourceRecord>>,
-    ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
-        let mut items = Vec::with_capacity(records.len());
-        for record in records {
-            let position = Position::Kafka {
-                topic: record.topic.clone(),
-                partition: record.partition,
-                offset: record.offset,
-            };
-            match decode::decode_json(record.key.as_deref(), record.value.as_deref(), position) {
-                Ok(Decoded::Change(event)) => items.push((event, record)),
-                // Tombstones and schema changes are acknowledged with the batch, not delivered.
-                Ok(_) => {}
-                Err(error) => {
-                    let failure = Failure {
-                        stage: "decode".into(),
-                        kind: "decode".into(),
-                        message: error.to_string(),
-                        detail: chain(&error),
-                        attempts: 1,
-                    };
-                    self.context.dead_letter(&record, failure).await?;
-                }
-            }
-        }
-        Ok(items)
     }
 
     async fn transform(
@@ -220,5 +223,30 @@ impl PartitionLane {
             attempts,
         };
         self.context.dead_letter(record, failure).await
+    }
+}
+
+/// Decodes one record; a transient failure (the schema registry is unreachable) is retried
+/// until it passes, so it never sends a record to the DLQ.
+async fn decode_record(
+    context: &LaneContext,
+    retry: &RetryPolicy,
+    record: &SourceRecord,
+) -> Result<Decoded, decode::Error> {
+    let mut attempt = 0;
+    loop {
+        let position = Position::Kafka {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+        };
+        match context.decoder.decode(record.key.as_deref(), record.value.as_deref(), position).await {
+            Err(error) if error.is_transient() => {
+                attempt += 1;
+                tracing::warn!(attempt, error = %chain(&error), "pipeline.decode_retry");
+                tokio::time::sleep(retry.wait(attempt, None)).await;
+            }
+            result => return result,
+        }
     }
 }

@@ -24,6 +24,7 @@ use self::dlq::Dlq;
 use self::lane::PartitionLane;
 use self::retry::RetryPolicy;
 use self::sink_lane::SinkLane;
+use crate::decode::Decoder;
 use crate::ops::health::Health;
 use crate::ops::metrics::{Metrics, names};
 use crate::plugin::TransformPlugin;
@@ -41,6 +42,8 @@ pub struct PipelineOptions {
     pub consumer: ConsumerSettings,
     /// Source topics to subscribe to (never DLQ topics).
     pub topics: Vec<String>,
+    /// How records are decoded.
+    pub decoder: Decoder,
     /// Enabled sinks with their retry policies, in config order.
     pub sinks: Vec<SinkSpec>,
     /// Transforms in pipeline order.
@@ -104,6 +107,19 @@ struct Lanes {
     partitions: HashMap<PartitionKey, PartitionLanes>,
     tasks: JoinSet<()>,
     paused: HashSet<PartitionKey>,
+    /// Topic names shared by every record of a topic, so that a record costs no allocation for it.
+    topics: HashSet<Arc<str>>,
+}
+
+impl Lanes {
+    fn topic_name(&mut self, topic: &str) -> Arc<str> {
+        if let Some(name) = self.topics.get(topic) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(topic);
+        self.topics.insert(name.clone());
+        name
+    }
 }
 
 /// Runs the pipeline until `shutdown` resolves or a fatal error halts it, then drains the
@@ -122,10 +138,21 @@ pub async fn run(
     tracing::info!(topics = ?options.topics, group = options.consumer.group_id.as_str(), "consumer.subscribed");
     let concurrency =
         (options.partition_concurrency > 0).then(|| Arc::new(Semaphore::new(options.partition_concurrency)));
-    let (context, mut halt) =
-        LaneContext::new(tracker.clone(), dlq, health.clone(), metrics.clone(), concurrency);
+    let (context, mut halt) = LaneContext::new(
+        tracker.clone(),
+        options.decoder.clone(),
+        dlq,
+        health.clone(),
+        metrics.clone(),
+        concurrency,
+    );
     let consumed = metrics.counter(names::RECORDS_CONSUMED, "");
-    let mut lanes = Lanes { partitions: HashMap::new(), tasks: JoinSet::new(), paused: HashSet::new() };
+    let mut lanes = Lanes {
+        partitions: HashMap::new(),
+        tasks: JoinSet::new(),
+        paused: HashSet::new(),
+        topics: HashSet::new(),
+    };
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut last_commit = tokio::time::Instant::now();
     tokio::pin!(shutdown);
@@ -150,8 +177,9 @@ pub async fn run(
             }
             message = consumer.recv() => match message {
                 Ok(message) => {
+                    let topic = lanes.topic_name(message.topic());
                     let record = SourceRecord {
-                        topic: Arc::from(message.topic()),
+                        topic,
                         partition: message.partition(),
                         offset: message.offset(),
                         key: message.key().map(<[u8]>::to_vec),
@@ -197,14 +225,18 @@ fn dispatch(
     record: SourceRecord,
 ) {
     let partition: PartitionKey = (record.topic.clone(), record.partition);
-    if !consumer.context().owns(&partition) {
-        // A record fetched before a revoke completed: its new owner will read it again.
-        return;
+    // Lanes exist only for partitions this consumer owns (a revoke removes them at the loop's
+    // next turn; a record dispatched just before is delivered again by the next owner, at least
+    // once), so ownership is checked only when a partition's first record arrives.
+    if !lanes.partitions.contains_key(&partition) {
+        if !consumer.context().owns(&partition) {
+            // A record fetched before a revoke completed: its new owner will read it again.
+            return;
+        }
+        let started = start_lanes(options, context, &mut lanes.tasks, &partition);
+        lanes.partitions.insert(partition.clone(), started);
     }
-    let partition_lanes = lanes
-        .partitions
-        .entry(partition.clone())
-        .or_insert_with(|| start_lanes(options, context, &mut lanes.tasks, &partition));
+    let partition_lanes = lanes.partitions.get_mut(&partition).expect("lanes were just ensured");
     partition_lanes.acks.dispatched(record.offset);
     // A closed lane has halted the pipeline; the record stays uncommitted.
     let _ = partition_lanes.sender.send(record);

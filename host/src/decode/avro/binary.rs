@@ -54,26 +54,34 @@ struct Reader<'s, 'b> {
 }
 
 impl<'b> Reader<'_, 'b> {
+    /// An error at the current offset.
     fn fail<T>(&self, path: &Path<'_>, problem: impl Into<String>) -> Result<T, Mismatch> {
-        Err(Mismatch { path: path.to_string(), offset: self.offset, problem: problem.into() })
+        Self::fail_at(self.offset, path, problem)
+    }
+
+    /// An error about the value that starts at `offset`.
+    fn fail_at<T>(offset: usize, path: &Path<'_>, problem: impl Into<String>) -> Result<T, Mismatch> {
+        Err(Mismatch { path: path.to_string(), offset, problem: problem.into() })
     }
 
     fn value(&mut self, id: NodeId, path: &Path<'_>, depth: usize) -> Result<Json, Mismatch> {
         if depth > MAX_DEPTH {
             return self.fail(path, format!("value is nested deeper than {MAX_DEPTH} levels"));
         }
-        let schema = self.schema;
+        let (schema, start) = (self.schema, self.offset);
         Ok(match &schema.node(id).kind {
             Kind::Null => Json::Null,
             Kind::Boolean => match self.take(path, 1)? {
                 [0] => Json::Bool(false),
                 [1] => Json::Bool(true),
-                other => return self.fail(path, format!("boolean byte is {other:?}, expected 0 or 1")),
+                other => {
+                    return Self::fail_at(start, path, format!("boolean byte is {other:?}, expected 0 or 1"));
+                }
             },
             Kind::Int => {
                 let value = self.long(path)?;
                 if i32::try_from(value).is_err() {
-                    return self.fail(path, format!("{value} is out of range for an avro int"));
+                    return Self::fail_at(start, path, format!("{value} is out of range for an avro int"));
                 }
                 Json::from(value)
             }
@@ -91,13 +99,9 @@ impl<'b> Reader<'_, 'b> {
             Kind::Fixed(size) => Json::String(BASE64.encode(self.take(path, *size)?)),
             Kind::String => {
                 let len = self.len(path)?;
-                let start = self.offset;
                 match std::str::from_utf8(self.take(path, len)?) {
                     Ok(text) => Json::String(text.to_owned()),
-                    Err(_) => {
-                        self.offset = start;
-                        return self.fail(path, "string is not valid utf-8");
-                    }
+                    Err(_) => return Self::fail_at(start, path, "string is not valid utf-8"),
                 }
             }
             Kind::Enum(symbols) => {
@@ -106,8 +110,11 @@ impl<'b> Reader<'_, 'b> {
                     Some(symbol) => Json::String(symbol.clone()),
                     None => {
                         let count = symbols.len();
-                        return self
-                            .fail(path, format!("enum index {index} is out of range ({count} symbols)"));
+                        return Self::fail_at(
+                            start,
+                            path,
+                            format!("enum index {index} is out of range ({count} symbols)"),
+                        );
                     }
                 }
             }
@@ -129,7 +136,7 @@ impl<'b> Reader<'_, 'b> {
                         let len = self.len(path)?;
                         let key = match std::str::from_utf8(self.take(path, len)?) {
                             Ok(key) => key.to_owned(),
-                            Err(_) => return self.fail(path, "map key is not valid utf-8"),
+                            Err(_) => return Self::fail_at(start, path, "map key is not valid utf-8"),
                         };
                         let value = self.value(*values, &path.field(&key), depth + 1)?;
                         map.insert(key, value);
@@ -141,8 +148,11 @@ impl<'b> Reader<'_, 'b> {
                 let index = self.long(path)?;
                 let Some(&branch) = usize::try_from(index).ok().and_then(|i| branches.get(i)) else {
                     let count = branches.len();
-                    return self
-                        .fail(path, format!("union branch {index} is out of range ({count} branches)"));
+                    return Self::fail_at(
+                        start,
+                        path,
+                        format!("union branch {index} is out of range ({count} branches)"),
+                    );
                 };
                 let value = self.value(branch, path, depth + 1)?;
                 match schema.union_shape(branches) {

@@ -10,17 +10,13 @@
 use std::collections::HashMap;
 
 use serde::Deserialize as _;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 
 use super::super::schema::ConnectSchema;
+use super::translate;
 
 /// The deepest nesting of schema definitions accepted.
-const MAX_SCHEMA_DEPTH: usize = 64;
-/// The most Connect schema nodes one Avro schema may expand to (named types can be reused, so a
-/// small hostile schema could otherwise expand exponentially).
-const MAX_CONNECT_NODES: usize = 100_000;
-/// The Connect name `AvroData` gives a union of several non-null branches.
-const UNION_NAME: &str = "io.confluent.connect.avro.Union";
+pub(super) const MAX_SCHEMA_DEPTH: usize = 64;
 
 /// Why a schema text is not a usable Avro schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +33,7 @@ pub struct AvroSchema {
     connect: ConnectSchema,
 }
 
-/// The index of a node in [`AvroSchema::nodes`].
+/// The index of a node in an [`AvroSchema`]'s arena.
 pub(super) type NodeId = usize;
 
 /// One Avro type.
@@ -64,9 +60,9 @@ pub(super) enum Kind {
 pub(super) struct Node {
     pub(super) kind: Kind,
     /// The full name of a record, enum or fixed.
-    full_name: Option<String>,
+    pub(super) full_name: Option<String>,
     /// The JSON attributes that matter to Connect: `connect.*`, `logicalType`, `scale`.
-    attributes: Map<String, Json>,
+    pub(super) attributes: Map<String, Json>,
 }
 
 /// How a union maps to Connect.
@@ -98,10 +94,7 @@ impl AvroSchema {
         let mut parser = Parser { nodes: Vec::new(), names: HashMap::new() };
         let root = parser.parse(json, None, 0)?;
         let nodes = parser.nodes;
-        let mut budget = MAX_CONNECT_NODES;
-        let connect_json =
-            Translator { nodes: &nodes, stack: Vec::new(), budget: &mut budget }.connect(root, false, 0)?;
-        let connect = ConnectSchema::deserialize(connect_json)
+        let connect = ConnectSchema::deserialize(translate::connect_schema(&nodes, root)?)
             .map_err(|error| AvroSchemaError(format!("no kafka connect equivalent: {error}")))?;
         Ok(AvroSchema { nodes, root, connect })
     }
@@ -133,7 +126,8 @@ impl AvroSchema {
     }
 }
 
-fn union_shape(nodes: &[Node], branches: &[NodeId]) -> UnionShape {
+/// How a union of these branches maps to Connect.
+pub(super) fn union_shape(nodes: &[Node], branches: &[NodeId]) -> UnionShape {
     let mut others = branches.iter().filter(|&&id| !matches!(nodes[id].kind, Kind::Null));
     match (others.next(), others.next()) {
         (Some(&only), None) => UnionShape::Optional(only),
@@ -141,13 +135,15 @@ fn union_shape(nodes: &[Node], branches: &[NodeId]) -> UnionShape {
     }
 }
 
-fn branch_name(node: &Node) -> &str {
+/// The simple name of a named type, the type name otherwise.
+pub(super) fn branch_name(node: &Node) -> &str {
     match &node.full_name {
         Some(full) => full.rsplit('.').next().unwrap_or(full),
         None => type_name(&node.kind),
     }
 }
 
+/// The Avro name of a type.
 fn type_name(kind: &Kind) -> &'static str {
     match kind {
         Kind::Null => "null",
@@ -167,7 +163,8 @@ fn type_name(kind: &Kind) -> &'static str {
     }
 }
 
-fn invalid(problem: impl Into<String>) -> AvroSchemaError {
+/// A schema error.
+pub(super) fn invalid(problem: impl Into<String>) -> AvroSchemaError {
     AvroSchemaError(problem.into())
 }
 
@@ -339,120 +336,4 @@ fn full_name(name: &str, namespace: Option<&str>) -> String {
         Some(space) if !space.is_empty() && !name.contains('.') => format!("{space}.{name}"),
         _ => name.to_owned(),
     }
-}
-
-/// Writes the Kafka Connect schema (as JsonConverter spells it) that an Avro type stands for,
-/// the way Confluent's `AvroData` maps them.
-struct Translator<'a> {
-    nodes: &'a [Node],
-    /// Records being translated, to cut recursive types.
-    stack: Vec<NodeId>,
-    budget: &'a mut usize,
-}
-
-impl Translator<'_> {
-    fn connect(&mut self, id: NodeId, optional: bool, depth: usize) -> Result<Json, AvroSchemaError> {
-        if *self.budget == 0 || depth > MAX_SCHEMA_DEPTH {
-            return Err(invalid("schema expands to too many kafka connect types"));
-        }
-        *self.budget -= 1;
-        let node = &self.nodes[id];
-        let connect_type = |default: &'static str| {
-            node.attributes.get("connect.type").and_then(Json::as_str).unwrap_or(default).to_owned()
-        };
-        let mut schema = Map::new();
-        let kind = match &node.kind {
-            Kind::Union(branches) => return self.union(branches, optional, depth),
-            // Connect has no null type; a field that can only be null is an optional anything.
-            Kind::Null => return Ok(json!({"type": "string", "optional": true})),
-            Kind::Boolean => "boolean".to_owned(),
-            Kind::Int => connect_type("int32"),
-            Kind::Long => connect_type("int64"),
-            Kind::Float => "float".to_owned(),
-            Kind::Double => "double".to_owned(),
-            Kind::Bytes | Kind::Fixed(_) => "bytes".to_owned(),
-            Kind::String | Kind::Enum(_) => "string".to_owned(),
-            Kind::Array(items) => {
-                schema.insert("items".into(), self.connect(*items, false, depth + 1)?);
-                "array".to_owned()
-            }
-            Kind::Map(values) => {
-                schema.insert("values".into(), self.connect(*values, false, depth + 1)?);
-                "map".to_owned()
-            }
-            Kind::Record(fields) => {
-                let mut connect_fields = Vec::with_capacity(fields.len());
-                if !self.stack.contains(&id) {
-                    self.stack.push(id);
-                    for (name, field) in fields {
-                        let mut field = self.connect(*field, false, depth + 1)?;
-                        if let Json::Object(field) = &mut field {
-                            field.insert("field".into(), Json::String(name.clone()));
-                        }
-                        connect_fields.push(field);
-                    }
-                    self.stack.pop();
-                }
-                schema.insert("fields".into(), Json::Array(connect_fields));
-                "struct".to_owned()
-            }
-        };
-        schema.insert("type".into(), Json::String(kind));
-        schema.insert("optional".into(), Json::Bool(optional));
-        let (name, parameters) = logical_name(node);
-        if let Some(name) = name {
-            schema.insert("name".into(), Json::String(name));
-        }
-        if !parameters.is_empty() {
-            schema.insert("parameters".into(), Json::Object(parameters));
-        }
-        Ok(Json::Object(schema))
-    }
-
-    fn union(&mut self, branches: &[NodeId], optional: bool, depth: usize) -> Result<Json, AvroSchemaError> {
-        let nullable = optional || branches.iter().any(|&id| matches!(self.nodes[id].kind, Kind::Null));
-        if let UnionShape::Optional(only) = union_shape(self.nodes, branches) {
-            return self.connect(only, nullable, depth + 1);
-        }
-        let mut fields = Vec::new();
-        for &branch in branches.iter().filter(|&&id| !matches!(self.nodes[id].kind, Kind::Null)) {
-            let mut field = self.connect(branch, true, depth + 1)?;
-            if let Json::Object(field) = &mut field {
-                field.insert("field".into(), Json::String(branch_name(&self.nodes[branch]).to_owned()));
-            }
-            fields.push(field);
-        }
-        Ok(json!({"type": "struct", "optional": nullable, "name": UNION_NAME, "fields": fields}))
-    }
-}
-
-/// The Connect schema name and parameters of a node: `connect.name` and `connect.parameters`
-/// when `AvroConverter` wrote them, else the Connect or Debezium name of a plain Avro logical type.
-fn logical_name(node: &Node) -> (Option<String>, Map<String, Json>) {
-    let attribute = |key: &str| node.attributes.get(key);
-    let mut parameters = match attribute("connect.parameters") {
-        Some(Json::Object(parameters)) => parameters.clone(),
-        _ => Map::new(),
-    };
-    let logical = attribute("logicalType").and_then(Json::as_str);
-    let name = attribute("connect.name").and_then(Json::as_str).map(str::to_owned).or_else(|| {
-        let name = match (logical?, &node.kind) {
-            ("decimal", Kind::Bytes | Kind::Fixed(_)) => "org.apache.kafka.connect.data.Decimal",
-            ("date", Kind::Int) => "org.apache.kafka.connect.data.Date",
-            ("time-millis", Kind::Int) => "org.apache.kafka.connect.data.Time",
-            ("time-micros", Kind::Long) => "io.debezium.time.MicroTime",
-            ("timestamp-millis", Kind::Long) => "org.apache.kafka.connect.data.Timestamp",
-            ("timestamp-micros", Kind::Long) => "io.debezium.time.MicroTimestamp",
-            ("uuid", Kind::String) => "io.debezium.data.Uuid",
-            _ => return None,
-        };
-        Some(name.to_owned())
-    });
-    let name = name.or_else(|| node.full_name.clone().filter(|_| matches!(node.kind, Kind::Record(_))));
-    if logical == Some("decimal") && !parameters.contains_key("scale") {
-        // Avro's own decimal: `scale` is an integer attribute, 0 when absent.
-        let scale = attribute("scale").and_then(Json::as_i64).unwrap_or(0);
-        parameters.insert("scale".into(), Json::String(scale.to_string()));
-    }
-    (name, parameters)
 }

@@ -1,0 +1,156 @@
+//! A DLQ that cannot be written holds its partition: no record after the failing one is
+//! delivered, nothing is committed past it and `/readyz` names the DLQ; once the DLQ is back,
+//! the record is dead-lettered and the partition moves on.
+//!
+//! The test broker (tansu) cannot be made to refuse writes to one topic, so this suite runs the
+//! pipeline in-process against librdkafka's mock cluster (INFRA.md: real protocol, commits and
+//! groups), with the DLQ topic led by a second broker that the test takes down and brings back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdc_host::decode::Decoder;
+use cdc_host::ops::health::Health;
+use cdc_host::ops::metrics::Metrics;
+use cdc_host::pipeline::dlq::{Dlq, DlqSettings};
+use cdc_host::pipeline::retry::RetryPolicy;
+use cdc_host::pipeline::{self, Outcome, PipelineOptions, SinkSpec};
+use cdc_host::sinks::webhook::{WebhookFactory, WebhookOptions};
+use cdc_host::source::kafka::ConsumerSettings;
+use cdc_tests::kafka::{committed_offsets, produce, read_topic};
+use cdc_tests::receiver::{WebhookReceiver, eventually};
+use rdkafka::mocking::{MockCluster, MockCoordinator};
+use serde_json::json;
+
+use crate::delivery::key_id;
+
+const TOPIC: &str = "mock.public.customers";
+const DLQ_TOPIC: &str = "mock.public.customers.dlq";
+const GROUP: &str = "cdc-dlq-outage";
+
+fn envelope(id: i64) -> (Vec<u8>, Vec<u8>) {
+    let key = json!({"id": id}).to_string().into_bytes();
+    let value = json!({
+        "before": null,
+        "after": {"id": id, "name": format!("customer {id}")},
+        "source": {"connector": "postgresql", "db": "shop", "schema": "public", "table": "customers", "snapshot": "false"},
+        "op": "c",
+        "ts_ms": 1_700_000_000_000i64,
+    });
+    (key, value.to_string().into_bytes())
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        initial_wait: Duration::from_millis(100),
+        max_wait: Duration::from_millis(500),
+        multiplier: 2.0,
+        jitter: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it() {
+    let cluster = MockCluster::new(2).unwrap();
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    cluster.create_topic(DLQ_TOPIC, 1, 1).unwrap();
+    cluster.partition_leader(TOPIC, 0, Some(1)).unwrap();
+    cluster.partition_leader(DLQ_TOPIC, 0, Some(2)).unwrap();
+    cluster.coordinator(MockCoordinator::Group(GROUP.into()), 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+
+    for id in 1..=2 {
+        let (key, value) = envelope(id);
+        produce(&bootstrap, TOPIC, 0, Some(&key), &value).await;
+    }
+    let poison_offset = produce(&bootstrap, TOPIC, 0, Some(b"poison"), b"{this is not json").await;
+    for id in 3..=4 {
+        let (key, value) = envelope(id);
+        produce(&bootstrap, TOPIC, 0, Some(&key), &value).await;
+    }
+    cluster.broker_down(2).unwrap();
+
+    let receiver = WebhookReceiver::start().await;
+    let webhook = WebhookOptions {
+        url: receiver.url(),
+        method: "POST".into(),
+        headers: Vec::new(),
+        timeout: Duration::from_secs(5),
+        auth_token: None,
+    };
+    let factory = Arc::new(WebhookFactory::new("hook", &webhook).unwrap());
+    let connection = vec![("bootstrap.servers".to_owned(), bootstrap.clone())];
+    let dlq_settings = DlqSettings {
+        topic_suffix: "dlq".into(),
+        include_headers: true,
+        write_timeout: Duration::from_secs(2),
+    };
+    let dlq = Dlq::new(&connection, dlq_settings).unwrap();
+    let mut consumer_properties = connection.clone();
+    consumer_properties.push(("auto.offset.reset".into(), "earliest".into()));
+    let options = PipelineOptions {
+        consumer: ConsumerSettings { group_id: GROUP.into(), properties: consumer_properties },
+        topics: vec![TOPIC.into()],
+        decoder: Decoder::Json,
+        sinks: vec![SinkSpec { factory, retry: retry() }],
+        transforms: Vec::new(),
+        transform_retry: retry(),
+        max_buffered_messages: 100,
+        batch_size: 100,
+        partition_concurrency: 0,
+        record_retries: 0,
+        commit_interval: Duration::ZERO,
+        drain_timeout: Duration::from_secs(10),
+    };
+    let health = Arc::new(Health::new(["hook".to_owned()]));
+    health.set_connector(Ok(()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = tokio::spawn(pipeline::run(
+        options,
+        Some(dlq),
+        health.clone(),
+        Arc::new(Metrics::default()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    // The records before the poison are delivered and committed; the poison cannot be
+    // dead-lettered, so the partition holds.
+    let before = receiver.wait_for(2, Duration::from_secs(60)).await;
+    assert_eq!(before.iter().map(key_id).collect::<Vec<_>>(), vec![1, 2]);
+    let dlq_reported = eventually(Duration::from_secs(30), || async {
+        health.readiness().1["failing"].get("dlq").is_some()
+    })
+    .await;
+    assert!(dlq_reported, "readyz does not name the DLQ: {}", health.readiness().1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        receiver.deliveries().len(),
+        2,
+        "records after the poison were delivered while the DLQ was down"
+    );
+    let committed = committed_offsets(&bootstrap, GROUP, TOPIC)[&0];
+    assert_eq!(committed, poison_offset, "the commit must stop at the record the DLQ could not take");
+
+    // The DLQ comes back: the poison is dead-lettered and the rest follows.
+    cluster.broker_up(2).unwrap();
+    let after = receiver.wait_for(4, Duration::from_secs(60)).await;
+    assert_eq!(after.iter().map(key_id).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    let end = poison_offset + 3;
+    let caught_up = eventually(Duration::from_secs(20), || async {
+        committed_offsets(&bootstrap, GROUP, TOPIC)[&0] == end
+    })
+    .await;
+    assert!(caught_up, "commit did not reach {end}");
+    assert!(health.readiness().1["failing"].get("dlq").is_none(), "{}", health.readiness().1);
+    let dead = read_topic(&bootstrap, DLQ_TOPIC, 1, Duration::from_secs(10));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(&b"{this is not json"[..]));
+    assert_eq!(dead[0].headers["__connect.errors.offset"], poison_offset.to_string());
+
+    stop.send(()).unwrap();
+    let outcome = pipeline.await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Stopped);
+}
