@@ -247,6 +247,7 @@ fn options(
         partition_concurrency: 0,
         record_retries: 0,
         commit_interval: Duration::from_secs(1),
+        lag_interval: Duration::ZERO,
         drain_timeout: Duration::from_secs(10),
     }
 }

@@ -3,7 +3,7 @@
 
 mod avro;
 mod delivery;
-mod dlq_outage;
+mod in_process;
 mod independence;
 mod poison;
 mod postgres_to_webhook;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cdc_tests::build::plugin_wasm;
 use cdc_tests::kafka::committed_offsets;
-use cdc_tests::receiver::{Delivery, WebhookReceiver};
+use cdc_tests::receiver::{Delivery, WebhookReceiver, eventually};
 use cdc_tests::scenario::{PipelineParts, Scenario};
 use serde_json::{Value as Json, json};
 
@@ -42,6 +42,7 @@ async fn changes_flow_through_the_wasm_transform_to_the_webhook_and_are_committe
             "  - sink_id: hook\n    sink_type: webhook\n    webhook:\n      url: {}\n      auth_token: ${{E2E_AUTH_TOKEN}}\n      timeout_seconds: 5\n",
             receiver.url()
         ),
+        platform: "lag_monitor_interval_seconds: 1\n".into(),
         ..PipelineParts::default()
     };
     let (mut cdc, health_port) = scenario.start(&parts, &[("E2E_AUTH_TOKEN", AUTH_TOKEN)]);
@@ -78,6 +79,24 @@ async fn changes_flow_through_the_wasm_transform_to_the_webhook_and_are_committe
 
     let ready = reqwest::get(format!("http://127.0.0.1:{health_port}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200, "readyz: {}", ready.text().await.unwrap_or_default());
+    let metrics_url = format!("http://127.0.0.1:{health_port}/metrics");
+    let lag_reported = eventually(Duration::from_secs(10), || async {
+        reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("cdc_consumer_lag{id=\"cdc.public.")
+    })
+    .await;
+    let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+    assert!(lag_reported, "no lag gauge in /metrics:\n{metrics}");
+    assert!(metrics.contains("cdc_sink_events_delivered_total{id=\"hook\"} 5"), "{metrics}");
+    assert!(
+        metrics.contains("cdc_transform_events_dropped_total{id=\"drop-test-and-mask-email\"} 1"),
+        "{metrics}"
+    );
 
     let status = cdc.terminate(Duration::from_secs(60));
     let log = cdc.log();

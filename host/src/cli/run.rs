@@ -163,6 +163,7 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
         partition_concurrency: config.platform.partition_concurrency,
         record_retries: config.platform.dlq.max_retries,
         commit_interval: kafka.commit_interval,
+        lag_interval: config.platform.lag_monitor_interval,
         drain_timeout: DRAIN_TIMEOUT,
     };
     let outcome = pipeline::run(options, dlq, health, metrics, shutdown_signal()).await?;

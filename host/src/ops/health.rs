@@ -100,10 +100,10 @@ impl Health {
     pub fn readiness(&self) -> (bool, Json) {
         self.with(|state| {
             let mut failing = serde_json::Map::new();
+            // A halt says why; it outranks the shutdown that follows it.
             if let Some(reason) = &state.halted {
                 failing.insert("pipeline".into(), json!(format!("halted: {reason}")));
-            }
-            if state.stopping {
+            } else if state.stopping {
                 failing.insert("pipeline".into(), json!("shutting down"));
             }
             if let Err(reason) = &state.connector {
@@ -149,6 +149,7 @@ mod tests {
         let health = Health::new([]);
         health.halt("first".into());
         health.halt("second".into());
+        health.set_stopping();
         assert_eq!(health.halted().as_deref(), Some("first"));
         assert_eq!(health.readiness().1["failing"]["pipeline"], "halted: first");
     }

@@ -4,6 +4,7 @@
 pub mod connector;
 pub mod debezium;
 pub mod health;
+pub mod lag;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;

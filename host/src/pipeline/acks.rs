@@ -114,6 +114,12 @@ impl PartitionAcks {
         }
     }
 
+    /// The position last sent to the broker, if any.
+    pub fn committed(&self) -> Option<i64> {
+        let committed = self.committed.load(Ordering::Acquire);
+        (committed != NONE).then_some(committed)
+    }
+
     /// How many offsets are dispatched but not yet durable everywhere.
     pub fn in_flight(&self) -> i64 {
         let dispatched = self.dispatched.load(Ordering::Acquire);

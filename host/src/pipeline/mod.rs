@@ -26,6 +26,7 @@ use self::retry::RetryPolicy;
 use self::sink_lane::SinkLane;
 use crate::decode::Decoder;
 use crate::ops::health::Health;
+use crate::ops::lag::LagMonitor;
 use crate::ops::metrics::{Metrics, names};
 use crate::plugin::TransformPlugin;
 use crate::sinks::SinkFactory;
@@ -60,6 +61,8 @@ pub struct PipelineOptions {
     pub record_retries: u32,
     /// How often durable positions are committed (zero: at every housekeeping tick).
     pub commit_interval: Duration,
+    /// How often consumer lag is measured and reported (zero: never).
+    pub lag_interval: Duration,
     /// Longest wait for lanes to drain at shutdown.
     pub drain_timeout: Duration,
 }
@@ -155,6 +158,7 @@ pub async fn run(
     };
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut last_commit = tokio::time::Instant::now();
+    let mut lag = LagMonitor::new(options.lag_interval);
     tokio::pin!(shutdown);
 
     let outcome = loop {
@@ -173,6 +177,9 @@ pub async fn run(
                     last_commit = tokio::time::Instant::now();
                 }
                 resume_drained(&consumer, &mut lanes, options.max_buffered_messages);
+                lag.tick(&consumer, &metrics, || {
+                    lanes.partitions.iter().map(|(partition, lanes)| (partition.clone(), lanes.acks.committed())).collect()
+                });
                 while lanes.tasks.try_join_next().is_some() {}
             }
             message = consumer.recv() => match message {
@@ -208,6 +215,8 @@ pub async fn run(
         tracing::warn!(timeout = ?options.drain_timeout, "pipeline.drain_timeout");
         lanes.tasks.abort_all();
     }
+    // A lag round holds the consumer: let it end so that the consumer closes below, not later.
+    lag.finish(options.drain_timeout).await;
     // The final commit happens while the consumer is still a member of the group.
     commit(&consumer, &tracker, &metrics, CommitMode::Sync);
     consumer.context().set_closing();

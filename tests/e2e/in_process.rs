@@ -1,10 +1,7 @@
-//! A DLQ that cannot be written holds its partition: no record after the failing one is
-//! delivered, nothing is committed past it and `/readyz` names the DLQ; once the DLQ is back,
-//! the record is dead-lettered and the partition moves on.
-//!
-//! The test broker (tansu) cannot be made to refuse writes to one topic, so this suite runs the
-//! pipeline in-process against librdkafka's mock cluster (INFRA.md: real protocol, commits and
-//! groups), with the DLQ topic led by a second broker that the test takes down and brings back.
+//! The pipeline run in-process against librdkafka's mock cluster (INFRA.md: real protocol,
+//! commits and groups), for what the test broker (tansu) cannot show: a DLQ that refuses writes
+//! (its topic is led by a second broker the test takes down and brings back), and commits of a
+//! pipeline without sinks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +35,28 @@ fn envelope(id: i64) -> (Vec<u8>, Vec<u8>) {
         "ts_ms": 1_700_000_000_000i64,
     });
     (key, value.to_string().into_bytes())
+}
+
+fn options(bootstrap: &str, group: &str, sinks: Vec<SinkSpec>) -> PipelineOptions {
+    let properties = vec![
+        ("bootstrap.servers".to_owned(), bootstrap.to_owned()),
+        ("auto.offset.reset".to_owned(), "earliest".to_owned()),
+    ];
+    PipelineOptions {
+        consumer: ConsumerSettings { group_id: group.into(), properties },
+        topics: vec![TOPIC.into()],
+        decoder: Decoder::Json,
+        sinks,
+        transforms: Vec::new(),
+        transform_retry: retry(),
+        max_buffered_messages: 100,
+        batch_size: 100,
+        partition_concurrency: 0,
+        record_retries: 0,
+        commit_interval: Duration::ZERO,
+        lag_interval: Duration::ZERO,
+        drain_timeout: Duration::from_secs(10),
+    }
 }
 
 fn retry() -> RetryPolicy {
@@ -101,6 +120,7 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
         partition_concurrency: 0,
         record_retries: 0,
         commit_interval: Duration::ZERO,
+        lag_interval: Duration::ZERO,
         drain_timeout: Duration::from_secs(10),
     };
     let health = Arc::new(Health::new(["hook".to_owned()]));
@@ -153,4 +173,41 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
     stop.send(()).unwrap();
     let outcome = pipeline.await.unwrap().unwrap();
     assert_eq!(outcome, Outcome::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_without_sinks_still_commits_what_it_consumed() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut last = 0;
+    for id in 1..=5 {
+        let (key, value) = envelope(id);
+        last = produce(&bootstrap, TOPIC, 0, Some(&key), &value).await;
+    }
+    // An empty value is not JSON: with the DLQ off it halts the pipeline, so it goes last and
+    // the commit must stop right before it.
+    produce(&bootstrap, TOPIC, 0, Some(b"k"), b"").await;
+    let group = "cdc-no-sinks";
+    let health = Arc::new(Health::new([]));
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let outcome = pipeline::run(
+        options(&bootstrap, group, Vec::new()),
+        None,
+        health.clone(),
+        Arc::new(Metrics::default()),
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap();
+    let Outcome::Halted(reason) = outcome else { panic!("an undecodable record without a DLQ must halt") };
+    assert!(reason.contains("DLQ is disabled"), "{reason}");
+    assert!(health.readiness().1["failing"]["pipeline"].as_str().unwrap().contains("halted"));
+    assert_eq!(
+        committed_offsets(&bootstrap, group, TOPIC)[&0],
+        last + 1,
+        "everything before the bad record is committed"
+    );
 }

@@ -1,0 +1,75 @@
+//! The lag monitor: per owned partition, the high watermark minus the committed position,
+//! logged as `consumer.lag` and exported as the `cdc_consumer_lag` gauge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::metrics::{Metrics, names};
+use crate::pipeline::acks::PartitionKey;
+use crate::source::kafka::KafkaConsumer;
+
+/// How long one watermark request may take.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schedules lag rounds: one at a time, every `interval` (never when it is zero).
+pub struct LagMonitor {
+    interval: Duration,
+    last: Instant,
+    round: Option<JoinHandle<()>>,
+}
+
+impl LagMonitor {
+    /// A monitor that reports every `interval`.
+    pub fn new(interval: Duration) -> Self {
+        LagMonitor { interval, last: Instant::now(), round: None }
+    }
+
+    /// Starts a round if one is due and none is running. `partitions` is called only then.
+    pub fn tick(
+        &mut self,
+        consumer: &Arc<KafkaConsumer>,
+        metrics: &Arc<Metrics>,
+        partitions: impl FnOnce() -> Vec<(PartitionKey, Option<i64>)>,
+    ) {
+        let idle = self.round.as_ref().is_none_or(JoinHandle::is_finished);
+        if self.interval.is_zero() || self.last.elapsed() < self.interval || !idle {
+            return;
+        }
+        self.last = Instant::now();
+        let (consumer, metrics, partitions) = (consumer.clone(), metrics.clone(), partitions());
+        // Watermark requests block: the round runs beside the poll loop.
+        self.round = Some(tokio::task::spawn_blocking(move || report(&consumer, &partitions, &metrics)));
+    }
+
+    /// Waits (up to `timeout`) for a running round, which holds the consumer, to finish.
+    pub async fn finish(self, timeout: Duration) {
+        if let Some(round) = self.round {
+            let _ = tokio::time::timeout(timeout, round).await;
+        }
+    }
+}
+
+/// Measures and reports the lag of `partitions`, each with its committed position (`None`:
+/// nothing committed yet, so the whole partition counts). Blocking: call it off the async
+/// threads.
+pub fn report(consumer: &KafkaConsumer, partitions: &[(PartitionKey, Option<i64>)], metrics: &Metrics) {
+    let mut total = 0;
+    for ((topic, partition), committed) in partitions {
+        let (low, high) = match consumer.fetch_watermarks(topic, *partition, WATERMARK_TIMEOUT) {
+            Ok(watermarks) => watermarks,
+            Err(error) => {
+                tracing::warn!(topic = %topic, partition, error = %error, "consumer.lag_unavailable");
+                continue;
+            }
+        };
+        let lag = (high - committed.unwrap_or(low)).max(0);
+        total += lag;
+        metrics.gauge(names::CONSUMER_LAG, &format!("{topic}[{partition}]")).set(lag);
+        tracing::debug!(topic = %topic, partition, lag, "consumer.partition_lag");
+    }
+    tracing::info!(partitions = partitions.len(), lag = total, "consumer.lag");
+}
