@@ -99,30 +99,13 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
         auth_token: None,
     };
     let factory = Arc::new(WebhookFactory::new("hook", &webhook).unwrap());
-    let connection = vec![("bootstrap.servers".to_owned(), bootstrap.clone())];
     let dlq_settings = DlqSettings {
         topic_suffix: "dlq".into(),
         include_headers: true,
         write_timeout: Duration::from_secs(2),
     };
-    let dlq = Dlq::new(&connection, dlq_settings).unwrap();
-    let mut consumer_properties = connection.clone();
-    consumer_properties.push(("auto.offset.reset".into(), "earliest".into()));
-    let options = PipelineOptions {
-        consumer: ConsumerSettings { group_id: GROUP.into(), properties: consumer_properties },
-        topics: vec![TOPIC.into()],
-        decoder: Decoder::Json,
-        sinks: vec![SinkSpec { factory, retry: retry() }],
-        transforms: Vec::new(),
-        transform_retry: retry(),
-        max_buffered_messages: 100,
-        batch_size: 100,
-        partition_concurrency: 0,
-        record_retries: 0,
-        commit_interval: Duration::ZERO,
-        lag_interval: Duration::ZERO,
-        drain_timeout: Duration::from_secs(10),
-    };
+    let dlq = Dlq::new(&[("bootstrap.servers".to_owned(), bootstrap.clone())], dlq_settings).unwrap();
+    let options = options(&bootstrap, GROUP, vec![SinkSpec { factory, retry: retry() }]);
     let health = Arc::new(Health::new(["hook".to_owned()]));
     health.set_connector(Ok(()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use cdc_tests::kafka::committed_offsets;
 use cdc_tests::receiver::{WebhookReceiver, eventually};
-use cdc_tests::scenario::{PipelineParts, Scenario, webhook_sink};
+use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, webhook_sink};
 
 use crate::delivery::{created_ids, position};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_partition_delays_neither_other_partitions_nor_other_sinks() {
-    let scenario = Scenario::new("id bigint PRIMARY KEY, note text").await;
+    let scenario = Scenario::new(NOTE_TABLE).await;
     let stalled = Arc::new(AtomicBool::new(true));
     let slow = WebhookReceiver::start().await;
     {
@@ -31,11 +31,8 @@ async fn a_stalled_partition_delays_neither_other_partitions_nor_other_sinks() {
     };
     let (mut cdc, _) = scenario.start(&parts, &[]);
     scenario.wait_streaming(&cdc).await;
-    let table = &scenario.names.table;
     let rows: i64 = 40;
-    for id in 1..=rows {
-        scenario.sql(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')")).await;
-    }
+    scenario.insert_rows(1..=rows).await;
 
     // The other sink gets everything while partition 0 of the slow sink is stalled.
     let everything = fast.wait_for(rows as usize, Duration::from_secs(120)).await;

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use cdc_tests::kafka::{committed_offsets, produce, read_topic};
 use cdc_tests::receiver::{WebhookReceiver, eventually};
-use cdc_tests::scenario::{PipelineParts, Scenario, webhook_sink};
+use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, webhook_sink};
 
 use crate::delivery::key_id;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_goes_to_the_dlq_with_headers_and_good_records_are_delivered() {
-    let scenario = Scenario::new("id bigint PRIMARY KEY, note text").await;
+    let scenario = Scenario::new(NOTE_TABLE).await;
     let receiver = WebhookReceiver::start().await;
     // The endpoint refuses the row with id 3 as unprocessable: a poison record for this sink.
     receiver.respond_with(|body| if body["key"]["id"] == 3 { 422 } else { 200 });
@@ -32,9 +32,7 @@ async fn poison_goes_to_the_dlq_with_headers_and_good_records_are_delivered() {
     let not_an_envelope: &[u8] = br#"{"op": "x", "after": {"id": 9}}"#;
     let garbage_offset = produce(&scenario.env.kafka, &topic, 0, Some(b"k1"), garbage).await;
     let envelope_offset = produce(&scenario.env.kafka, &topic, 0, None, not_an_envelope).await;
-    for id in 2..=4 {
-        scenario.sql(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')")).await;
-    }
+    scenario.insert_rows(2..=4).await;
 
     let deliveries = receiver.wait_for(3, Duration::from_secs(60)).await;
     let ids: Vec<i64> = deliveries.iter().map(key_id).collect();

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use cdc_tests::receiver::WebhookReceiver;
-use cdc_tests::scenario::{PipelineParts, Scenario, webhook_sink};
+use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, webhook_sink};
 
 use crate::delivery::{assert_stable_idempotency_ids, created_ids};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_joining_and_leaving_under_load_loses_nothing() {
-    let scenario = Scenario::new("id bigint PRIMARY KEY, note text").await;
+    let scenario = Scenario::new(NOTE_TABLE).await;
     let receiver = WebhookReceiver::start().await;
     let parts = PipelineParts {
         sinks: webhook_sink("hook", &receiver.url()),
@@ -23,21 +23,7 @@ async fn a_replica_joining_and_leaving_under_load_loses_nothing() {
     scenario.wait_ready(first_port, &first, Duration::from_secs(90)).await;
 
     let total: i64 = 240;
-    let load = {
-        let config = scenario.env.pg_config();
-        let table = scenario.names.table.clone();
-        tokio::spawn(async move {
-            let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(connection);
-            for id in 1..=total {
-                client
-                    .batch_execute(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')"))
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(80)).await;
-            }
-        })
-    };
+    let load = scenario.spawn_load(total, Duration::from_millis(80), None);
 
     receiver.wait_for(30, Duration::from_secs(60)).await;
     let (mut second, second_port) = scenario.start(&parts, &[]);

@@ -5,32 +5,25 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cdc_tests::receiver::WebhookReceiver;
-use cdc_tests::scenario::{PipelineParts, Scenario, webhook_sink};
+use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, webhook_sink};
 
 use crate::delivery::{assert_per_key_order, assert_stable_idempotency_ids, created_ids};
 
-async fn insert_rows(scenario: &Scenario, ids: std::ops::RangeInclusive<i64>) {
-    let table = &scenario.names.table;
-    for id in ids {
-        scenario.sql(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')")).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_commits_so_a_restart_delivers_nothing_twice() {
-    let scenario = Scenario::new("id bigint PRIMARY KEY, note text").await;
+    let scenario = Scenario::new(NOTE_TABLE).await;
     let receiver = WebhookReceiver::start().await;
     let parts = PipelineParts { sinks: webhook_sink("hook", &receiver.url()), ..PipelineParts::default() };
 
     let (mut first, _) = scenario.start(&parts, &[]);
     scenario.wait_streaming(&first).await;
-    insert_rows(&scenario, 1..=20).await;
+    scenario.insert_rows(1..=20).await;
     assert_eq!(receiver.wait_for(20, Duration::from_secs(120)).await.len(), 20, "{}", first.log());
     let status = first.terminate(Duration::from_secs(60));
     assert!(status.success(), "exit {status}:\n{}", first.log());
 
     let (mut second, health_port) = scenario.start(&parts, &[]);
-    insert_rows(&scenario, 21..=30).await;
+    scenario.insert_rows(21..=30).await;
     let deliveries = receiver.wait_for(30, Duration::from_secs(120)).await;
     assert_eq!(deliveries.len(), 30, "{}", second.log());
     // Give a redelivery, if there were one, time to show up.
@@ -47,7 +40,7 @@ async fn sigterm_drains_and_commits_so_a_restart_delivers_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_and_keeps_ids_stable() {
-    let scenario = Scenario::new("id bigint PRIMARY KEY, note text").await;
+    let scenario = Scenario::new(NOTE_TABLE).await;
     let receiver = WebhookReceiver::start().await;
     let parts = PipelineParts {
         sinks: webhook_sink("hook", &receiver.url()),
@@ -58,26 +51,7 @@ async fn kill_9_under_load_loses_nothing_and_keeps_ids_stable() {
     scenario.wait_streaming(&cdc).await;
 
     let total: i64 = 300;
-    let load = {
-        let config = scenario.env.pg_config();
-        let table = scenario.names.table.clone();
-        tokio::spawn(async move {
-            let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(connection);
-            for id in 1..=total {
-                client
-                    .batch_execute(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')"))
-                    .await
-                    .unwrap();
-                if id % 3 == 0 {
-                    let update =
-                        format!("UPDATE public.{table} SET note = 'updated {id}' WHERE id = {}", id - 1);
-                    client.batch_execute(&update).await.unwrap();
-                }
-                tokio::time::sleep(Duration::from_millis(40)).await;
-            }
-        })
-    };
+    let load = scenario.spawn_load(total, Duration::from_millis(40), Some(3));
 
     let mut logs = String::new();
     for round in 0..3 {

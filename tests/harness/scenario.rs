@@ -37,6 +37,9 @@ impl Names {
     }
 }
 
+/// The columns of the table most suites use: a key and a note.
+pub const NOTE_TABLE: &str = "id bigint PRIMARY KEY, note text";
+
 /// What a scenario's pipeline is made of, as YAML fragments.
 #[derive(Debug, Clone)]
 pub struct PipelineParts {
@@ -115,6 +118,43 @@ impl Scenario {
     /// Runs SQL statements.
     pub async fn sql(&self, statements: &str) {
         self.pg.batch_execute(statements).await.unwrap_or_else(|error| panic!("{statements}: {error}"));
+    }
+
+    /// Inserts rows `(id, 'row <id>')` one statement each, into a table made with
+    /// [`NOTE_TABLE`].
+    pub async fn insert_rows(&self, ids: std::ops::RangeInclusive<i64>) {
+        for id in ids {
+            self.sql(&format!("INSERT INTO public.{} VALUES ({id}, 'row {id}')", self.names.table)).await;
+        }
+    }
+
+    /// Starts a load on its own connection: `rows` inserts as [`insert_rows`](Self::insert_rows)
+    /// makes them, a pause after each, and with `update_every = Some(n)` an update of the
+    /// previous row after every n-th insert.
+    pub fn spawn_load(
+        &self,
+        rows: i64,
+        pause: Duration,
+        update_every: Option<i64>,
+    ) -> tokio::task::JoinHandle<()> {
+        let config = self.env.pg_config();
+        let table = self.names.table.clone();
+        tokio::spawn(async move {
+            let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            for id in 1..=rows {
+                client
+                    .batch_execute(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')"))
+                    .await
+                    .unwrap();
+                if update_every.is_some_and(|every| id % every == 0) {
+                    let update =
+                        format!("UPDATE public.{table} SET note = 'updated {id}' WHERE id = {}", id - 1);
+                    client.batch_execute(&update).await.unwrap();
+                }
+                tokio::time::sleep(pause).await;
+            }
+        })
     }
 
     /// Writes pipeline.yaml and platform.yaml for a replica listening for health on a free

@@ -170,7 +170,9 @@ impl PartitionLane {
                 },
             }
         };
-        let dropped = events.len().saturating_sub(output.events.len());
+        let mut kept_origins: Vec<usize> = output.events.iter().map(|(origin, _)| *origin).collect();
+        kept_origins.dedup();
+        let dropped = events.len().saturating_sub(kept_origins.len() + output.record_errors.len());
         counters.dropped.add(dropped as u64);
         for (origin, error) in &output.record_errors {
             self.dead_letter_transform(index, &records[*origin], error, attempt + 1).await?;
@@ -178,7 +180,9 @@ impl PartitionLane {
         Ok(output.events.into_iter().map(|(origin, event)| (event, records[origin].clone())).collect())
     }
 
-    /// Runs the transform on each event alone: those that still fail go to the DLQ.
+    /// Runs the transform on each event alone, so that only the records that fail alone go to
+    /// the DLQ: a trap or a poison verdict dead-letters the record; a retryable verdict from the
+    /// plugin holds the partition and retries, since a transient failure never dead-letters.
     async fn transform_one_by_one(
         &mut self,
         index: usize,
@@ -187,22 +191,35 @@ impl PartitionLane {
     ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
         let mut kept = Vec::with_capacity(events.len());
         for (event, record) in events.into_iter().zip(records) {
-            let instance = &mut self.transforms[index];
-            let result = tokio::task::block_in_place(|| instance.transform(std::slice::from_ref(&event)));
-            match result {
-                Ok(output) => {
-                    for (_, error) in &output.record_errors {
-                        self.dead_letter_transform(index, &record, error, 1).await?;
+            let mut attempt = 0;
+            loop {
+                let instance = &mut self.transforms[index];
+                let result = tokio::task::block_in_place(|| instance.transform(std::slice::from_ref(&event)));
+                match result {
+                    Ok(output) => {
+                        for (_, error) in &output.record_errors {
+                            self.dead_letter_transform(index, &record, error, attempt + 1).await?;
+                        }
+                        kept.extend(output.events.into_iter().map(|(_, event)| (event, record.clone())));
                     }
-                    kept.extend(output.events.into_iter().map(|(_, event)| (event, record.clone())));
+                    Err(error) if error.class() == ErrorClass::Fatal => {
+                        self.context.halt(error.to_string());
+                        return Err(Halted);
+                    }
+                    Err(
+                        error @ PluginError::Returned { class: ErrorClass::Transient { retry_after }, .. },
+                    ) => {
+                        attempt += 1;
+                        tracing::warn!(attempt, error = %error, "pipeline.transform_retry");
+                        tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        let attempts = self.retry.max_attempts.max(attempt + 1);
+                        self.dead_letter_transform(index, &record, &error, attempts).await?;
+                    }
                 }
-                Err(error) if error.class() == ErrorClass::Fatal => {
-                    self.context.halt(error.to_string());
-                    return Err(Halted);
-                }
-                Err(error) => {
-                    self.dead_letter_transform(index, &record, &error, self.retry.max_attempts).await?
-                }
+                break;
             }
         }
         Ok(kept)
