@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cdc_tests::receiver::WebhookReceiver;
-use cdc_tests::scenario::{PipelineParts, Scenario, webhook_sink};
+use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, webhook_sink};
 use cdc_tests::schema_registry::TestSchemaRegistry;
 use serde_json::json;
 
@@ -59,5 +59,48 @@ async fn avro_events_decode_with_exact_types_and_cached_schemas() {
     // registry saw far fewer requests than events (Connect's registrations included).
     assert!(registry.request_count() < 22, "{} registry requests", registry.request_count());
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    scenario.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incompatible_schema_change_halts_the_pipeline_when_asked() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let registry = TestSchemaRegistry::start().await.expect("test registry starts");
+    let receiver = WebhookReceiver::start().await;
+    let parts = PipelineParts {
+        sinks: webhook_sink("hook", &receiver.url()),
+        kafka: format!("  value_converter: avro\n  schema_registry_url: {}\n", registry.url()),
+        platform: "schema_monitor_interval_seconds: 1\nstop_on_incompatible_schema: true\n".into(),
+        ..PipelineParts::default()
+    };
+    let (mut cdc, health_port) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    scenario.insert_rows(1..=1).await;
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(150)).await.len(), 1, "{}", cdc.log());
+    // Let the monitor see the first version before the second arrives.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let table = &scenario.names.table;
+    scenario.sql(&format!("ALTER TABLE public.{table} DROP COLUMN note")).await;
+    scenario.sql(&format!("INSERT INTO public.{table} VALUES (2)")).await;
+    let readyz = format!("http://127.0.0.1:{health_port}/readyz");
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(exit) = cdc.try_status() {
+            status = Some(exit);
+            break;
+        }
+        if let Ok(response) = reqwest::get(&readyz).await {
+            let body = response.text().await.unwrap_or_default();
+            if body.contains("halted") {
+                assert!(body.contains("incompatible schema change"), "{body}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = cdc.log();
+    let status = status.unwrap_or_else(|| panic!("cdc did not halt:\n{log}"));
+    assert_eq!(status.code(), Some(1), "a halt exits 1:\n{log}");
+    assert!(log.contains("schema.incompatible") && log.contains("column `note` was removed"), "{log}");
     scenario.cleanup().await;
 }

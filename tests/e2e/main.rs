@@ -5,6 +5,7 @@ mod avro;
 mod delivery;
 mod in_process;
 mod independence;
+mod plugin_sandbox;
 mod poison;
 mod postgres_to_webhook;
 mod replicas;

@@ -1,4 +1,4 @@
-//! Builds what the tests run: the `cdc` binary and the example plugins, each once per test
+//! Builds what the tests run: the `cdc` binary, the example and fixture plugins, each once per test
 //! process, located through cargo's JSON messages (so any `CARGO_TARGET_DIR` works).
 
 use std::path::{Path, PathBuf};
@@ -21,7 +21,17 @@ pub fn cdc_binary() -> &'static Path {
 
 /// The component of the example plugin `plugins/<name>`, built for wasm32-wasip2 if needed.
 pub fn plugin_wasm(name: &str) -> PathBuf {
-    let manifest = repo_root().join("plugins").join(name).join("Cargo.toml");
+    component_wasm(&repo_root().join("plugins").join(name))
+}
+
+/// The component of the test fixture plugin `tests/fixtures/plugins/<name>`, built like
+/// [`plugin_wasm`].
+pub fn fixture_plugin_wasm(name: &str) -> PathBuf {
+    component_wasm(&repo_root().join("tests/fixtures/plugins").join(name))
+}
+
+fn component_wasm(crate_dir: &Path) -> PathBuf {
+    let manifest = crate_dir.join("Cargo.toml");
     cargo_artifact(&["build", "--release", "--target", "wasm32-wasip2"], &manifest, "filenames")
 }
 

@@ -17,6 +17,7 @@ use crate::decode::{Decoder, SchemaRegistry};
 use crate::ops::connector::ConnectClient;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
+use crate::ops::schema_monitor::{Change, SchemaMonitor};
 use crate::ops::{debezium, server, telemetry, topics};
 use crate::pipeline::dlq::{Dlq, DlqSettings, dlq_topic};
 use crate::pipeline::retry::RetryPolicy;
@@ -166,8 +167,25 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
         lag_interval: config.platform.lag_monitor_interval,
         drain_timeout: DRAIN_TIMEOUT,
     };
-    let outcome = pipeline::run(options, dlq, health, metrics, shutdown_signal()).await?;
+    // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
+    let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
+    let monitor = start_schema_monitor(&config, &options.topics, health.clone(), schema_halt);
+    let shutdown = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            Ok(()) = schema_halted => {}
+        }
+    };
+    let outcome = pipeline::run(options, dlq, health.clone(), metrics, shutdown).await?;
+    // A halt raised beside the pipeline (by the schema monitor) is still a halt.
+    let outcome = match (outcome, health.halted()) {
+        (Outcome::Stopped, Some(reason)) => Outcome::Halted(reason),
+        (outcome, _) => outcome,
+    };
     watcher.abort();
+    if let Some(monitor) = monitor {
+        monitor.abort();
+    }
     let _ = stop_server.send(());
     tracing::info!(pipeline_id, outcome = ?outcome, "pipeline.exited");
     Ok(outcome)
@@ -311,6 +329,47 @@ async fn watch_connector(connect: ConnectClient, health: Arc<Health>) {
         }
         health.set_connector(status);
     }
+}
+
+/// Starts the schema monitor where it can work: with Avro, whose schemas live in the registry.
+fn start_schema_monitor(
+    config: &Config,
+    topics: &[String],
+    health: Arc<Health>,
+    halt: tokio::sync::oneshot::Sender<()>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let platform = &config.platform;
+    let interval = platform.schema_monitor_interval;
+    if platform.kafka.value_converter != ValueConverter::Avro || interval.is_zero() {
+        tracing::info!(reason = "needs value_converter avro and an interval", "schema.monitor_inactive");
+        return None;
+    }
+    let mut monitor =
+        SchemaMonitor::new(&platform.kafka.schema_registry_url, topics, SCHEMA_REGISTRY_TIMEOUT);
+    let stop_on_incompatible = platform.stop_on_incompatible_schema;
+    Some(tokio::spawn(async move {
+        loop {
+            for change in monitor.check().await {
+                match change {
+                    Change::Compatible { subject, versions: (from, to) } => {
+                        tracing::info!(subject, from, to, "schema.version_changed");
+                    }
+                    Change::Incompatible { subject, versions: (from, to), problems } => {
+                        let problems = problems.join("; ");
+                        tracing::warn!(subject, from, to, problems, "schema.incompatible");
+                        if stop_on_incompatible {
+                            health.halt(format!(
+                                "incompatible schema change in {subject} v{from} → v{to}: {problems}"
+                            ));
+                            let _ = halt.send(());
+                            return;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }))
 }
 
 /// Resolves on SIGTERM or SIGINT.

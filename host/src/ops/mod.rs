@@ -6,6 +6,7 @@ pub mod debezium;
 pub mod health;
 pub mod lag;
 pub mod metrics;
+pub mod schema_monitor;
 pub mod server;
 pub mod telemetry;
 pub mod topics;

@@ -187,11 +187,23 @@ impl TransformInstance {
     }
 
     fn trap(&self, call: &'static str, trap: &wasmtime::Error) -> PluginError {
+        // The trap's own words, without the wasm backtrace that would flood logs and DLQ headers.
         let reason = match trap.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => {
                 format!("deadline of {:?} exceeded", self.plugin.shared.spec.limits.call_timeout)
             }
-            _ => format!("{trap:#}"),
+            Some(code) => code.to_string(),
+            None => {
+                let root = trap.root_cause().to_string();
+                if root.contains("growing memory") {
+                    format!(
+                        "out of memory: {root} (limit {} bytes)",
+                        self.plugin.shared.spec.limits.memory_bytes
+                    )
+                } else {
+                    root
+                }
+            }
         };
         PluginError::Trap { plugin: self.plugin.name().to_owned(), call, reason }
     }
