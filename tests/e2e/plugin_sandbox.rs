@@ -159,7 +159,7 @@ fn a_transform_that_exhausts_memory_traps_at_its_cap() {
     let baseline = reset_peak_rss();
     twice(&mut instance, |result, elapsed| {
         let reason = trap_reason(result);
-        eprintln!("oom: trapped after {elapsed:?}: {}", reason);
+        eprintln!("oom: trapped after {elapsed:?}: {reason}");
         assert!(reason.starts_with("out of memory"), "{reason}");
         assert!(!reason.contains("wasm function"), "no backtrace in the reason: {reason}");
     });
@@ -176,7 +176,7 @@ fn a_panicking_transform_traps() {
     let (runtime, mut instance) = evil(json!({"behavior": "panic"}));
     twice(&mut instance, |result, _| {
         let reason = trap_reason(result);
-        eprintln!("panic: trapped: {}", reason);
+        eprintln!("panic: trapped: {reason}");
         assert!(reason.contains("unreachable"), "{reason}");
     });
     assert_host_serves(&runtime);
@@ -203,7 +203,7 @@ fn an_output_larger_than_the_memory_cap_traps_in_the_plugin() {
     let (runtime, mut instance) = evil(json!({"behavior": "huge_output"}));
     twice(&mut instance, |result, _| {
         let reason = trap_reason(result);
-        eprintln!("huge_output (64 MiB): trapped: {}", reason);
+        eprintln!("huge_output (64 MiB): trapped: {reason}");
     });
     assert_host_serves(&runtime);
 }
