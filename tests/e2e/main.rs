@@ -10,3 +10,4 @@ mod poison;
 mod postgres_to_webhook;
 mod replicas;
 mod restarts;
+mod sink_conformance;

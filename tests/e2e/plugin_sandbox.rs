@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use cdc_host::error::ErrorClass;
 use cdc_host::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
 use cdc_host::plugin::{
-    PluginError, PluginLimits, PluginRuntime, PluginSpec, TransformInstance, TransformOutput, TransformPlugin,
+    Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSpec, TransformInstance, TransformOutput,
+    TransformPlugin,
 };
 use cdc_tests::build::{fixture_plugin_wasm, plugin_wasm};
 use serde_json::json;
@@ -41,8 +42,14 @@ fn wasm(name: &'static str, build: fn(&str) -> PathBuf) -> PathBuf {
 }
 
 fn load(runtime: &PluginRuntime, name: &str, path: PathBuf, config: serde_json::Value) -> TransformInstance {
-    let spec =
-        PluginSpec { name: name.into(), path, sha256: None, config_json: config.to_string(), limits: LIMITS };
+    let spec = PluginSpec {
+        name: name.into(),
+        path,
+        sha256: None,
+        config_json: config.to_string(),
+        limits: LIMITS,
+        capabilities: Capabilities::default(),
+    };
     let plugin = TransformPlugin::load(runtime, spec).expect("the plugin loads");
     plugin.instantiate().expect("the plugin configures")
 }

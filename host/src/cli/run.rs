@@ -22,8 +22,11 @@ use crate::ops::{debezium, server, telemetry, topics};
 use crate::pipeline::dlq::{Dlq, DlqSettings, dlq_topic};
 use crate::pipeline::retry::RetryPolicy;
 use crate::pipeline::{self, Outcome, PipelineOptions, SinkSpec};
-use crate::plugin::{PluginLimits, PluginRuntime, PluginSpec, TransformPlugin};
+use crate::plugin::{
+    Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSpec, SinkPlugin, TransformPlugin,
+};
 use crate::sinks::SinkFactory;
+use crate::sinks::wasm::WasmSinkFactory;
 use crate::sinks::webhook::{WebhookFactory, WebhookOptions};
 use crate::source::kafka::ConsumerSettings;
 
@@ -82,12 +85,12 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
             let spec = plugin_spec(&transform.name, &transform.plugin)?;
             let plugin = TransformPlugin::load(&plugin_runtime, spec)?;
             // Instantiate once now so that a plugin refusing its config fails the start.
-            plugin.instantiate()?;
+            tokio::task::block_in_place(|| plugin.instantiate())?;
             tracing::info!(transform = transform.name.as_str(), "plugin.loaded");
             Ok(plugin)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let sinks = sink_specs(&config)?;
+    let sinks = sink_specs(&config, &plugin_runtime)?;
 
     let health = Arc::new(Health::new(sinks.iter().map(|sink| sink.factory.sink_id().to_owned())));
     let metrics = Arc::new(Metrics::default());
@@ -204,7 +207,7 @@ fn check_supported(config: &Config) -> anyhow::Result<()> {
         bail!("kafka.auth_mechanism `sasl_iam` is not available in this build yet");
     }
     for sink in config.pipeline.sinks.iter().filter(|sink| sink.enabled) {
-        if !matches!(sink.kind, SinkKind::Webhook(_)) {
+        if !matches!(sink.kind, SinkKind::Webhook(_) | SinkKind::Wasm(_)) {
             bail!(
                 "sink `{}`: sink_type `{}` is not available in this build yet",
                 sink.sink_id,
@@ -215,7 +218,7 @@ fn check_supported(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sink_specs(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
+fn sink_specs(config: &Config, plugins: &PluginRuntime) -> anyhow::Result<Vec<SinkSpec>> {
     let mut specs = Vec::new();
     for sink in config.pipeline.sinks.iter().filter(|sink| sink.enabled) {
         let factory: Arc<dyn SinkFactory> = match &sink.kind {
@@ -235,6 +238,14 @@ fn sink_specs(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
                     .map_err(|reason| anyhow::anyhow!("sink `{}`: {reason}", sink.sink_id))?;
                 Arc::new(factory)
             }
+            SinkKind::Wasm(plugin) => {
+                let plugin = SinkPlugin::load(plugins, plugin_spec(&sink.sink_id, plugin)?)?;
+                // Open (and close) one instance now so that a plugin refusing its config fails the
+                // start; opening may do blocking WASI I/O.
+                tokio::task::block_in_place(|| plugin.instantiate().map(|mut instance| instance.close()))?;
+                tracing::info!(sink_id = sink.sink_id.as_str(), "plugin.loaded");
+                Arc::new(WasmSinkFactory::new(&sink.sink_id, plugin))
+            }
             _ => bail!(
                 "sink `{}`: sink_type `{}` is not available yet",
                 sink.sink_id,
@@ -247,6 +258,16 @@ fn sink_specs(config: &Config) -> anyhow::Result<Vec<SinkSpec>> {
 }
 
 fn plugin_spec(name: &str, plugin: &PluginConfig) -> anyhow::Result<PluginSpec> {
+    if !plugin.allowed_hosts.is_empty() {
+        bail!(
+            "plugin `{name}`: allowed_hosts needs outbound HTTP for plugins (wasi:http), not in this build yet"
+        );
+    }
+    let directory = plugin.directory.as_ref().map(|directory| GrantedDirectory {
+        host_path: directory.path.clone(),
+        mount: directory.mount.clone(),
+        read_only: directory.read_only,
+    });
     Ok(PluginSpec {
         name: name.to_owned(),
         path: plugin.path.clone(),
@@ -257,6 +278,7 @@ fn plugin_spec(name: &str, plugin: &PluginConfig) -> anyhow::Result<PluginSpec> 
             call_timeout: plugin.limits.call_timeout,
             max_output_bytes: usize::try_from(plugin.limits.max_output_bytes).unwrap_or(usize::MAX),
         },
+        capabilities: Capabilities { env: plugin.env.clone(), directory },
     })
 }
 

@@ -151,3 +151,6 @@ pub const STOP_ON_INCOMPATIBLE_SCHEMA: bool = false;
 pub const HEALTH_PORT: u16 = 8080;
 /// `health_enabled`.
 pub const HEALTH_ENABLED: bool = true;
+
+/// `…plugin.directory.mount`: where a granted directory appears to the plugin.
+pub const PLUGIN_DIRECTORY_MOUNT: &str = "/data";

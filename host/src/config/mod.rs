@@ -24,9 +24,9 @@ pub use self::env::Env;
 pub use self::error::{Error, ErrorKind, Errors, Location};
 pub use self::load::{load, load_str, load_with_env};
 pub use self::pipeline::{
-    IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginLimits, PostgresSinkConfig,
-    SinkConfig, SinkKind, SinkType, SnapshotMode, SourceConfig, SourceType, TransformConfig,
-    WebhookSinkConfig, WriteMode,
+    IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginDirectory, PluginLimits,
+    PostgresSinkConfig, SinkConfig, SinkKind, SinkType, SnapshotMode, SourceConfig, SourceType,
+    TransformConfig, WebhookSinkConfig, WriteMode,
 };
 pub use self::platform::{
     AuthMechanism, AutoOffsetReset, ConnectorConfig, DlqConfig, KafkaConfig, PlatformConfig, RetryConfig,

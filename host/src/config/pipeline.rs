@@ -294,8 +294,23 @@ pub struct PluginConfig {
     pub config: serde_json::Value,
     /// Hosts (`host` or `host:port`) the plugin may reach over HTTP; empty means none.
     pub allowed_hosts: Vec<String>,
+    /// Names of host environment variables the plugin may read (their values at start).
+    pub env: Vec<String>,
+    /// A host directory the plugin may use; none by default.
+    pub directory: Option<PluginDirectory>,
     /// Resource limits.
     pub limits: PluginLimits,
+}
+
+/// A host directory granted to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDirectory {
+    /// Host path, resolved against the pipeline file's directory.
+    pub path: PathBuf,
+    /// The path the plugin sees (default `/data`).
+    pub mount: String,
+    /// Whether the plugin may only read it (default false).
+    pub read_only: bool,
 }
 
 impl fmt::Debug for PluginConfig {
@@ -307,6 +322,8 @@ impl fmt::Debug for PluginConfig {
             .field("sha256", &self.sha256)
             .field("config_keys", &keys)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("env", &self.env)
+            .field("directory", &self.directory)
             .field("limits", &self.limits)
             .finish()
     }

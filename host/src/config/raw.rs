@@ -215,8 +215,24 @@ pub(super) struct Plugin {
     pub config: Option<serde_json::Value>,
     /// Hosts the plugin may call over HTTP.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Names of the host's environment variables the plugin may read.
+    pub env: Option<Vec<String>>,
+    /// A host directory the plugin may use.
+    pub directory: Option<Directory>,
     /// Resource limits.
     pub limits: Option<Limits>,
+}
+
+/// `…plugin.directory:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Directory {
+    /// Host path (required).
+    pub path: Option<String>,
+    /// Where the plugin sees it.
+    pub mount: Option<String>,
+    /// Whether the plugin may only read it.
+    pub read_only: Option<bool>,
 }
 
 /// `…plugin.limits:`.

@@ -271,7 +271,8 @@ fn start_lanes(
     let mut handles = Vec::with_capacity(options.sinks.len() + 1);
     let mut transforms = Vec::with_capacity(options.transforms.len());
     for plugin in &options.transforms {
-        match plugin.instantiate() {
+        // Instantiating may do blocking WASI I/O (a granted directory).
+        match tokio::task::block_in_place(|| plugin.instantiate()) {
             Ok(instance) => transforms.push(instance),
             Err(error) => {
                 context.halt(error.to_string());

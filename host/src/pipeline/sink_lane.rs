@@ -5,7 +5,8 @@
 //! on its events go one at a time, so that a record that fails on its own is found, retried
 //! `dlq.max_retries` times and dead-lettered, while the others are delivered. A transient
 //! failure alone never drops or dead-letters anything: the lane keeps retrying and the
-//! partition holds.
+//! partition holds. A flush that fails transiently gets the batch written again, since the
+//! sink may have lost what it buffered.
 
 use std::sync::Arc;
 
@@ -18,8 +19,10 @@ use super::dlq::Failure;
 use super::lane::SinkBatch;
 use super::retry::RetryPolicy;
 use crate::error::ErrorClass;
+use crate::event::ChangeEvent;
 use crate::ops::metrics::{Counter, names};
-use crate::sinks::{Sink, SinkError};
+use crate::sinks::{Refused, Sink, SinkError};
+use crate::source::SourceRecord;
 
 /// One sink's lane for one partition.
 pub struct SinkLane {
@@ -67,19 +70,65 @@ impl SinkLane {
         }
     }
 
+    /// Delivers a batch: writes it, then flushes. A flush that fails transiently may have lost
+    /// what the sink buffered, so the batch is written again (less what went to the DLQ).
     async fn deliver(&mut self, batch: &SinkBatch) -> Result<(), Halted> {
-        let events = &batch.events;
+        let mut events = batch.events.to_vec();
+        let mut records = batch.records.to_vec();
+        let mut attempt = 0;
+        loop {
+            let dead = self.write_all(&events, &records).await?;
+            if !dead.is_empty() {
+                let keep = |index: &usize| !dead.contains(index);
+                events = events.into_iter().enumerate().filter(|(i, _)| keep(i)).map(|(_, e)| e).collect();
+                records = records.into_iter().enumerate().filter(|(i, _)| keep(i)).map(|(_, r)| r).collect();
+            }
+            let Err(error) = self.sink.flush().await else { break };
+            attempt += 1;
+            match error.class {
+                ErrorClass::Transient { retry_after } => {
+                    self.note_failure(&error, attempt);
+                    tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
+                }
+                // A flush covers many records: none of them can be blamed alone.
+                ErrorClass::Record | ErrorClass::Fatal => {
+                    self.context.health.set_sink(&self.sink_id, Err(error.message.clone()));
+                    self.context.halt(error.to_string());
+                    return Err(Halted);
+                }
+            }
+        }
+        self.context.health.set_sink(&self.sink_id, Ok(()));
+        Ok(())
+    }
+
+    /// Writes every event, retrying and splitting as needed; returns the indices of the events
+    /// that went to the DLQ.
+    async fn write_all(
+        &mut self,
+        events: &[ChangeEvent],
+        records: &[Arc<SourceRecord>],
+    ) -> Result<Vec<usize>, Halted> {
+        let mut dead = Vec::new();
         let mut start = 0;
         // Failed attempts at the current window, and whether the batch is split into single events.
         let mut attempt = 0;
         let mut split = false;
         while start < events.len() {
             let end = if split { start + 1 } else { events.len() };
-            let Err(error) = self.sink.write(&events[start..end]).await else {
-                self.delivered.add((end - start) as u64);
-                start = end;
-                attempt = 0;
-                continue;
+            let error = match self.sink.write(&events[start..end]).await {
+                Ok(refused) => {
+                    self.delivered.add((end - start - refused.len()) as u64);
+                    for Refused { index, error } in refused {
+                        if self.settle_alone(&events[start + index], &records[start + index], error).await? {
+                            dead.push(start + index);
+                        }
+                    }
+                    start = end;
+                    attempt = 0;
+                    continue;
+                }
+                Err(error) => error,
             };
             self.delivered.add(error.accepted as u64);
             if error.accepted > 0 {
@@ -102,11 +151,36 @@ impl SinkLane {
                     }
                     tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
                 }
-                ErrorClass::Record if attempt <= self.record_retries => {
-                    self.note_failure(&error, attempt);
-                    tokio::time::sleep(self.retry.wait(attempt, None)).await;
+                ErrorClass::Record | ErrorClass::Fatal => {
+                    if self.settle_alone(&events[start], &records[start], error).await? {
+                        dead.push(start);
+                    }
+                    start += 1;
+                    attempt = 0;
                 }
-                ErrorClass::Record => {
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Settles an event the sink refused alone: retried while the refusal is transient, up to
+    /// `dlq.max_retries` times while it is a record error, then dead-lettered. Returns whether
+    /// it went to the DLQ.
+    async fn settle_alone(
+        &mut self,
+        event: &ChangeEvent,
+        record: &SourceRecord,
+        mut error: SinkError,
+    ) -> Result<bool, Halted> {
+        let mut attempt = 1;
+        loop {
+            match error.class {
+                ErrorClass::Fatal => {
+                    self.context.health.set_sink(&self.sink_id, Err(error.message.clone()));
+                    self.context.halt(error.to_string());
+                    return Err(Halted);
+                }
+                ErrorClass::Record if attempt > self.record_retries => {
                     let failure = Failure {
                         stage: self.sink_id.clone(),
                         kind: "sink.record".into(),
@@ -114,39 +188,29 @@ impl SinkLane {
                         detail: error.to_string(),
                         attempts: attempt,
                     };
-                    self.context.dead_letter(&batch.records[start], failure).await?;
-                    start += 1;
-                    attempt = 0;
+                    self.context.dead_letter(record, failure).await?;
+                    return Ok(true);
                 }
-                ErrorClass::Fatal => {
-                    self.context.health.set_sink(&self.sink_id, Err(error.message.clone()));
-                    self.context.halt(error.to_string());
-                    return Err(Halted);
-                }
-            }
-        }
-        self.flush().await?;
-        self.context.health.set_sink(&self.sink_id, Ok(()));
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<(), Halted> {
-        let mut attempt = 0;
-        loop {
-            let Err(error) = self.sink.flush().await else { return Ok(()) };
-            attempt += 1;
-            match error.class {
-                ErrorClass::Transient { retry_after } => {
+                ErrorClass::Record | ErrorClass::Transient { .. } => {
                     self.note_failure(&error, attempt);
+                    let retry_after = match error.class {
+                        ErrorClass::Transient { retry_after } => retry_after,
+                        _ => None,
+                    };
                     tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
                 }
-                // A flush covers many records: none of them can be blamed alone.
-                ErrorClass::Record | ErrorClass::Fatal => {
-                    self.context.health.set_sink(&self.sink_id, Err(error.message.clone()));
-                    self.context.halt(error.to_string());
-                    return Err(Halted);
-                }
             }
+            error = match self.sink.write(std::slice::from_ref(event)).await {
+                Ok(refused) => match refused.into_iter().next() {
+                    None => {
+                        self.delivered.add(1);
+                        return Ok(false);
+                    }
+                    Some(refused) => refused.error,
+                },
+                Err(error) => error,
+            };
+            attempt += 1;
         }
     }
 

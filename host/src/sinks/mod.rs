@@ -1,6 +1,7 @@
 //! Sinks: the contract every sink implements (native or, later, wasm) and the one list of
 //! built-in sinks.
 
+pub mod wasm;
 pub mod webhook;
 
 use std::fmt;
@@ -18,12 +19,23 @@ use crate::event::ChangeEvent;
 /// delivered only once `flush` has returned `Ok`: then, and only then, may offsets move past
 /// them. After an error the pipeline may call `write` again with the events not yet accepted.
 pub trait Sink: Send {
-    /// Writes events in order. On error, `SinkError::accepted` tells how many leading events
-    /// were written before it; the rest were not.
-    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>>;
+    /// Writes events in order. `Ok` lists the events refused on their own (by index in
+    /// `events`, ascending), every other one was accepted; the pipeline retries or
+    /// dead-letters the refused ones alone. On `Err`, `SinkError::accepted` tells how many
+    /// leading events were written before the failure; the rest were not.
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<Vec<Refused>, SinkError>>;
 
     /// Makes every accepted event durable.
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>>;
+}
+
+/// An event a sink refused on its own while accepting the others of the same write.
+#[derive(Debug)]
+pub struct Refused {
+    /// Index of the event in the write.
+    pub index: usize,
+    /// Why, with its class (`accepted` is 0).
+    pub error: SinkError,
 }
 
 /// A sink's failure, with its class and how far the write got.

@@ -8,8 +8,8 @@ use super::{Ctx, is_qualified};
 use crate::config::Secret;
 use crate::config::defaults as d;
 use crate::config::pipeline::{
-    IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginLimits, PostgresSinkConfig,
-    SinkConfig, SinkKind, SinkType, SourceConfig, TransformConfig, WebhookSinkConfig,
+    IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginDirectory, PluginLimits,
+    PostgresSinkConfig, SinkConfig, SinkKind, SinkType, SourceConfig, TransformConfig, WebhookSinkConfig,
 };
 use crate::config::platform::RetryConfig;
 use crate::config::raw;
@@ -273,6 +273,22 @@ fn plugin(raw: raw::Plugin, path: &str, base_dir: &Path, ctx: &mut Ctx<'_>) -> P
     if !config.is_object() {
         ctx.invalid(&at("config"), "must be a mapping");
     }
+    let env = raw.env.unwrap_or_default();
+    for (i, name) in env.iter().enumerate() {
+        let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            ctx.invalid(&format!("{path}.env[{i}]"), "must be an environment variable name");
+        }
+    }
+    let directory = raw.directory.map(|directory| {
+        let host = ctx.required_str(directory.path, &at("directory.path"));
+        let mount = directory.mount.unwrap_or_else(|| d::PLUGIN_DIRECTORY_MOUNT.to_owned());
+        if !mount.starts_with('/') {
+            ctx.invalid(&at("directory.mount"), "must be an absolute path");
+        }
+        PluginDirectory { path: base_dir.join(host), mount, read_only: directory.read_only.unwrap_or(false) }
+    });
     let limits = raw.limits.unwrap_or_default();
     let lp = |field: &str| format!("{path}.limits.{field}");
     PluginConfig {
@@ -280,6 +296,8 @@ fn plugin(raw: raw::Plugin, path: &str, base_dir: &Path, ctx: &mut Ctx<'_>) -> P
         sha256,
         config,
         allowed_hosts: raw.allowed_hosts.unwrap_or_default(),
+        env,
+        directory,
         limits: PluginLimits {
             memory_mb: ctx.int(limits.memory_mb, d::PLUGIN_MEMORY_MB, 1..=4096, &lp("memory_mb")),
             call_timeout: ctx.millis(

@@ -1,13 +1,17 @@
 //! The wasmtime side of the plugin runtime: one engine, components compiled once, one store per
 //! instance with memory capped and every call under an epoch deadline.
 
+mod bindings;
 mod engine;
+mod instance;
+mod sink;
 mod state;
 mod transform;
 
 use std::time::Duration;
 
 pub use engine::PluginRuntime;
+pub use sink::{SinkInstance, SinkPlugin};
 pub use transform::{TransformInstance, TransformOutput, TransformPlugin};
 
 use crate::error::{Classify, ErrorClass};
@@ -36,6 +40,28 @@ pub struct PluginSpec {
     pub config_json: String,
     /// Resource limits.
     pub limits: PluginLimits,
+    /// What the plugin may reach beyond its sandbox; nothing by default.
+    pub capabilities: Capabilities,
+}
+
+/// Capabilities granted to a plugin by the pipeline. The default grants nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Host environment variables the plugin may read (their values at instantiation).
+    pub env: Vec<String>,
+    /// A host directory the plugin may use.
+    pub directory: Option<GrantedDirectory>,
+}
+
+/// A host directory granted to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedDirectory {
+    /// The directory on the host.
+    pub host_path: std::path::PathBuf,
+    /// Where the plugin sees it.
+    pub mount: String,
+    /// Whether the plugin may only read it.
+    pub read_only: bool,
 }
 
 /// A failure of a plugin, classed for the pipeline.

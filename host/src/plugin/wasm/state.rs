@@ -1,11 +1,12 @@
-//! The per-instance store state: WASI with no capabilities granted, memory limits, and the host
-//! imports every plugin world shares (`cdc:plugin/host`).
+//! The per-instance store state: WASI with only the capabilities the pipeline granted, memory
+//! limits, and the host imports every plugin world shares (`cdc:plugin/host`).
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::PluginLimits;
+use super::PluginSpec;
+use super::bindings::{host, types};
 
 /// Data owned by one plugin instance's store.
 pub(super) struct InstanceState {
@@ -16,18 +17,30 @@ pub(super) struct InstanceState {
 }
 
 impl InstanceState {
-    /// A state that grants nothing: no files, no env, no network, no args; stdio discarded.
-    pub(super) fn new(plugin: &str, limits: &PluginLimits) -> Self {
-        InstanceState {
-            plugin: plugin.to_owned(),
-            wasi: WasiCtx::builder().build(),
+    /// A state that grants only what `spec` names: the values of its env vars and its
+    /// directory. No network, no args, no other files; stdio is discarded.
+    pub(super) fn new(spec: &PluginSpec) -> Result<Self, String> {
+        let mut wasi = WasiCtx::builder();
+        for name in &spec.capabilities.env {
+            if let Ok(value) = std::env::var(name) {
+                wasi.env(name, value);
+            }
+        }
+        if let Some(directory) = &spec.capabilities.directory {
+            let perms = if directory.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(&directory.host_path, &directory.mount, perms)
+                .map_err(|error| format!("cannot grant {}: {error}", directory.host_path.display()))?;
+        }
+        Ok(InstanceState {
+            plugin: spec.name.clone(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
+                .memory_size(spec.limits.memory_bytes)
                 .instances(64)
                 .trap_on_grow_failure(true)
                 .build(),
-        }
+        })
     }
 }
 
@@ -37,9 +50,9 @@ impl WasiView for InstanceState {
     }
 }
 
-impl super::transform::bindings::cdc::plugin::host::Host for InstanceState {
-    fn log(&mut self, level: super::transform::bindings::cdc::plugin::host::Level, message: String) {
-        use super::transform::bindings::cdc::plugin::host::Level;
+impl host::Host for InstanceState {
+    fn log(&mut self, level: host::Level, message: String) {
+        use host::Level;
         let plugin = self.plugin.as_str();
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
@@ -55,4 +68,4 @@ impl super::transform::bindings::cdc::plugin::host::Host for InstanceState {
     }
 }
 
-impl super::transform::bindings::cdc::plugin::types::Host for InstanceState {}
+impl types::Host for InstanceState {}

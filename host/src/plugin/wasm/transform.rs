@@ -6,19 +6,15 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
-use super::engine::{EPOCH_TICK, PluginRuntime};
+use super::bindings::transform::{self as bindings, Transform};
+use super::bindings::types;
+use super::engine::PluginRuntime;
+use super::instance::{self, arm_deadline};
 use super::state::InstanceState;
-use super::{PluginError, PluginLimits, PluginSpec};
-use crate::error::ErrorClass;
+use super::{PluginError, PluginSpec};
 use crate::event::{self, ChangeEvent};
 use crate::plugin::PackedBatch;
 
-pub(super) mod bindings {
-    wasmtime::component::bindgen!({ path: "../wit", world: "transform" });
-}
-
-use bindings::Transform;
-use bindings::cdc::plugin::types;
 use bindings::exports::cdc::plugin::transformer;
 
 /// A transform component, compiled and linked, ready to instantiate.
@@ -121,12 +117,7 @@ impl TransformInstance {
 
     fn build(&self) -> Result<Live, PluginError> {
         let shared = &self.plugin.shared;
-        let mut store =
-            Store::new(&shared.engine, InstanceState::new(&shared.spec.name, &shared.spec.limits));
-        store.limiter(|state| &mut state.limits);
-        // The deadline is armed after instantiation: a short one set before would interrupt
-        // the instantiation itself.
-        store.set_epoch_deadline(u64::MAX / 2);
+        let mut store = instance::new_store(&shared.engine, &shared.spec)?;
         let bindings = shared.pre.instantiate(&mut store).map_err(|trap| self.trap("instantiate", &trap))?;
         arm_deadline(&mut store, &shared.spec.limits);
         let configured = bindings
@@ -187,43 +178,14 @@ impl TransformInstance {
     }
 
     fn trap(&self, call: &'static str, trap: &wasmtime::Error) -> PluginError {
-        // The trap's own words, without the wasm backtrace that would flood logs and DLQ headers.
-        let reason = match trap.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => {
-                format!("deadline of {:?} exceeded", self.plugin.shared.spec.limits.call_timeout)
-            }
-            Some(code) => code.to_string(),
-            None => {
-                let root = trap.root_cause().to_string();
-                if root.contains("growing memory") {
-                    format!(
-                        "out of memory: {root} (limit {} bytes)",
-                        self.plugin.shared.spec.limits.memory_bytes
-                    )
-                } else {
-                    root
-                }
-            }
-        };
-        PluginError::Trap { plugin: self.plugin.name().to_owned(), call, reason }
+        instance::trap(&self.plugin.shared.spec, call, trap)
     }
 
     fn returned(&self, call: &'static str, error: types::PluginError) -> PluginError {
-        let class = match error.class {
-            types::ErrorClass::Retryable => ErrorClass::TRANSIENT,
-            types::ErrorClass::Poison => ErrorClass::Record,
-            types::ErrorClass::Fatal => ErrorClass::Fatal,
-        };
-        PluginError::Returned { plugin: self.plugin.name().to_owned(), call, class, message: error.message }
+        instance::returned(&self.plugin.shared.spec, call, error)
     }
 
     fn protocol(&self, call: &'static str, reason: String) -> PluginError {
-        PluginError::Protocol { plugin: self.plugin.name().to_owned(), call, reason }
+        instance::protocol(&self.plugin.shared.spec, call, reason)
     }
-}
-
-/// Sets the store's deadline to the plugin's call timeout, in epoch ticks (at least one).
-fn arm_deadline(store: &mut Store<InstanceState>, limits: &PluginLimits) {
-    let ticks = limits.call_timeout.as_nanos() / EPOCH_TICK.as_nanos();
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
 }

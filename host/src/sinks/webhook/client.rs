@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use super::request;
 use crate::error::{ErrorClass, chain};
 use crate::event::ChangeEvent;
-use crate::sinks::{Sink, SinkError, SinkFactory};
+use crate::sinks::{Refused, Sink, SinkError, SinkFactory};
 
 /// The header that carries the event's stable id, the same on every redelivery.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -106,8 +106,9 @@ impl SinkFactory for WebhookFactory {
 }
 
 impl Sink for WebhookSink {
-    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<Vec<Refused>, SinkError>> {
         Box::pin(async move {
+            // One request at a time keeps per-key order; the first failure stops the write.
             for (index, event) in events.iter().enumerate() {
                 self.send(event).await.map_err(|(class, message)| SinkError {
                     sink_id: self.sink_id.clone(),
@@ -116,7 +117,7 @@ impl Sink for WebhookSink {
                     accepted: index,
                 })?;
             }
-            Ok(())
+            Ok(Vec::new())
         })
     }
 

@@ -1,0 +1,117 @@
+//! The wasm sink adapter: a `.wasm` component of the `sink` world behind the same [`Sink`]
+//! contract as the native sinks. Each lane gets its own instance; calls run under the plugin's
+//! deadline, and a trap is a transient failure after which the instance is rebuilt.
+
+use futures::future::BoxFuture;
+
+use crate::error::{Classify, ErrorClass, chain};
+use crate::event::ChangeEvent;
+use crate::plugin::{PluginError, SinkInstance, SinkPlugin};
+use crate::sinks::{Refused, Sink, SinkError, SinkFactory};
+
+/// Builds one wasm sink instance per lane.
+pub struct WasmSinkFactory {
+    sink_id: String,
+    plugin: SinkPlugin,
+}
+
+impl WasmSinkFactory {
+    /// A factory for a loaded sink plugin.
+    pub fn new(sink_id: &str, plugin: SinkPlugin) -> Self {
+        WasmSinkFactory { sink_id: sink_id.to_owned(), plugin }
+    }
+}
+
+impl SinkFactory for WasmSinkFactory {
+    fn sink_id(&self) -> &str {
+        &self.sink_id
+    }
+
+    fn build(&self) -> Box<dyn Sink> {
+        Box::new(WasmSink {
+            sink_id: self.sink_id.clone(),
+            plugin: self.plugin.clone(),
+            instance: None,
+            checkpoint: None,
+            lost_writes: false,
+        })
+    }
+}
+
+/// A wasm sink of one lane: instantiated (and opened) on first use.
+struct WasmSink {
+    sink_id: String,
+    plugin: SinkPlugin,
+    instance: Option<SinkInstance>,
+    /// The idempotency id of the last event written since the last flush.
+    checkpoint: Option<String>,
+    /// A trap dropped an instance that held unflushed writes: the next flush must fail so that
+    /// the pipeline writes them again.
+    lost_writes: bool,
+}
+
+impl WasmSink {
+    fn error(&self, error: &PluginError, accepted: usize) -> SinkError {
+        SinkError { sink_id: self.sink_id.clone(), class: error.class(), message: chain(error), accepted }
+    }
+
+    /// Notes a failed call: after a trap the instance is gone, and with it what it had not
+    /// flushed.
+    fn failed(&mut self, error: &PluginError) -> SinkError {
+        if matches!(error, PluginError::Trap { .. }) {
+            self.instance = None;
+            self.lost_writes |= self.checkpoint.take().is_some();
+        }
+        self.error(error, 0)
+    }
+
+    /// Runs `call` on the instance, instantiated (and opened) on first use. Wasm calls are
+    /// synchronous, bounded by the plugin's deadline, and may block on WASI file I/O: they run
+    /// where blocking is allowed.
+    fn call<R>(
+        &mut self,
+        call: impl FnOnce(&mut SinkInstance) -> Result<R, PluginError>,
+    ) -> Result<R, PluginError> {
+        let (plugin, slot) = (&self.plugin, &mut self.instance);
+        tokio::task::block_in_place(|| {
+            if slot.is_none() {
+                *slot = Some(plugin.instantiate()?);
+            }
+            call(slot.as_mut().expect("instance was just set"))
+        })
+    }
+}
+
+impl Sink for WasmSink {
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<Vec<Refused>, SinkError>> {
+        Box::pin(async move {
+            let refused =
+                self.call(|instance| instance.write(events)).map_err(|error| self.failed(&error))?;
+            if let Some(last) = events.last() {
+                self.checkpoint = Some(last.position.idempotency_id());
+            }
+            Ok(refused
+                .into_iter()
+                .map(|(index, error)| Refused { index, error: self.error(&error, 0) })
+                .collect())
+        })
+    }
+
+    fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            if std::mem::take(&mut self.lost_writes) {
+                let message = "the plugin trapped with unflushed writes; they are written again".to_owned();
+                return Err(SinkError {
+                    sink_id: self.sink_id.clone(),
+                    class: ErrorClass::TRANSIENT,
+                    message,
+                    accepted: 0,
+                });
+            }
+            let Some(checkpoint) = self.checkpoint.clone() else { return Ok(()) };
+            self.call(|instance| instance.flush(&checkpoint)).map_err(|error| self.failed(&error))?;
+            self.checkpoint = None;
+            Ok(())
+        })
+    }
+}

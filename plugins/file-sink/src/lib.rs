@@ -1,0 +1,189 @@
+//! `file-sink`: a cdc sink plugin that appends each change event as one JSON line to a file in
+//! the directory the pipeline grants it (`plugin.directory`), exactly once: `flush` syncs the
+//! file and records the checkpoint of each partition beside it, and a replayed event at or
+//! before its partition's checkpoint is skipped.
+//!
+//! Config: `{"file": "events.jsonl", "refuse_key": <id>?}`. `refuse_key` makes events whose key
+//! `id` equals it fail as poison, so that tests can see a record refused on its own.
+//!
+//! Build: `cargo build --target wasm32-wasip2 --release`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+wit_bindgen::generate!({ path: "../../wit", world: "sink" });
+
+use cdc::plugin::host::{self, Level};
+use cdc::plugin::types::{Batch, ConfigParam, ErrorClass, PluginError, PluginInfo, RecordError};
+use exports::cdc::plugin::writer::Guest;
+
+/// Where a granted directory appears inside the sandbox (the host's default mount).
+const MOUNT: &str = "/data";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default = "default_file")]
+    file: String,
+    refuse_key: Option<i64>,
+}
+
+fn default_file() -> String {
+    "events.jsonl".into()
+}
+
+/// The open file and what has been made durable, per `topic/partition`.
+struct State {
+    config: Config,
+    out: BufWriter<File>,
+    /// The last flushed offset per partition (from the checkpoint file).
+    flushed: BTreeMap<String, i64>,
+    /// The last written offset per partition since the last flush.
+    written: BTreeMap<String, i64>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+fn error(class: ErrorClass, message: impl Into<String>) -> PluginError {
+    PluginError { class, message: message.into() }
+}
+
+fn checkpoint_path(config: &Config) -> String {
+    format!("{MOUNT}/{}.checkpoint", config.file)
+}
+
+/// Splits an event id `topic/partition/offset` into `topic/partition` and the offset.
+fn split_id(id: &str) -> Option<(&str, i64)> {
+    let (partition, offset) = id.rsplit_once('/')?;
+    Some((partition, offset.parse().ok()?))
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn describe() -> PluginInfo {
+        let param = |name: &str, kind: &str, default: Option<&str>, description: &str| ConfigParam {
+            name: name.into(),
+            kind: kind.into(),
+            required: false,
+            default_value: default.map(Into::into),
+            secret: false,
+            description: description.into(),
+        };
+        PluginInfo {
+            name: "file-sink".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "appends change events as JSON lines to a file in the granted directory".into(),
+            config: vec![
+                param("file", "string", Some("\"events.jsonl\""), "file name inside the granted directory"),
+                param("refuse_key", "integer", None, "refuse events with this key id as poison (for tests)"),
+            ],
+            capabilities: vec!["files".into()],
+        }
+    }
+
+    fn open(config: String) -> Result<(), PluginError> {
+        let config: Config = serde_json::from_str(&config)
+            .map_err(|e| error(ErrorClass::Fatal, format!("bad config: {e}")))?;
+        let path = format!("{MOUNT}/{}", config.file);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| error(ErrorClass::Fatal, format!("cannot open {path} (is a directory granted?): {e}")))?;
+        let flushed = match std::fs::read_to_string(checkpoint_path(&config)) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| error(ErrorClass::Fatal, format!("unreadable checkpoint: {e}")))?,
+            Err(_) => BTreeMap::new(),
+        };
+        host::log(Level::Info, &format!("file-sink writing to {path}"));
+        STATE.with(|state| {
+            *state.borrow_mut() = Some(State { config, out: BufWriter::new(file), flushed, written: BTreeMap::new() })
+        });
+        Ok(())
+    }
+
+    fn write(records: Batch) -> Result<Vec<RecordError>, PluginError> {
+        STATE.with(|state| {
+            let mut state = state.borrow_mut();
+            let state = state.as_mut().ok_or_else(|| error(ErrorClass::Fatal, "write before open"))?;
+            let mut refused = Vec::new();
+            let mut start = 0usize;
+            for (index, end) in records.ends.iter().enumerate() {
+                let end = *end as usize;
+                let bytes = records.data.get(start..end).unwrap_or_default();
+                start = end;
+                let reject = |message: String| RecordError {
+                    index: index as u32,
+                    error: error(ErrorClass::Poison, message),
+                };
+                let event: Json = match serde_json::from_slice(bytes) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        refused.push(reject(format!("not a JSON event: {e}")));
+                        continue;
+                    }
+                };
+                if state.config.refuse_key.is_some() && event["key"]["id"].as_i64() == state.config.refuse_key {
+                    refused.push(reject(format!("key {} is refused by configuration", event["key"]["id"])));
+                    continue;
+                }
+                let Some((partition, offset)) = event["id"].as_str().and_then(split_id) else {
+                    refused.push(reject("event has no `topic/partition/offset` id".into()));
+                    continue;
+                };
+                // A replay of what is already durable is skipped: delivery is exactly once.
+                if state.flushed.get(partition).is_some_and(|flushed| offset <= *flushed) {
+                    continue;
+                }
+                state
+                    .out
+                    .write_all(bytes)
+                    .and_then(|()| state.out.write_all(b"\n"))
+                    .map_err(|e| error(ErrorClass::Retryable, format!("write failed: {e}")))?;
+                state.written.insert(partition.to_owned(), offset);
+            }
+            Ok(refused)
+        })
+    }
+
+    fn flush(_checkpoint: String) -> Result<(), PluginError> {
+        STATE.with(|state| {
+            let mut state = state.borrow_mut();
+            let state = state.as_mut().ok_or_else(|| error(ErrorClass::Fatal, "flush before open"))?;
+            let retryable = |e: std::io::Error| error(ErrorClass::Retryable, format!("flush failed: {e}"));
+            state.out.flush().map_err(retryable)?;
+            state.out.get_ref().sync_all().map_err(retryable)?;
+            let mut flushed = state.flushed.clone();
+            flushed.extend(std::mem::take(&mut state.written));
+            let text = serde_json::to_string(&flushed).unwrap_or_default();
+            // Write then rename, so that a crash leaves the old checkpoint or the new one.
+            let path = checkpoint_path(&state.config);
+            let staging = format!("{path}.tmp");
+            std::fs::write(&staging, text).and_then(|()| std::fs::rename(&staging, &path)).map_err(retryable)?;
+            state.flushed = flushed;
+            Ok(())
+        })
+    }
+
+    fn health() -> Result<(), String> {
+        STATE.with(|state| if state.borrow().is_some() { Ok(()) } else { Err("not open".into()) })
+    }
+
+    fn close() {
+        STATE.with(|state| {
+            if let Some(mut state) = state.borrow_mut().take() {
+                let _ = state.out.flush();
+            }
+        });
+    }
+}
+
+export!(Component);

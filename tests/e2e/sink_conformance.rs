@@ -1,0 +1,206 @@
+//! One conformance suite for every sink, native or wasm: in-order delivery made durable by
+//! `flush`, a record refused on its own reported as a record error at its index while the
+//! others are delivered, and replays that keep each event's idempotency id (exactly once where
+//! the sink stores its position). Runs the built-in webhook sink against a real HTTP endpoint
+//! and the example wasm sink `plugins/file-sink` against a granted directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdc_host::error::ErrorClass;
+use cdc_host::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
+use cdc_host::plugin::{Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSpec, SinkPlugin};
+use cdc_host::sinks::wasm::WasmSinkFactory;
+use cdc_host::sinks::webhook::{WebhookFactory, WebhookOptions};
+use cdc_host::sinks::{Sink, SinkFactory};
+use cdc_tests::build::plugin_wasm;
+use cdc_tests::receiver::WebhookReceiver;
+
+/// The key id every sink under test refuses.
+const REFUSED_ID: i64 = 3;
+
+/// A sink under test and a way to read back what it made durable.
+struct UnderTest {
+    factory: Arc<dyn SinkFactory>,
+    /// The idempotency ids of what the destination holds, in the order it got them.
+    delivered: Box<dyn Fn() -> Vec<String>>,
+    /// Whether a replay of durable events leaves no duplicate.
+    exactly_once: bool,
+    _keep: Box<dyn std::any::Any>,
+}
+
+async fn webhook() -> UnderTest {
+    let receiver = WebhookReceiver::start().await;
+    receiver.respond_with(|body| if body["key"]["id"] == REFUSED_ID { 422 } else { 200 });
+    let options = WebhookOptions {
+        url: receiver.url(),
+        method: "POST".into(),
+        headers: Vec::new(),
+        timeout: Duration::from_secs(5),
+        auth_token: None,
+    };
+    let factory = Arc::new(WebhookFactory::new("webhook", &options).unwrap());
+    let receiver = Arc::new(receiver);
+    let reader = receiver.clone();
+    UnderTest {
+        factory,
+        delivered: Box::new(move || {
+            reader.deliveries().into_iter().filter_map(|d| d.idempotency_key).collect()
+        }),
+        exactly_once: false,
+        _keep: Box::new(receiver),
+    }
+}
+
+fn file_sink() -> UnderTest {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = PluginRuntime::new().unwrap();
+    let spec = PluginSpec {
+        name: "file-sink".into(),
+        path: plugin_wasm("file-sink"),
+        sha256: None,
+        config_json: format!(r#"{{"file": "out.jsonl", "refuse_key": {REFUSED_ID}}}"#),
+        limits: PluginLimits {
+            memory_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(5),
+            max_output_bytes: 16 << 20,
+        },
+        capabilities: Capabilities {
+            env: Vec::new(),
+            directory: Some(GrantedDirectory {
+                host_path: dir.path().to_owned(),
+                mount: "/data".into(),
+                read_only: false,
+            }),
+        },
+    };
+    let plugin = SinkPlugin::load(&runtime, spec).unwrap();
+    let factory = Arc::new(WasmSinkFactory::new("file-sink", plugin));
+    let out = dir.path().join("out.jsonl");
+    UnderTest {
+        factory,
+        delivered: Box::new(move || {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            text.lines()
+                .map(|line| {
+                    serde_json::from_str::<serde_json::Value>(line).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        }),
+        exactly_once: true,
+        _keep: Box::new((dir, runtime)),
+    }
+}
+
+fn event(id: i64) -> ChangeEvent {
+    let row = Row(vec![("id".into(), Value::Int(id)), ("note".into(), Value::Text(format!("row {id}")))]);
+    ChangeEvent {
+        op: Op::Create,
+        table: TableId { database: Some("shop".into()), schema: Some("public".into()), table: "t".into() },
+        key: Some(Row(vec![("id".into(), Value::Int(id))])),
+        before: None,
+        after: Some(row),
+        source: SourceInfo::default(),
+        ts_ms: Some(1),
+        columns: None,
+        position: Position::Kafka { topic: Arc::from("conformance"), partition: 0, offset: id },
+    }
+}
+
+fn ids(events: &[ChangeEvent]) -> Vec<String> {
+    events.iter().map(|event| event.position.idempotency_id()).collect()
+}
+
+/// Drives a sink the way a sink lane does: writes, skips what is refused alone (noting its
+/// index and class), writes the rest, then flushes. Returns the refused events' indices.
+async fn deliver(sink: &mut Box<dyn Sink>, events: &[ChangeEvent]) -> Vec<(usize, ErrorClass)> {
+    let mut refused = Vec::new();
+    let mut start = 0;
+    while start < events.len() {
+        match sink.write(&events[start..]).await {
+            Ok(alone) => {
+                refused.extend(alone.into_iter().map(|r| (start + r.index, r.error.class)));
+                start = events.len();
+            }
+            Err(error) => {
+                refused.push((start + error.accepted, error.class));
+                start += error.accepted + 1;
+            }
+        }
+    }
+    sink.flush().await.expect("flush");
+    refused
+}
+
+async fn conforms(under_test: UnderTest) {
+    let mut sink = under_test.factory.build();
+    let first: Vec<ChangeEvent> = (1..=5).map(event).collect();
+
+    // A record refused on its own is reported at its index with the record class; the others
+    // are delivered, in order.
+    let refused = deliver(&mut sink, &first).await;
+    assert_eq!(refused, vec![((REFUSED_ID - 1) as usize, ErrorClass::Record)]);
+    let expected: Vec<String> =
+        ids(&first).into_iter().filter(|id| !id.ends_with(&format!("/{REFUSED_ID}"))).collect();
+    assert_eq!((under_test.delivered)(), expected);
+
+    // A replay (a restart from an older offset) keeps every event's id; an exactly-once sink
+    // holds no duplicate afterwards.
+    let replay: Vec<ChangeEvent> = [1, 2, 4, 5, 6].into_iter().map(event).collect();
+    let mut fresh = under_test.factory.build();
+    deliver(&mut fresh, &replay).await;
+    let delivered = (under_test.delivered)();
+    let mut distinct = delivered.clone();
+    distinct.sort();
+    distinct.dedup();
+    let mut wanted = ids(&replay);
+    wanted.sort();
+    assert_eq!(distinct, wanted, "replays keep their ids and nothing else appears");
+    if under_test.exactly_once {
+        assert_eq!(delivered.len(), wanted.len(), "an exactly-once sink keeps no duplicate: {delivered:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_sink_conforms() {
+    conforms(webhook().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wasm_file_sink_conforms() {
+    conforms(file_sink()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_run_delivers_to_a_wasm_sink_in_its_granted_directory() {
+    use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario};
+
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let parts = PipelineParts {
+        sinks: format!(
+            "  - sink_id: files\n    sink_type: wasm\n    plugin:\n      path: {}\n      config: {{file: out.jsonl}}\n      directory: {{path: {}}}\n",
+            plugin_wasm("file-sink").display(),
+            dir.path().display()
+        ),
+        ..PipelineParts::default()
+    };
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    scenario.insert_rows(1..=5).await;
+    let out = dir.path().join("out.jsonl");
+    let lines = || std::fs::read_to_string(&out).unwrap_or_default().lines().count();
+    let arrived = cdc_tests::receiver::eventually(Duration::from_secs(120), || async { lines() == 5 }).await;
+    assert!(arrived, "{} lines in the file:\n{}", lines(), cdc.log());
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    let keys: Vec<i64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["key"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(keys, vec![1, 2, 3, 4, 5]);
+    scenario.cleanup().await;
+}
