@@ -20,6 +20,16 @@ pub mod names {
     pub const TRANSFORM_DROPPED: &str = "cdc_transform_events_dropped_total";
     /// Plugin traps per plugin.
     pub const PLUGIN_TRAPS: &str = "cdc_plugin_traps_total";
+    /// Plugin calls per plugin.
+    pub const PLUGIN_CALLS: &str = "cdc_plugin_calls_total";
+    /// Time spent in plugin calls per plugin, in microseconds (÷ calls: mean call latency).
+    pub const PLUGIN_CALL_MICROS: &str = "cdc_plugin_call_microseconds_total";
+    /// Records given to a plugin.
+    pub const PLUGIN_RECORDS_IN: &str = "cdc_plugin_records_in_total";
+    /// Records a plugin returned.
+    pub const PLUGIN_RECORDS_OUT: &str = "cdc_plugin_records_out_total";
+    /// Records a plugin refused (poison verdicts and records failed alone).
+    pub const PLUGIN_RECORDS_ERRORED: &str = "cdc_plugin_records_errored_total";
     /// Offset commits sent.
     pub const COMMITS: &str = "cdc_commits_total";
     /// Consumer lag per partition (high watermark minus committed position).

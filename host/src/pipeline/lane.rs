@@ -14,7 +14,7 @@ use crate::decode::{self, Decoded};
 use crate::error::{Classify, ErrorClass, chain};
 use crate::event::{ChangeEvent, Position};
 use crate::ops::metrics::{Counter, names};
-use crate::plugin::{PluginError, TransformInstance};
+use crate::plugin::{PluginError, TransformInstance, TransformOutput};
 use crate::source::SourceRecord;
 
 /// Events bound for the sinks, with the records they came from.
@@ -28,10 +28,30 @@ pub struct SinkBatch {
     pub next_offset: i64,
 }
 
-/// Counters of one transform.
+/// Counters of one transform (DESIGN §8: calls, records in/out/dropped/errored, latency, traps).
 struct TransformCounters {
+    calls: Counter,
+    call_micros: Counter,
+    records_in: Counter,
+    records_out: Counter,
     dropped: Counter,
+    errored: Counter,
     traps: Counter,
+}
+
+impl TransformCounters {
+    fn new(metrics: &crate::ops::metrics::Metrics, name: &str) -> Self {
+        let counter = |metric| metrics.counter(metric, name);
+        TransformCounters {
+            calls: counter(names::PLUGIN_CALLS),
+            call_micros: counter(names::PLUGIN_CALL_MICROS),
+            records_in: counter(names::PLUGIN_RECORDS_IN),
+            records_out: counter(names::PLUGIN_RECORDS_OUT),
+            dropped: counter(names::TRANSFORM_DROPPED),
+            errored: counter(names::PLUGIN_RECORDS_ERRORED),
+            traps: counter(names::PLUGIN_TRAPS),
+        }
+    }
 }
 
 /// One partition's lane.
@@ -56,10 +76,7 @@ impl PartitionLane {
         let counters: Vec<TransformCounters> = self
             .transforms
             .iter()
-            .map(|transform| TransformCounters {
-                dropped: self.context.metrics.counter(names::TRANSFORM_DROPPED, transform.name()),
-                traps: self.context.metrics.counter(names::PLUGIN_TRAPS, transform.name()),
-            })
+            .map(|transform| TransformCounters::new(&self.context.metrics, transform.name()))
             .collect();
         let mut batch = Vec::with_capacity(self.batch_size);
         while records.recv_many(&mut batch, self.batch_size).await > 0 {
@@ -144,25 +161,21 @@ impl PartitionLane {
         let (events, records): (Vec<_>, Vec<_>) = items.into_iter().unzip();
         let mut attempt = 0;
         let output = loop {
-            let instance = &mut self.transforms[index];
-            // Wasm calls are synchronous and bounded by the plugin's deadline.
-            let result = tokio::task::block_in_place(|| instance.transform(&events));
-            match result {
+            match self.call(index, &events, counters) {
                 Ok(output) => break output,
                 Err(error) => match error.class() {
                     ErrorClass::Transient { retry_after } => {
                         attempt += 1;
-                        if matches!(error, PluginError::Trap { .. }) {
-                            counters.traps.add(1);
-                        }
                         if attempt >= self.retry.max_attempts {
                             // The batch keeps failing: find the records that fail alone.
-                            return self.transform_one_by_one(index, events, records).await;
+                            return self.transform_one_by_one(index, events, records, counters).await;
                         }
                         tracing::warn!(attempt, error = %error, "pipeline.transform_retry");
                         tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
                     }
-                    ErrorClass::Record => return self.transform_one_by_one(index, events, records).await,
+                    ErrorClass::Record => {
+                        return self.transform_one_by_one(index, events, records, counters).await;
+                    }
                     ErrorClass::Fatal => {
                         self.context.halt(error.to_string());
                         return Err(Halted);
@@ -188,14 +201,13 @@ impl PartitionLane {
         index: usize,
         events: Vec<ChangeEvent>,
         records: Vec<Arc<SourceRecord>>,
+        counters: &TransformCounters,
     ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
         let mut kept = Vec::with_capacity(events.len());
         for (event, record) in events.into_iter().zip(records) {
             let mut attempt = 0;
             loop {
-                let instance = &mut self.transforms[index];
-                let result = tokio::task::block_in_place(|| instance.transform(std::slice::from_ref(&event)));
-                match result {
+                match self.call(index, std::slice::from_ref(&event), counters) {
                     Ok(output) => {
                         for (_, error) in &output.record_errors {
                             self.dead_letter_transform(index, &record, error, attempt + 1).await?;
@@ -223,6 +235,31 @@ impl PartitionLane {
             }
         }
         Ok(kept)
+    }
+
+    /// One call of transform `index`, timed and counted. Wasm calls are synchronous and bounded
+    /// by the plugin's deadline.
+    fn call(
+        &mut self,
+        index: usize,
+        events: &[ChangeEvent],
+        counters: &TransformCounters,
+    ) -> Result<TransformOutput, PluginError> {
+        let started = std::time::Instant::now();
+        let instance = &mut self.transforms[index];
+        let result = tokio::task::block_in_place(|| instance.transform(events));
+        counters.calls.add(1);
+        counters.call_micros.add(started.elapsed().as_micros() as u64);
+        counters.records_in.add(events.len() as u64);
+        match &result {
+            Ok(output) => {
+                counters.records_out.add(output.events.len() as u64);
+                counters.errored.add(output.record_errors.len() as u64);
+            }
+            Err(PluginError::Trap { .. }) => counters.traps.add(1),
+            Err(_) => {}
+        }
+        result
     }
 
     async fn dead_letter_transform(

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::cache::ComponentCache;
 use super::{PluginError, PluginSpec};
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
@@ -21,6 +22,7 @@ const MAX_PLUGIN_MEMORY_BYTES: usize = 4 << 30;
 /// The plugin runtime: owns the engine and its epoch ticker.
 pub struct PluginRuntime {
     engine: Engine,
+    cache: Option<ComponentCache>,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
@@ -55,7 +57,8 @@ impl PluginRuntime {
                     reason: format!("cannot start the epoch ticker: {error}"),
                 })?
         };
-        Ok(PluginRuntime { engine, ticker: Some((stop, ticker)) })
+        let cache = ComponentCache::open(&engine);
+        Ok(PluginRuntime { engine, cache, ticker: Some((stop, ticker)) })
     }
 
     pub(super) fn engine(&self) -> &Engine {
@@ -70,13 +73,17 @@ impl PluginRuntime {
             reason,
         };
         let bytes = std::fs::read(&spec.path).map_err(|error| load_error(error.to_string()))?;
-        if let Some(expected) = &spec.sha256 {
-            let actual = sha256_hex(&bytes);
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(load_error(format!("sha256 is {actual}, the pipeline pins {expected}")));
-            }
+        let actual = sha256_hex(&bytes);
+        if let Some(expected) = &spec.sha256
+            && !actual.eq_ignore_ascii_case(expected)
+        {
+            return Err(load_error(format!("sha256 is {actual}, the pipeline pins {expected}")));
         }
-        Component::new(&self.engine, &bytes).map_err(|error| load_error(format!("{error:#}")))
+        let compiled = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &bytes, &actual),
+            None => Component::new(&self.engine, &bytes),
+        };
+        compiled.map_err(|error| load_error(format!("{error:#}")))
     }
 }
 

@@ -2,6 +2,7 @@
 //! instance with memory capped and every call under an epoch deadline.
 
 mod bindings;
+mod cache;
 mod engine;
 mod instance;
 mod sink;
