@@ -71,11 +71,54 @@ pub(super) fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
+/// Everything started before the pipeline runs.
+struct Prepared {
+    options: PipelineOptions,
+    dlq: Option<Dlq>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    /// Tasks beside the pipeline (connector watch, schema monitor), stopped after it.
+    companions: Vec<tokio::task::JoinHandle<()>>,
+    /// Resolves when the schema monitor halts the pipeline.
+    schema_halted: tokio::sync::oneshot::Receiver<()>,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+}
+
 async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
     check_supported(&config)?;
     let pipeline_id = config.pipeline.pipeline_id.clone();
     tracing::info!(pipeline_id, "pipeline.starting");
+    // Signals are heard from the start: a stop during provisioning is a clean exit too.
+    let mut signals = Signals::new()?;
+    let prepared = tokio::select! {
+        () = signals.wait() => {
+            tracing::info!(pipeline_id, "pipeline.stopped_before_start");
+            return Ok(Outcome::Stopped);
+        }
+        prepared = prepare(&config) => prepared?,
+    };
+    let Prepared { options, dlq, health, metrics, companions, schema_halted, stop_server } = prepared;
+    let shutdown = async move {
+        tokio::select! {
+            () = signals.wait() => {}
+            Ok(()) = schema_halted => {}
+        }
+    };
+    let outcome = pipeline::run(options, dlq, health.clone(), metrics, shutdown).await?;
+    // A halt raised beside the pipeline (by the schema monitor) is still a halt.
+    let outcome = match (outcome, health.halted()) {
+        (Outcome::Stopped, Some(reason)) => Outcome::Halted(reason),
+        (outcome, _) => outcome,
+    };
+    companions.iter().for_each(tokio::task::JoinHandle::abort);
+    let _ = stop_server.send(());
+    tracing::info!(pipeline_id, outcome = ?outcome, "pipeline.exited");
+    Ok(outcome)
+}
 
+/// Loads the plugins, serves health, provisions topics and the connector, and builds the
+/// pipeline's options.
+async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let plugin_runtime = PluginRuntime::new()?;
     let transforms = config
         .pipeline
@@ -90,7 +133,7 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
             Ok(plugin)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let sinks = sink_specs(&config, &plugin_runtime)?;
+    let sinks = sink_specs(config, &plugin_runtime)?;
 
     let health = Arc::new(Health::new(sinks.iter().map(|sink| sink.factory.sink_id().to_owned())));
     let metrics = Arc::new(Metrics::default());
@@ -106,7 +149,7 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
 
     let kafka = &config.platform.kafka;
     let connection = kafka_connection(kafka);
-    let source_topics = debezium::source_topics(&config);
+    let source_topics = debezium::source_topics(config);
     let mut provisioned = source_topics.clone();
     if config.platform.dlq.enabled {
         provisioned
@@ -122,16 +165,16 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
 
     let connect = ConnectClient::new(
         &config.platform.connector.connect_url,
-        &debezium::connector_name(&config),
+        &debezium::connector_name(config),
         config.platform.connector.timeout,
         config.platform.connector.retry_max_attempts,
         config.platform.connector.retry_wait,
     );
-    connect.put_config(&debezium::connector_config(&config)).await?;
+    connect.put_config(&debezium::connector_config(config)).await?;
     connect.wait_running(CONNECTOR_START_TIMEOUT).await?;
     health.set_connector(Ok(()));
     tracing::info!(connector = connect.name(), "provision.connector_running");
-    let watcher = tokio::spawn(watch_connector(connect, health.clone()));
+    let mut companions = vec![tokio::spawn(watch_connector(connect, health.clone()))];
 
     let dlq = if config.platform.dlq.enabled {
         let mut properties = connection.clone();
@@ -155,6 +198,9 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
             Decoder::Avro(Arc::new(registry))
         }
     };
+    // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
+    let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
+    companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt));
     let options = PipelineOptions {
         consumer: consumer_settings(kafka, connection),
         topics: source_topics,
@@ -170,28 +216,7 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
         lag_interval: config.platform.lag_monitor_interval,
         drain_timeout: DRAIN_TIMEOUT,
     };
-    // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
-    let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
-    let monitor = start_schema_monitor(&config, &options.topics, health.clone(), schema_halt);
-    let shutdown = async {
-        tokio::select! {
-            () = shutdown_signal() => {}
-            Ok(()) = schema_halted => {}
-        }
-    };
-    let outcome = pipeline::run(options, dlq, health.clone(), metrics, shutdown).await?;
-    // A halt raised beside the pipeline (by the schema monitor) is still a halt.
-    let outcome = match (outcome, health.halted()) {
-        (Outcome::Stopped, Some(reason)) => Outcome::Halted(reason),
-        (outcome, _) => outcome,
-    };
-    watcher.abort();
-    if let Some(monitor) = monitor {
-        monitor.abort();
-    }
-    let _ = stop_server.send(());
-    tracing::info!(pipeline_id, outcome = ?outcome, "pipeline.exited");
-    Ok(outcome)
+    Ok(Prepared { options, dlq, health, metrics, companions, schema_halted, stop_server })
 }
 
 /// Refuses, with a clear message, what this build cannot run yet: nothing is accepted and
@@ -394,12 +419,25 @@ fn start_schema_monitor(
     }))
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler succeeds");
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "pipeline.shutdown_requested"),
-        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "pipeline.shutdown_requested"),
+/// SIGTERM and SIGINT, listened to for the whole run so that none is missed between phases.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(Signals { terminate, interrupt })
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT.
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => tracing::info!(signal = "SIGTERM", "pipeline.shutdown_requested"),
+            _ = self.interrupt.recv() => tracing::info!(signal = "SIGINT", "pipeline.shutdown_requested"),
+        }
     }
 }
