@@ -6,6 +6,11 @@
 #     -v "$PWD/platform.yaml:/etc/cdc/platform.yaml:ro" \
 #     -e PG_PASSWORD=... cdc:0.1.0
 #
+# The binary carries the plugin SDK and the WIT (embedded from sdk/ and wit/ by host/build.rs), so
+# the image can start a plugin project too (building it needs a Rust toolchain with wasm32-wasip2):
+#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD:/work" -w /work cdc:0.1.0 \
+#     plugin new my-plugin --kind transform
+#
 # Layout inside the image:
 #   /usr/local/bin/cdc   the binary (ENTRYPOINT)
 #   /etc/cdc             pipeline.yaml and platform.yaml (mount them; none are baked in)
@@ -36,22 +41,32 @@ ENV CARGO_TERM_COLOR=never \
 WORKDIR /src
 
 # 1) Dependencies only: the workspace manifests and the lock file, with stub sources for every
-#    workspace member. This layer (wasmtime, rdkafka/librdkafka, ...) is the slow one, and it is
-#    rebuilt only when a manifest or Cargo.lock changes. If a member is added to the workspace,
-#    copy its Cargo.toml and stub its targets here too.
+#    workspace member and path dependency, benches and examples included (cargo parses every
+#    manifest of the workspace and fails on a named target without its file; tests/ has a
+#    dev-dependency on sdk/). This layer (wasmtime, rdkafka/librdkafka, ...) is the slow one,
+#    and it is rebuilt only when a manifest or Cargo.lock changes. If a member is added to the
+#    workspace, copy its Cargo.toml and stub its targets here too.
 COPY Cargo.toml Cargo.lock ./
 COPY host/Cargo.toml host/Cargo.toml
 COPY tests/Cargo.toml tests/Cargo.toml
-RUN mkdir -p host/src tests/harness tests/e2e \
+COPY sdk/Cargo.toml sdk/Cargo.toml
+RUN mkdir -p host/src host/benches tests/harness tests/e2e tests/benches sdk/src sdk/examples \
  && echo 'fn main() {}' > host/src/main.rs \
- && touch host/src/lib.rs tests/harness/mod.rs tests/e2e/main.rs \
+ && touch host/src/lib.rs tests/harness/mod.rs tests/e2e/main.rs sdk/src/lib.rs \
+ && for member in host tests; do \
+      for bench in $(sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' "$member/Cargo.toml"); do \
+        echo 'fn main() {}' > "$member/benches/$bench.rs"; done; done \
+ && for example in $(sed -n '/^\[\[example\]\]/{n;s/^name = "\(.*\)"/\1/p}' sdk/Cargo.toml); do \
+      touch "sdk/examples/$example.rs"; done \
  && cargo build --release --locked -p cdc-host --bin cdc \
- && rm -rf host/src target/release/cdc target/release/.fingerprint/cdc-host-*
+ && rm -rf host/src sdk target/release/cdc target/release/.fingerprint/cdc-host-*
 
 # 2) The real sources. Removing the stub's fingerprint above forces cdc-host itself to be rebuilt
 #    whatever the timestamps of the copied files are; the dependencies stay cached.
-#    wit/ is the plugin interface the host binds to at compile time.
+#    wit/ is the plugin interface the host binds to at compile time; host/build.rs embeds sdk/
+#    (the guest SDK and the `cdc plugin new` template) and wit/ in the binary.
 COPY wit wit
+COPY sdk sdk
 COPY host host
 RUN cargo build --release --locked -p cdc-host --bin cdc \
  && install -D -m 0755 target/release/cdc /out/cdc

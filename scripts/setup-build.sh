@@ -18,3 +18,9 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "setup-build: adding the wasm32-wasip2 target"
     rustup target add wasm32-wasip2 >/dev/null
 fi
+
+# componentize-py builds the Python example plugin (plugins/python-mask); it works offline.
+if [[ "$(componentize-py --version 2>/dev/null)" != "componentize-py 0.25.1" ]]; then
+    echo "setup-build: installing componentize-py 0.25.1"
+    python3 -m pip install --quiet componentize-py==0.25.1
+fi

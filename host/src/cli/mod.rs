@@ -1,5 +1,6 @@
 //! The `cdc` command line: one file per subcommand. Exit codes: 0 ok, 1 failure, 2 usage.
 
+mod plugin;
 mod run;
 mod validate;
 
@@ -25,6 +26,9 @@ enum Command {
     Run(RunArgs),
     /// Checks a pipeline's config and prints a summary, or every error found.
     Validate(ConfigArgs),
+    /// Writes, builds, tests and inspects plugins (WebAssembly components).
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// The config files of a pipeline.
@@ -55,5 +59,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Plugin(command) => plugin::run(command),
     }
 }

@@ -9,6 +9,7 @@ mod wasm;
 
 pub use batch::PackedBatch;
 pub use wasm::{
-    Capabilities, GrantedDirectory, PluginError, PluginLimits, PluginRuntime, PluginSpec, SinkInstance,
-    SinkPlugin, TransformInstance, TransformOutput, TransformPlugin,
+    Capabilities, ConfigParam, GrantedDirectory, Inspection, PluginError, PluginInfo, PluginLimits,
+    PluginRuntime, PluginSpec, PluginWorld, SinkInstance, SinkPlugin, TransformInstance, TransformOutput,
+    TransformPlugin, inspect,
 };

@@ -4,6 +4,7 @@
 mod bindings;
 mod cache;
 mod engine;
+mod inspect;
 mod instance;
 mod sink;
 mod state;
@@ -12,6 +13,7 @@ mod transform;
 use std::time::Duration;
 
 pub use engine::PluginRuntime;
+pub use inspect::{ConfigParam, Inspection, PluginInfo, PluginWorld, inspect};
 pub use sink::{SinkInstance, SinkPlugin};
 pub use transform::{TransformInstance, TransformOutput, TransformPlugin};
 
@@ -26,6 +28,18 @@ pub struct PluginLimits {
     pub call_timeout: Duration,
     /// Largest output one call may return.
     pub max_output_bytes: usize,
+}
+
+impl Default for PluginLimits {
+    /// The limits a pipeline gets when it sets none (`config::defaults`).
+    fn default() -> Self {
+        use crate::config::defaults as d;
+        PluginLimits {
+            memory_bytes: d::PLUGIN_MEMORY_MB as usize * 1024 * 1024,
+            call_timeout: Duration::from_millis(d::PLUGIN_CALL_TIMEOUT_MS),
+            max_output_bytes: usize::try_from(d::PLUGIN_MAX_OUTPUT_BYTES).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// What the host needs to load a plugin.

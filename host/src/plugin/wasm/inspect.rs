@@ -1,0 +1,156 @@
+//! What a component says about itself, whichever world it exports: the world (found by trying
+//! the transform pre-instantiation, then the sink one), its `describe` export, and the names it
+//! imports and exports. Used by `cdc plugin inspect` and `cdc plugin test`.
+
+use std::path::Path;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::bindings::{sink, transform, types};
+use super::engine::PluginRuntime;
+use super::instance::{self, arm_deadline};
+use super::state::InstanceState;
+use super::{Capabilities, PluginError, PluginLimits, PluginSpec};
+
+/// The `cdc:plugin` world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginWorld {
+    /// Exports `cdc:plugin/transformer`.
+    Transform,
+    /// Exports `cdc:plugin/writer`.
+    Sink,
+}
+
+impl PluginWorld {
+    /// The world's name in the WIT package: `transform` or `sink`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PluginWorld::Transform => "transform",
+            PluginWorld::Sink => "sink",
+        }
+    }
+}
+
+/// A plugin's self-description (WIT `plugin-info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// What it does.
+    pub description: String,
+    /// The config parameters it understands.
+    pub config: Vec<ConfigParam>,
+    /// Capabilities it needs, such as `http`, `env` or `files`.
+    pub capabilities: Vec<String>,
+}
+
+/// A config parameter a plugin understands (WIT `config-param`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigParam {
+    /// The key in the plugin's config object.
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean`, `list` or `object`.
+    pub kind: String,
+    /// Whether the pipeline must set it.
+    pub required: bool,
+    /// JSON text of the default, if any.
+    pub default_value: Option<String>,
+    /// Whether the host redacts its value.
+    pub secret: bool,
+    /// What it does.
+    pub description: String,
+}
+
+/// What [`inspect`] found in a component.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The world it implements.
+    pub world: PluginWorld,
+    /// What its `describe` export returned.
+    pub info: PluginInfo,
+    /// Names the component imports, e.g. `wasi:filesystem/types@0.2.6`.
+    pub imports: Vec<String>,
+    /// Names the component exports, e.g. `cdc:plugin/transformer@0.1.0`.
+    pub exports: Vec<String>,
+}
+
+/// Compiles the component at `path`, instantiates it with the default limits and no
+/// capabilities, without configuring or opening it, and calls its `describe` export.
+pub fn inspect(runtime: &PluginRuntime, path: &Path) -> Result<Inspection, PluginError> {
+    let spec = PluginSpec {
+        name: path.file_stem().map_or_else(|| "plugin".into(), |stem| stem.to_string_lossy().into_owned()),
+        path: path.to_owned(),
+        sha256: None,
+        config_json: "{}".into(),
+        limits: PluginLimits::default(),
+        capabilities: Capabilities::default(),
+    };
+    let component = runtime.compile(&spec)?;
+    let engine = runtime.engine();
+    let component_type = component.component_type();
+    let imports = component_type.imports(engine).map(|(name, _)| name.to_owned()).collect::<Vec<_>>();
+    let exports = component_type.exports(engine).map(|(name, _)| name.to_owned()).collect::<Vec<_>>();
+    let load_error = |reason: String| PluginError::Load {
+        plugin: spec.name.clone(),
+        path: spec.path.display().to_string(),
+        reason,
+    };
+
+    // Both worlds import the same interfaces (WASI and `cdc:plugin/host`), so one linker serves.
+    let mut linker = Linker::<InstanceState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|error| load_error(format!("{error:#}")))?;
+    transform::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        .map_err(|error| load_error(format!("{error:#}")))?;
+    let pre = linker.instantiate_pre(&component).map_err(|error| load_error(format!("{error:#}")))?;
+
+    let mut store = instance::new_store(engine, &spec)?;
+    let (world, info) = if let Ok(pre) = transform::TransformPre::new(pre.clone()) {
+        let bindings =
+            pre.instantiate(&mut store).map_err(|trap| instance::trap(&spec, "instantiate", &trap))?;
+        arm_deadline(&mut store, &spec.limits);
+        let info = bindings
+            .cdc_plugin_transformer()
+            .call_describe(&mut store)
+            .map_err(|trap| instance::trap(&spec, "describe", &trap))?;
+        (PluginWorld::Transform, info)
+    } else if let Ok(pre) = sink::SinkPre::new(pre) {
+        let bindings =
+            pre.instantiate(&mut store).map_err(|trap| instance::trap(&spec, "instantiate", &trap))?;
+        arm_deadline(&mut store, &spec.limits);
+        let info = bindings
+            .cdc_plugin_writer()
+            .call_describe(&mut store)
+            .map_err(|trap| instance::trap(&spec, "describe", &trap))?;
+        (PluginWorld::Sink, info)
+    } else {
+        return Err(load_error(format!(
+            "exports neither the transform world (cdc:plugin/transformer) nor the sink world \
+             (cdc:plugin/writer); it exports: {}",
+            if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+        )));
+    };
+    Ok(Inspection { world, info: plugin_info(info), imports, exports })
+}
+
+fn plugin_info(info: types::PluginInfo) -> PluginInfo {
+    PluginInfo {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        config: info
+            .config
+            .into_iter()
+            .map(|param| ConfigParam {
+                name: param.name,
+                kind: param.kind,
+                required: param.required,
+                default_value: param.default_value,
+                secret: param.secret,
+                description: param.description,
+            })
+            .collect(),
+        capabilities: info.capabilities,
+    }
+}
