@@ -7,10 +7,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::bindings::transform::Transform;
 use super::cache::ComponentCache;
+use super::state::InstanceState;
 use super::{PluginError, PluginSpec};
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
@@ -63,6 +65,26 @@ impl PluginRuntime {
 
     pub(super) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Compiles a component and links what both plugin worlds import: WASI (with only what the
+    /// instance state grants) and `cdc:plugin/host`. The result is shared by all instances.
+    pub(super) fn link(
+        &self,
+        spec: &PluginSpec,
+    ) -> Result<(Component, InstancePre<InstanceState>), PluginError> {
+        let component = self.compile(spec)?;
+        let link_error = |error: wasmtime::Error| PluginError::Load {
+            plugin: spec.name.clone(),
+            path: spec.path.display().to_string(),
+            reason: format!("{error:#}"),
+        };
+        let mut linker = Linker::<InstanceState>::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        // The sink world reuses the transform world's `host` interface: one set of imports serves both.
+        Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        Ok((component, pre))
     }
 
     /// Reads, verifies (sha256 pin) and compiles a component.

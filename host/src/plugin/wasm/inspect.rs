@@ -4,12 +4,9 @@
 
 use std::path::Path;
 
-use wasmtime::component::{HasSelf, Linker};
-
 use super::bindings::{sink, transform, types};
 use super::engine::PluginRuntime;
 use super::instance::{self, arm_deadline};
-use super::state::InstanceState;
 use super::{Capabilities, PluginError, PluginLimits, PluginSpec};
 
 /// The `cdc:plugin` world a component implements.
@@ -87,23 +84,11 @@ pub fn inspect(runtime: &PluginRuntime, path: &Path) -> Result<Inspection, Plugi
         limits: PluginLimits::default(),
         capabilities: Capabilities::default(),
     };
-    let component = runtime.compile(&spec)?;
+    let (component, pre) = runtime.link(&spec)?;
     let engine = runtime.engine();
     let component_type = component.component_type();
     let imports = component_type.imports(engine).map(|(name, _)| name.to_owned()).collect::<Vec<_>>();
     let exports = component_type.exports(engine).map(|(name, _)| name.to_owned()).collect::<Vec<_>>();
-    let load_error = |reason: String| PluginError::Load {
-        plugin: spec.name.clone(),
-        path: spec.path.display().to_string(),
-        reason,
-    };
-
-    // Both worlds import the same interfaces (WASI and `cdc:plugin/host`), so one linker serves.
-    let mut linker = Linker::<InstanceState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|error| load_error(format!("{error:#}")))?;
-    transform::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-        .map_err(|error| load_error(format!("{error:#}")))?;
-    let pre = linker.instantiate_pre(&component).map_err(|error| load_error(format!("{error:#}")))?;
 
     let mut store = instance::new_store(engine, &spec)?;
     let (world, info) = if let Ok(pre) = transform::TransformPre::new(pre.clone()) {
@@ -125,11 +110,15 @@ pub fn inspect(runtime: &PluginRuntime, path: &Path) -> Result<Inspection, Plugi
             .map_err(|trap| instance::trap(&spec, "describe", &trap))?;
         (PluginWorld::Sink, info)
     } else {
-        return Err(load_error(format!(
-            "exports neither the transform world (cdc:plugin/transformer) nor the sink world \
-             (cdc:plugin/writer); it exports: {}",
-            if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
-        )));
+        return Err(PluginError::Load {
+            plugin: spec.name.clone(),
+            path: spec.path.display().to_string(),
+            reason: format!(
+                "exports neither the transform world (cdc:plugin/transformer) nor the sink world \
+                 (cdc:plugin/writer); it exports: {}",
+                if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+            ),
+        });
     };
     Ok(Inspection { world, info: plugin_info(info), imports, exports })
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::sink::{self as bindings, Sink};
 use super::bindings::types;
@@ -41,17 +40,12 @@ struct Live {
 impl SinkPlugin {
     /// Compiles and links a sink component.
     pub fn load(runtime: &PluginRuntime, spec: PluginSpec) -> Result<Self, PluginError> {
-        let component = runtime.compile(&spec)?;
-        let link_error = |error: wasmtime::Error| PluginError::Load {
+        let (_, pre) = runtime.link(&spec)?;
+        let pre = bindings::SinkPre::new(pre).map_err(|error| PluginError::Load {
             plugin: spec.name.clone(),
             path: spec.path.display().to_string(),
-            reason: format!("{error:#}"),
-        };
-        let mut linker = Linker::<InstanceState>::new(runtime.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
-        Sink::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
-        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
-        let pre = bindings::SinkPre::new(pre).map_err(link_error)?;
+            reason: format!("not a sink: {error:#}"),
+        })?;
         let engine = runtime.engine().clone();
         Ok(SinkPlugin { shared: Arc::new(Shared { spec, pre, engine }) })
     }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::transform::{self as bindings, Transform};
 use super::bindings::types;
@@ -52,17 +51,12 @@ struct Live {
 impl TransformPlugin {
     /// Compiles and links a transform component.
     pub fn load(runtime: &PluginRuntime, spec: PluginSpec) -> Result<Self, PluginError> {
-        let component = runtime.compile(&spec)?;
-        let link_error = |error: wasmtime::Error| PluginError::Load {
+        let (_, pre) = runtime.link(&spec)?;
+        let pre = bindings::TransformPre::new(pre).map_err(|error| PluginError::Load {
             plugin: spec.name.clone(),
             path: spec.path.display().to_string(),
-            reason: format!("{error:#}"),
-        };
-        let mut linker = Linker::<InstanceState>::new(runtime.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
-        Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
-        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
-        let pre = bindings::TransformPre::new(pre).map_err(link_error)?;
+            reason: format!("not a transform: {error:#}"),
+        })?;
         let engine = runtime.engine().clone();
         Ok(TransformPlugin { shared: Arc::new(Shared { spec, pre, engine }) })
     }
