@@ -72,6 +72,7 @@ fn file_sink() -> UnderTest {
                 mount: "/data".into(),
                 read_only: false,
             }),
+            allowed_hosts: Vec::new(),
         },
     };
     let plugin = SinkPlugin::load(&runtime, spec).unwrap();

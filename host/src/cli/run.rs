@@ -283,11 +283,6 @@ fn sink_specs(config: &Config, plugins: &PluginRuntime) -> anyhow::Result<Vec<Si
 }
 
 fn plugin_spec(name: &str, plugin: &PluginConfig) -> anyhow::Result<PluginSpec> {
-    if !plugin.allowed_hosts.is_empty() {
-        bail!(
-            "plugin `{name}`: allowed_hosts needs outbound HTTP for plugins (wasi:http), not in this build yet"
-        );
-    }
     let directory = plugin.directory.as_ref().map(|directory| GrantedDirectory {
         host_path: directory.path.clone(),
         mount: directory.mount.clone(),
@@ -303,7 +298,11 @@ fn plugin_spec(name: &str, plugin: &PluginConfig) -> anyhow::Result<PluginSpec> 
             call_timeout: plugin.limits.call_timeout,
             max_output_bytes: usize::try_from(plugin.limits.max_output_bytes).unwrap_or(usize::MAX),
         },
-        capabilities: Capabilities { env: plugin.env.clone(), directory },
+        capabilities: Capabilities {
+            env: plugin.env.clone(),
+            directory,
+            allowed_hosts: plugin.allowed_hosts.clone(),
+        },
     })
 }
 

@@ -68,6 +68,7 @@ pub(super) fn run(args: &TestArgs) -> Outcome {
                 mount: args.mount.clone(),
                 read_only: false,
             }),
+            allowed_hosts: Vec::new(),
         },
     };
     let runtime = PluginRuntime::new().map_err(plugin_failure)?;

@@ -68,7 +68,7 @@ impl PluginRuntime {
     }
 
     /// Compiles a component and links what both plugin worlds import: WASI (with only what the
-    /// instance state grants) and `cdc:plugin/host`. The result is shared by all instances.
+    /// instance state grants), wasi:http (requests only to the granted hosts) and `cdc:plugin/host`. The result is shared by all instances.
     pub(super) fn link(
         &self,
         spec: &PluginSpec,
@@ -81,6 +81,7 @@ impl PluginRuntime {
         };
         let mut linker = Linker::<InstanceState>::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(link_error)?;
         // The sink world reuses the transform world's `host` interface: one set of imports serves both.
         Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;

@@ -66,6 +66,9 @@ pub struct Capabilities {
     pub env: Vec<String>,
     /// A host directory the plugin may use.
     pub directory: Option<GrantedDirectory>,
+    /// Hosts the plugin may send HTTP requests to (wasi:http), as `host` (any port) or
+    /// `host:port`. Empty: every request is denied.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A host directory granted to a plugin.
