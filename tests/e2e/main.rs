@@ -6,6 +6,7 @@ mod delivery;
 mod in_process;
 mod independence;
 mod plugin_cli;
+mod plugin_http;
 mod plugin_sandbox;
 mod poison;
 mod postgres_to_webhook;
