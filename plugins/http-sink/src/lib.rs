@@ -98,8 +98,9 @@ fn http_error(target: &Target, code: &ErrorCode) -> PluginError {
         ErrorCode::HttpRequestDenied => error(
             ErrorClass::Fatal,
             format!(
-                "POST to `{}` denied: host `{}` was not granted to this plugin (add it to plugin.allowed_hosts)",
-                target.authority, target.authority
+                "POST to `{0}` denied: host `{0}` was not granted to this plugin \
+                 (add it to plugin.allowed_hosts)",
+                target.authority
             ),
         ),
         other => error(ErrorClass::Retryable, format!("POST to `{}` failed: {other:?}", target.authority)),
@@ -123,7 +124,8 @@ fn post(config: &Config, target: &Target, body: &[u8]) -> Result<(), PluginError
     // A host may not support a timeout; the request then runs under the host's own deadline.
     let _ = options.set_connect_timeout(Some(timeout));
     let _ = options.set_first_byte_timeout(Some(timeout));
-    let future = outgoing_handler::handle(request, Some(options)).map_err(|code| http_error(target, &code))?;
+    let future =
+        outgoing_handler::handle(request, Some(options)).map_err(|code| http_error(target, &code))?;
 
     // Stream the body, then finish it; a denied or failed request shows in the response future.
     let written = (|| {
@@ -148,32 +150,41 @@ fn post(config: &Config, target: &Target, body: &[u8]) -> Result<(), PluginError
     };
     written.map_err(|message| failed(&message))?;
     let status = response.status();
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(failed(&format!("answered {status}")))
-    }
+    if (200..300).contains(&status) { Ok(()) } else { Err(failed(&format!("answered {status}"))) }
 }
 
 struct Component;
 
 impl Guest for Component {
     fn describe() -> PluginInfo {
-        let param = |name: &str, kind: &str, required: bool, default: Option<&str>, description: &str| ConfigParam {
-            name: name.into(),
-            kind: kind.into(),
-            required,
-            default_value: default.map(Into::into),
-            secret: false,
-            description: description.into(),
-        };
+        let param =
+            |name: &str, kind: &str, required: bool, default: Option<&str>, description: &str| ConfigParam {
+                name: name.into(),
+                kind: kind.into(),
+                required,
+                default_value: default.map(Into::into),
+                secret: false,
+                description: description.into(),
+            };
         PluginInfo {
             name: "http-sink".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "POSTs each flushed batch of change events as a JSON array to a URL".into(),
             config: vec![
-                param("url", "string", true, None, "http(s) URL to POST to; its host must be in allowed_hosts"),
-                param("timeout_ms", "integer", false, Some("900"), "connect and first-byte timeout; keep under the call timeout"),
+                param(
+                    "url",
+                    "string",
+                    true,
+                    None,
+                    "http(s) URL to POST to; its host must be in allowed_hosts",
+                ),
+                param(
+                    "timeout_ms",
+                    "integer",
+                    false,
+                    Some("900"),
+                    "connect and first-byte timeout; keep under the call timeout",
+                ),
             ],
             capabilities: vec!["http".into()],
         }

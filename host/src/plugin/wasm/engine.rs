@@ -68,7 +68,8 @@ impl PluginRuntime {
     }
 
     /// Compiles a component and links what both plugin worlds import: WASI (with only what the
-    /// instance state grants), wasi:http (requests only to the granted hosts) and `cdc:plugin/host`. The result is shared by all instances.
+    /// instance state grants), wasi:http (requests only to the granted hosts) and
+    /// `cdc:plugin/host`. The result is shared by all instances.
     pub(super) fn link(
         &self,
         spec: &PluginSpec,

@@ -5,7 +5,9 @@
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use super::PluginSpec;
 use super::bindings::{host, types};
@@ -86,9 +88,8 @@ impl WasiHttpHooks for HttpGate {
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendFuture {
         let authority = request.uri().authority();
-        let granted = authority.is_some_and(|authority| {
-            is_granted(&self.allowed, authority.host(), authority.port_u16())
-        });
+        let granted = authority
+            .is_some_and(|authority| is_granted(&self.allowed, authority.host(), authority.port_u16()));
         if !granted {
             let authority = authority.map_or_else(|| "<none>".to_owned(), |authority| authority.to_string());
             tracing::warn!(
@@ -169,7 +170,8 @@ mod tests {
 
     #[test]
     fn grants_by_host_and_port() {
-        let allowed = vec!["127.0.0.1:8080".to_owned(), "api.example.com".to_owned(), "[::1]:9000".to_owned()];
+        let allowed =
+            vec!["127.0.0.1:8080".to_owned(), "api.example.com".to_owned(), "[::1]:9000".to_owned()];
         assert!(is_granted(&allowed, "127.0.0.1", Some(8080)));
         assert!(!is_granted(&allowed, "127.0.0.1", Some(8081)));
         assert!(!is_granted(&allowed, "127.0.0.1", None));
