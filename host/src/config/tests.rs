@@ -336,3 +336,17 @@ fn unknown_fields_at_every_depth_are_all_reported() {
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["sourc", "source.tabels", "sinks[0].webhook.timeout"]);
 }
+
+#[test]
+fn allowed_hosts_are_hosts_not_urls() {
+    let pipeline = |hosts: &str| {
+        format!(
+            "pipeline_id: p\nsource:\n  database: d\nsinks:\n  - sink_id: s\n    sink_type: wasm\n    plugin:\n      path: s.wasm\n      allowed_hosts: {hosts}\n"
+        )
+    };
+    let config = load_text(&pipeline("[api.example.com, \"127.0.0.1:8080\", \"[::1]:80\"]"), None).unwrap();
+    let crate::config::SinkKind::Wasm(plugin) = &config.pipeline.sinks[0].kind else { panic!("a wasm sink") };
+    assert_eq!(plugin.allowed_hosts, ["api.example.com", "127.0.0.1:8080", "[::1]:80"]);
+    let errors = load_text(&pipeline("[\"https://api.example.com/x\"]"), None).unwrap_err().to_string();
+    assert!(errors.contains("sinks[0].plugin.allowed_hosts[0]: must be `host` or `host:port`"), "{errors}");
+}

@@ -273,6 +273,20 @@ fn plugin(raw: raw::Plugin, path: &str, base_dir: &Path, ctx: &mut Ctx<'_>) -> P
     if !config.is_object() {
         ctx.invalid(&at("config"), "must be a mapping");
     }
+    let allowed_hosts = raw.allowed_hosts.unwrap_or_default();
+    for (i, host) in allowed_hosts.iter().enumerate() {
+        let name = host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
+            if port.parse::<u16>().is_ok() { name } else { host.as_str() }
+        });
+        let bracketed_ipv6 = name.starts_with('[') && name.ends_with(']');
+        let valid = !name.is_empty() && !host.contains('/') && (bracketed_ipv6 || !name.contains(':'));
+        if !valid {
+            ctx.invalid(
+                &format!("{path}.allowed_hosts[{i}]"),
+                "must be `host` or `host:port`, without a scheme or path",
+            );
+        }
+    }
     let env = raw.env.unwrap_or_default();
     for (i, name) in env.iter().enumerate() {
         let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
@@ -295,7 +309,7 @@ fn plugin(raw: raw::Plugin, path: &str, base_dir: &Path, ctx: &mut Ctx<'_>) -> P
         path: base_dir.join(file),
         sha256,
         config,
-        allowed_hosts: raw.allowed_hosts.unwrap_or_default(),
+        allowed_hosts,
         env,
         directory,
         limits: PluginLimits {
