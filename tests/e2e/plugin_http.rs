@@ -4,28 +4,16 @@
 //! leaves the host, `flush` fails as fatal naming the denied host, the receiver sees nothing,
 //! and the runtime goes on serving a granted instance.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cdc_host::error::{Classify, ErrorClass};
-use cdc_host::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
+use cdc_host::event::ChangeEvent;
 use cdc_host::plugin::{Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSpec, SinkPlugin};
 use cdc_tests::build::plugin_wasm;
 use cdc_tests::receiver::WebhookReceiver;
 
 fn event(id: i64) -> ChangeEvent {
-    let row = Row(vec![("id".into(), Value::Int(id)), ("note".into(), Value::Text(format!("row {id}")))]);
-    ChangeEvent {
-        op: Op::Create,
-        table: TableId { database: Some("shop".into()), schema: Some("public".into()), table: "t".into() },
-        key: Some(Row(vec![("id".into(), Value::Int(id))])),
-        before: None,
-        after: Some(row),
-        source: SourceInfo::default(),
-        ts_ms: Some(1),
-        columns: None,
-        position: Position::Kafka { topic: Arc::from("http"), partition: 0, offset: id },
-    }
+    cdc_tests::events::insert("http", id)
 }
 
 /// The http-sink posting to `url`, granted `allowed_hosts`.

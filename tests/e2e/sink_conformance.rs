@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cdc_host::error::ErrorClass;
-use cdc_host::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
+use cdc_host::event::ChangeEvent;
 use cdc_host::plugin::{Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSpec, SinkPlugin};
 use cdc_host::sinks::wasm::WasmSinkFactory;
 use cdc_host::sinks::webhook::{WebhookFactory, WebhookOptions};
@@ -97,18 +97,7 @@ fn file_sink() -> UnderTest {
 }
 
 fn event(id: i64) -> ChangeEvent {
-    let row = Row(vec![("id".into(), Value::Int(id)), ("note".into(), Value::Text(format!("row {id}")))]);
-    ChangeEvent {
-        op: Op::Create,
-        table: TableId { database: Some("shop".into()), schema: Some("public".into()), table: "t".into() },
-        key: Some(Row(vec![("id".into(), Value::Int(id))])),
-        before: None,
-        after: Some(row),
-        source: SourceInfo::default(),
-        ts_ms: Some(1),
-        columns: None,
-        position: Position::Kafka { topic: Arc::from("conformance"), partition: 0, offset: id },
-    }
+    cdc_tests::events::insert("conformance", id)
 }
 
 fn ids(events: &[ChangeEvent]) -> Vec<String> {

@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod env;
+pub mod events;
 pub mod kafka;
 pub mod process;
 pub mod receiver;
