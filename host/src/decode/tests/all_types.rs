@@ -5,25 +5,7 @@ use super::*;
 #[test]
 fn schema_all_types_create_types_every_column() {
     let event = find(PG_ALL_TYPES_SCHEMA, "c", 2);
-    let expected = Row(vec![
-        ("id".into(), Value::Int(2)),
-        ("num_fixed".into(), dec("-0.001")),
-        ("num_any".into(), dec("123456789012345678901234567890.123456789")),
-        ("money_like".into(), dec("0.10")),
-        ("ts".into(), Value::Timestamp(946_684_799_000_000)),
-        ("tstz".into(), Value::TimestampTz("1999-12-31T23:59:59.999999Z".into())),
-        ("d".into(), Value::Date(0)),
-        ("t".into(), Value::Time(0)),
-        ("j".into(), Value::Json(r#"[1, "two", {"three": 3}]"#.into())),
-        ("jb".into(), Value::Json("[]".into())),
-        ("u".into(), Value::Uuid("00000000-0000-0000-0000-000000000000".into())),
-        ("int_arr".into(), Value::Array(vec![])),
-        ("text_arr".into(), Value::Array(vec![Value::Null, text("a")])),
-        ("b".into(), Value::Bool(false)),
-        ("by".into(), Value::Bytes(vec![0])),
-        ("f8".into(), Value::Float(-0.5)),
-        ("big".into(), Value::Int(-1)),
-    ]);
+    let expected = all_types_row_2();
     assert_eq!(event.after, Some(expected));
     assert_eq!(event.before, None);
     assert_eq!(event.table.to_string(), "public.all_types");
@@ -157,4 +139,27 @@ fn decimal_string_fixture_keeps_decimals_exact_as_text() {
     let noschema = find(PG_ALL_TYPES_NOSCHEMA, "r", 2);
     assert_eq!(after(&noschema).get("num_any"), Some(&dec("123456789012345678901234567890.123456789")));
     assert_eq!(after(&noschema).get("num_fixed"), Some(&text("/w==")));
+}
+
+/// The `after` row of the all_types create with id 2, as every converter must decode it.
+pub(crate) fn all_types_row_2() -> Row {
+    Row(vec![
+        ("id".into(), Value::Int(2)),
+        ("num_fixed".into(), dec("-0.001")),
+        ("num_any".into(), dec("123456789012345678901234567890.123456789")),
+        ("money_like".into(), dec("0.10")),
+        ("ts".into(), Value::Timestamp(946_684_799_000_000)),
+        ("tstz".into(), Value::TimestampTz("1999-12-31T23:59:59.999999Z".into())),
+        ("d".into(), Value::Date(0)),
+        ("t".into(), Value::Time(0)),
+        ("j".into(), Value::Json(r#"[1, "two", {"three": 3}]"#.into())),
+        ("jb".into(), Value::Json("[]".into())),
+        ("u".into(), Value::Uuid("00000000-0000-0000-0000-000000000000".into())),
+        ("int_arr".into(), Value::Array(vec![])),
+        ("text_arr".into(), Value::Array(vec![Value::Null, text("a")])),
+        ("b".into(), Value::Bool(false)),
+        ("by".into(), Value::Bytes(vec![0])),
+        ("f8".into(), Value::Float(-0.5)),
+        ("big".into(), Value::Int(-1)),
+    ])
 }

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use super::{Decoded, Error, decode_json};
 
-mod all_types;
+pub(super) mod all_types;
 mod envelope;
 mod errors;
 use crate::event::{
