@@ -26,15 +26,16 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS builder
 
 # rdkafka is built with `cmake-build` (Debian's librdkafka 2.0.2 is too old), so librdkafka is
-# compiled here: cmake, a C/C++ toolchain, perl and python3 for its build scripts, zlib for the
-# `libz` feature. libcurl4-openssl-dev is only used if rdkafka's `curl` feature is ever enabled.
-# Versions are not pinned: they come from the pinned Debian release of the pinned base image, and
-# Debian replaces exact versions in its archive with every security update, which would break builds.
+# compiled here. The packages it needs are listed once, in scripts/build-packages.txt, which
+# scripts/setup-build.sh reads too. Versions are not pinned: they come from the pinned Debian
+# release of the pinned base image, and Debian replaces exact versions in its archive with every
+# security update, which would break builds.
+COPY scripts/build-packages.txt /tmp/build-packages.txt
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      cmake g++ make libcurl4-openssl-dev zlib1g-dev pkg-config perl python3 \
- && rm -rf /var/lib/apt/lists/*
+ && sed -e 's/#.*//' -e '/^[[:space:]]*$/d' /tmp/build-packages.txt \
+      | xargs apt-get install -y --no-install-recommends \
+ && rm -rf /var/lib/apt/lists/* /tmp/build-packages.txt
 
 ENV CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0

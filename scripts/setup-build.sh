@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs what building cdc needs on Debian: a C toolchain and cmake (librdkafka is built from
-# source), and the wasm32-wasip2 target for plugins. Idempotent and quiet.
+# Installs what building cdc needs on Debian: the packages of scripts/build-packages.txt (a C
+# toolchain, cmake and headers: librdkafka is built from source), and the wasm32-wasip2 target for
+# plugins. Idempotent and quiet.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make pkg-config zlib1g-dev perl python3)
+mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' scripts/build-packages.txt)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

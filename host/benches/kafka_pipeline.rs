@@ -15,7 +15,7 @@ use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::retry::RetryPolicy;
 use cdc_host::pipeline::{self, PipelineOptions, SinkSpec};
-use cdc_host::sinks::{Refused, Sink, SinkError, SinkFactory};
+use cdc_host::sinks::{Sink, SinkError, SinkFactory};
 use cdc_host::source::kafka::ConsumerSettings;
 use futures::future::BoxFuture;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -173,7 +173,7 @@ struct CountingSink {
 }
 
 impl Sink for CountingSink {
-    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<Vec<Refused>, SinkError>> {
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             if self.stall.load(Ordering::Relaxed) {
                 futures::future::pending::<()>().await;
@@ -186,7 +186,7 @@ impl Sink for CountingSink {
                     .extend(events.iter().filter_map(|event| event.ts_ms).map(|ts| now - ts));
             }
             self.seen.fetch_add(events.len() as u64, Ordering::Relaxed);
-            Ok(Vec::new())
+            Ok(())
         })
     }
 
@@ -248,7 +248,7 @@ fn options(
         record_retries: 0,
         commit_interval: Duration::from_secs(1),
         lag_interval: Duration::ZERO,
-        drain_timeout: Duration::from_secs(10),
+        shutdown_timeout: Duration::from_secs(10),
     }
 }
 

@@ -12,6 +12,10 @@ pub enum ErrorClass {
     },
     /// The record itself cannot be handled: it goes to the DLQ, the rest go on.
     Record,
+    /// A plugin failed abnormally (trap, deadline, memory): the record may be the cause, or the
+    /// plugin's state. Retried with backoff like a transient error; once the attempts are spent,
+    /// a batch is split and a record that still fails alone goes to the DLQ.
+    Fault,
     /// Nothing can go on: halt, report it in `/readyz`, commit nothing past it.
     Fatal,
 }
@@ -25,6 +29,7 @@ impl ErrorClass {
         match self {
             ErrorClass::Transient { .. } => "transient",
             ErrorClass::Record => "record",
+            ErrorClass::Fault => "fault",
             ErrorClass::Fatal => "fatal",
         }
     }
@@ -35,6 +40,9 @@ pub trait Classify: std::error::Error {
     /// The class that decides handling.
     fn class(&self) -> ErrorClass;
 }
+
+/// An error of any type, kept as the cause of another.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Formats an error with its chain of causes, `outer: inner: root`, for logs and reports.
 pub fn chain(error: &dyn std::error::Error) -> String {

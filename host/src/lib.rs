@@ -1,6 +1,6 @@
 //! The `cdc` host: runs change-data-capture pipelines.
 //!
-//! The data path, one module each (DESIGN §1):
+//! The data path, one module each (docs/architecture.md):
 //!
 //! ```text
 //! source ─▶ decode ─▶ partition lanes ─▶ transforms ─▶ sink lanes ─▶ sinks
@@ -16,6 +16,7 @@
 //! * [`sinks`]: the sink contract and the built-in sinks.
 //! * [`ops`]: connector provisioning, health and metrics.
 //! * [`cli`]: the `cdc` commands.
+//! * `testing` (feature `test-util`): test doubles for the lanes.
 
 pub mod cli;
 pub mod config;
@@ -27,3 +28,5 @@ pub mod pipeline;
 pub mod plugin;
 pub mod sinks;
 pub mod source;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

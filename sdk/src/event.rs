@@ -404,8 +404,10 @@ pub struct Event {
     pub source: serde_json::Map<String, serde_json::Value>,
     /// When the connector processed the change, milliseconds since the epoch.
     pub ts_ms: Option<i64>,
-    /// A stable id of the change, the same on every redelivery (`topic/partition/offset`): use it
-    /// as an idempotency key. The host owns positions, so changing it has no effect.
+    /// A stable id of the change, the same on every redelivery and unique per event
+    /// (`topic/partition/offset`, then `topic/partition/offset/n` for the n-th further event a
+    /// transform made of one record): use it as an idempotency key. The host owns positions, so
+    /// changing it has no effect.
     pub id: String,
 }
 

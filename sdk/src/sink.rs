@@ -43,8 +43,10 @@ pub trait Sink: Sized {
     /// Writes a batch, in order.
     ///
     /// # Errors
-    /// [`SinkError::Batch`] when the whole batch failed; [`SinkError::Records`] when only some
-    /// records failed (the others were accepted).
+    /// [`SinkError::Batch`] when the whole batch failed; [`SinkError::Records`] when some
+    /// records were refused. The host settles the first refused record (retry, then DLQ)
+    /// before anything after it, then writes the records after it again: a sink may stop at
+    /// the first record it refuses.
     fn write(&mut self, events: Vec<Event>) -> Result<(), SinkError>;
 
     /// Makes every accepted record durable. `checkpoint` is the host's position after the last
@@ -80,8 +82,9 @@ pub trait Sink: Sized {
 pub enum SinkError {
     /// The whole batch failed; nothing of it counts as written.
     Batch(Error),
-    /// These records failed alone, by their index in the `events` given to `write`; the others
-    /// were accepted. The classes go to the host as they are.
+    /// These records failed alone, by their index in the `events` given to `write`, ascending
+    /// and each once; the records before the first were accepted, the ones after it are written
+    /// again. The classes go to the host as they are.
     Records(Vec<(usize, Error)>),
 }
 

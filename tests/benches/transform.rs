@@ -275,6 +275,7 @@ fn event(id: i64, size: usize, pad: usize) -> ChangeEvent {
         ts_ms: Some(1_700_000_000_000),
         columns: None,
         position: Position::Kafka { topic: "t".into(), partition: 0, offset: id },
+        output_index: 0,
     }
 }
 

@@ -6,15 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdc_host::decode::Decoder;
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
-use cdc_host::pipeline::dlq::{Dlq, DlqSettings};
-use cdc_host::pipeline::retry::RetryPolicy;
-use cdc_host::pipeline::{self, Outcome, PipelineOptions, SinkSpec};
+use cdc_host::pipeline::dlq::{DlqSettings, KafkaDlq};
+use cdc_host::pipeline::{self, Outcome, SinkSpec};
 use cdc_host::sinks::webhook::{WebhookFactory, WebhookOptions};
-use cdc_host::source::kafka::ConsumerSettings;
 use cdc_tests::kafka::{committed_offsets, produce, read_topic};
+use cdc_tests::pipeline::{mock_pipeline, quick_retry};
 use cdc_tests::receiver::{WebhookReceiver, eventually};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use serde_json::json;
@@ -35,38 +33,6 @@ fn envelope(id: i64) -> (Vec<u8>, Vec<u8>) {
         "ts_ms": 1_700_000_000_000i64,
     });
     (key, value.to_string().into_bytes())
-}
-
-fn options(bootstrap: &str, group: &str, sinks: Vec<SinkSpec>) -> PipelineOptions {
-    let properties = vec![
-        ("bootstrap.servers".to_owned(), bootstrap.to_owned()),
-        ("auto.offset.reset".to_owned(), "earliest".to_owned()),
-    ];
-    PipelineOptions {
-        consumer: ConsumerSettings { group_id: group.into(), properties },
-        topics: vec![TOPIC.into()],
-        decoder: Decoder::Json,
-        sinks,
-        transforms: Vec::new(),
-        transform_retry: retry(),
-        max_buffered_messages: 100,
-        batch_size: 100,
-        partition_concurrency: 0,
-        record_retries: 0,
-        commit_interval: Duration::ZERO,
-        lag_interval: Duration::ZERO,
-        drain_timeout: Duration::from_secs(10),
-    }
-}
-
-fn retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 3,
-        initial_wait: Duration::from_millis(100),
-        max_wait: Duration::from_millis(500),
-        multiplier: 2.0,
-        jitter: false,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,6 +63,7 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
         headers: Vec::new(),
         timeout: Duration::from_secs(5),
         auth_token: None,
+        status_classes: Default::default(),
     };
     let factory = Arc::new(WebhookFactory::new("hook", &webhook).unwrap());
     let dlq_settings = DlqSettings {
@@ -104,14 +71,14 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
         include_headers: true,
         write_timeout: Duration::from_secs(2),
     };
-    let dlq = Dlq::new(&[("bootstrap.servers".to_owned(), bootstrap.clone())], dlq_settings).unwrap();
-    let options = options(&bootstrap, GROUP, vec![SinkSpec { factory, retry: retry() }]);
+    let dlq = KafkaDlq::new(&[("bootstrap.servers".to_owned(), bootstrap.clone())], dlq_settings).unwrap();
+    let options = mock_pipeline(&bootstrap, GROUP, TOPIC, vec![SinkSpec { factory, retry: quick_retry() }]);
     let health = Arc::new(Health::new(["hook".to_owned()]));
     health.set_connector(Ok(()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let pipeline = tokio::spawn(pipeline::run(
         options,
-        Some(dlq),
+        Some(std::sync::Arc::new(dlq)),
         health.clone(),
         Arc::new(Metrics::default()),
         async {
@@ -175,7 +142,7 @@ async fn a_pipeline_without_sinks_still_commits_what_it_consumed() {
     let health = Arc::new(Health::new([]));
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let outcome = pipeline::run(
-        options(&bootstrap, group, Vec::new()),
+        mock_pipeline(&bootstrap, group, TOPIC, Vec::new()),
         None,
         health.clone(),
         Arc::new(Metrics::default()),

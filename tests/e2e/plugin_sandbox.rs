@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cdc_host::error::ErrorClass;
+use cdc_host::error::{Classify, ErrorClass};
 use cdc_host::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
 use cdc_host::plugin::{
     Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSpec, TransformInstance, TransformOutput,
@@ -79,6 +79,7 @@ fn customer(id: i64) -> ChangeEvent {
         ts_ms: Some(1_700_000_000_000),
         columns: None,
         position: Position::Kafka { topic: "sandbox.public.customers".into(), partition: 0, offset: id },
+        output_index: 0,
     }
 }
 
@@ -195,9 +196,24 @@ fn an_output_larger_than_the_limit_is_refused() {
     // 4 MiB fits in the plugin's 32 MiB of memory but not in the 1 MiB output limit.
     let (runtime, mut instance) = evil(json!({"behavior": "huge_output", "bytes": 4 << 20}));
     twice(&mut instance, |result, _| match result {
+        Err(error @ PluginError::OutputTooLarge { call: "transform", limit: 1_048_576, .. }) => {
+            eprintln!("huge_output (4 MiB): {error}");
+            // The pipeline splits the batch; a record whose output alone is too big goes to the DLQ.
+            assert_eq!(error.class(), ErrorClass::Record);
+        }
+        other => panic!("expected an output over the limit, got {other:?}"),
+    });
+    assert_host_serves(&runtime);
+}
+
+#[test]
+fn refusing_a_record_twice_is_a_protocol_error_not_a_crash() {
+    let _serial = serial();
+    let (runtime, mut instance) = evil(json!({"behavior": "repeated_errors"}));
+    twice(&mut instance, |result, _| match result {
         Err(PluginError::Protocol { call: "transform", reason, .. }) => {
-            eprintln!("huge_output (4 MiB): {reason}");
-            assert!(reason.contains("exceeds the limit of 1048576"), "{reason}");
+            eprintln!("repeated_errors: {reason}");
+            assert!(reason.contains("out of order, repeated or out of range"), "{reason}");
         }
         other => panic!("expected a protocol error, got {other:?}"),
     });

@@ -53,6 +53,7 @@ fn event(op: Op, offset: i64, key: Row, before: Option<Row>, after: Option<Row>)
         ts_ms: Some(1_700_000_000_000 + offset),
         columns: None,
         position: Position::Kafka { topic: "shop.public.customers".into(), partition: 0, offset },
+        output_index: 0,
     }
 }
 

@@ -1,6 +1,6 @@
 //! One conformance suite for every sink, native or wasm: in-order delivery made durable by
 //! `flush`, a record refused on its own reported as a record error at its index while the
-//! others are delivered, and replays that keep each event's idempotency id (exactly once where
+//! others are delivered after it, and replays that keep each event's idempotency id (exactly once where
 //! the sink stores its position). Runs the built-in webhook sink against a real HTTP endpoint
 //! and the example wasm sink `plugins/file-sink` against a granted directory.
 
@@ -38,6 +38,7 @@ async fn webhook() -> UnderTest {
         headers: Vec::new(),
         timeout: Duration::from_secs(5),
         auth_token: None,
+        status_classes: Default::default(),
     };
     let factory = Arc::new(WebhookFactory::new("webhook", &options).unwrap());
     let receiver = Arc::new(receiver);
@@ -101,21 +102,19 @@ fn event(id: i64) -> ChangeEvent {
 }
 
 fn ids(events: &[ChangeEvent]) -> Vec<String> {
-    events.iter().map(|event| event.position.idempotency_id()).collect()
+    events.iter().map(|event| event.idempotency_id()).collect()
 }
 
-/// Drives a sink the way a sink lane does: writes, skips what is refused alone (noting its
+/// Drives a sink the way a sink lane does: writes, skips the event a write refuses (noting its
 /// index and class), writes the rest, then flushes. Returns the refused events' indices.
 async fn deliver(sink: &mut Box<dyn Sink>, events: &[ChangeEvent]) -> Vec<(usize, ErrorClass)> {
     let mut refused = Vec::new();
     let mut start = 0;
     while start < events.len() {
         match sink.write(&events[start..]).await {
-            Ok(alone) => {
-                refused.extend(alone.into_iter().map(|r| (start + r.index, r.error.class)));
-                start = events.len();
-            }
+            Ok(()) => start = events.len(),
             Err(error) => {
+                assert!(error.names_event, "a refusal of one event names it: {error}");
                 refused.push((start + error.accepted, error.class));
                 start += error.accepted + 1;
             }

@@ -55,6 +55,7 @@ struct RunArgs {
 
 /// Parses the arguments (exiting with 2 on a usage error) and runs the command.
 pub fn main() -> ExitCode {
+    crate::ops::crash::install_hook();
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate::run(&args),

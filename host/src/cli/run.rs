@@ -18,8 +18,9 @@ use crate::ops::connector::ConnectClient;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::ops::schema_monitor::{Change, SchemaMonitor};
+use crate::ops::telemetry::report;
 use crate::ops::{debezium, server, telemetry, topics};
-use crate::pipeline::dlq::{Dlq, DlqSettings, dlq_topic};
+use crate::pipeline::dlq::{DeadLetterQueue, DlqSettings, KafkaDlq, dlq_topic};
 use crate::pipeline::retry::RetryPolicy;
 use crate::pipeline::{self, Outcome, PipelineOptions, SinkSpec};
 use crate::plugin::{
@@ -27,15 +28,16 @@ use crate::plugin::{
 };
 use crate::sinks::SinkFactory;
 use crate::sinks::wasm::WasmSinkFactory;
-use crate::sinks::webhook::{WebhookFactory, WebhookOptions};
+use crate::sinks::webhook::{StatusClasses, WebhookFactory, WebhookOptions};
 use crate::source::kafka::ConsumerSettings;
 
 /// How long the connector may take to reach RUNNING.
 const CONNECTOR_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the connector's status is checked for `/readyz` while the pipeline runs.
 const CONNECTOR_WATCH_INTERVAL: Duration = Duration::from_secs(10);
-/// Longest wait for lanes to drain at shutdown (below Kubernetes' default 30 s grace period).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+/// Beyond `shutdown_timeout`, how long the watchdog lets a shutdown overrun before it ends the
+/// process.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How long a DLQ write may wait for the broker.
 const DLQ_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one schema registry request may take.
@@ -46,26 +48,29 @@ pub(super) fn run(args: &RunArgs) -> ExitCode {
     let config = match crate::config::load(&args.config.pipeline, args.config.platform_config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!("{errors}");
+            report(format_args!("{errors}"));
             return ExitCode::FAILURE;
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            report(format_args!("error: cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_pipeline(config)) {
+    let result = runtime.block_on(run_pipeline(config));
+    // A blocking call still stuck on a broker must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(Outcome::Stopped) => ExitCode::SUCCESS,
         Ok(Outcome::Halted(reason)) => {
-            eprintln!("error: the pipeline halted: {reason}");
+            report(format_args!("error: the pipeline halted: {reason}"));
             ExitCode::FAILURE
         }
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "pipeline.start_failed");
-            eprintln!("error: {error:#}");
+            report(format_args!("error: {error:#}"));
             ExitCode::FAILURE
         }
     }
@@ -74,7 +79,7 @@ pub(super) fn run(args: &RunArgs) -> ExitCode {
 /// Everything started before the pipeline runs.
 struct Prepared {
     options: PipelineOptions,
-    dlq: Option<Dlq>,
+    dlq: Option<Arc<dyn DeadLetterQueue>>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     /// Tasks beside the pipeline (connector watch, schema monitor), stopped after it.
@@ -98,13 +103,24 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
         prepared = prepare(&config) => prepared?,
     };
     let Prepared { options, dlq, health, metrics, companions, schema_halted, stop_server } = prepared;
+    let shutdown_timeout = options.shutdown_timeout;
     let shutdown = async move {
         tokio::select! {
             () = signals.wait() => {}
             Ok(()) = schema_halted => {}
         }
+        arm_watchdog(shutdown_timeout);
+        // A second signal means now.
+        tokio::spawn(async move {
+            signals.wait().await;
+            tracing::warn!("pipeline.shutdown_forced");
+            std::process::exit(1);
+        });
     };
     let outcome = pipeline::run(options, dlq, health.clone(), metrics, shutdown).await?;
+    if let Outcome::Halted(_) = &outcome {
+        arm_watchdog(shutdown_timeout);
+    }
     // A halt raised beside the pipeline (by the schema monitor) is still a halt.
     let outcome = match (outcome, health.halted()) {
         (Outcome::Stopped, Some(reason)) => Outcome::Halted(reason),
@@ -176,16 +192,14 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     tracing::info!(connector = connect.name(), "provision.connector_running");
     let mut companions = vec![tokio::spawn(watch_connector(connect, health.clone()))];
 
-    let dlq = if config.platform.dlq.enabled {
-        let mut properties = connection.clone();
-        properties.push(("acks".into(), kafka.acks.clone()));
-        properties.push(("enable.idempotence".into(), kafka.enable_idempotence.to_string()));
+    let dlq: Option<Arc<dyn DeadLetterQueue>> = if config.platform.dlq.enabled {
         let settings = DlqSettings {
             topic_suffix: config.platform.dlq.topic_suffix.clone(),
             include_headers: config.platform.dlq.include_headers,
             write_timeout: DLQ_WRITE_TIMEOUT,
         };
-        Some(Dlq::new(&properties, settings).context("cannot create the DLQ producer")?)
+        // The DLQ producer always waits for every in-sync replica (see `KafkaDlq`).
+        Some(Arc::new(KafkaDlq::new(&connection, settings).context("cannot create the DLQ producer")?))
     } else {
         None
     };
@@ -214,7 +228,7 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         record_retries: config.platform.dlq.max_retries,
         commit_interval: kafka.commit_interval,
         lag_interval: config.platform.lag_monitor_interval,
-        drain_timeout: DRAIN_TIMEOUT,
+        shutdown_timeout: config.platform.shutdown_timeout,
     };
     Ok(Prepared { options, dlq, health, metrics, companions, schema_halted, stop_server })
 }
@@ -258,6 +272,7 @@ fn sink_specs(config: &Config, plugins: &PluginRuntime) -> anyhow::Result<Vec<Si
                         .collect(),
                     timeout: webhook.timeout,
                     auth_token: webhook.auth_token.as_ref().map(|token| token.expose().to_owned()),
+                    status_classes: StatusClasses { overrides: webhook.status_classes.clone() },
                 };
                 let factory = WebhookFactory::new(&sink.sink_id, &options)
                     .map_err(|reason| anyhow::anyhow!("sink `{}`: {reason}", sink.sink_id))?;
@@ -363,6 +378,21 @@ fn consumer_settings(kafka: &KafkaConfig, mut properties: Vec<(String, String)>)
         ("fetch.wait.max.ms".to_owned(), kafka.fetch_max_wait.as_millis().to_string()),
     ]);
     ConsumerSettings { group_id: kafka.group_id.clone(), properties }
+}
+
+/// Ends the process if the shutdown overruns its budget: whatever hangs (a broker that does
+/// not answer the group leave, a stuck plugin), the process exits, with code 1.
+fn arm_watchdog(timeout: Duration) {
+    let limit = timeout + SHUTDOWN_GRACE;
+    let spawned = std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
+        std::thread::sleep(limit);
+        tracing::error!(limit = ?limit, "pipeline.shutdown_overrun");
+        report(format_args!("error: shutdown took longer than {limit:?}; exiting"));
+        std::process::exit(1);
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(error = %error, "pipeline.watchdog_unavailable");
+    }
 }
 
 /// Keeps `/readyz` honest about the connector while the pipeline runs.

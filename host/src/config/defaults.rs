@@ -151,6 +151,9 @@ pub const STOP_ON_INCOMPATIBLE_SCHEMA: bool = false;
 pub const HEALTH_PORT: u16 = 8080;
 /// `health_enabled`.
 pub const HEALTH_ENABLED: bool = true;
+/// `shutdown_timeout_seconds`: below Kubernetes' default grace period of 30 s, so that a pod
+/// stops on its own before it is killed.
+pub const SHUTDOWN_TIMEOUT_SECONDS: f64 = 25.0;
 
 /// `…plugin.directory.mount`: where a granted directory appears to the plugin.
 pub const PLUGIN_DIRECTORY_MOUNT: &str = "/data";

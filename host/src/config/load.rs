@@ -30,6 +30,7 @@ const PLATFORM_KEYS: &[&str] = &[
     "stop_on_incompatible_schema",
     "health_port",
     "health_enabled",
+    "shutdown_timeout_seconds",
 ];
 
 /// Loads `pipeline` and, when given, `platform` (over the built-in defaults), substituting

@@ -176,6 +176,23 @@ pub struct WebhookSinkConfig {
     pub timeout: Duration,
     /// Bearer token sent as `Authorization: Bearer <token>`.
     pub auth_token: Option<Secret>,
+    /// Statuses the endpoint uses its own way, with the class they get (`delivered`,
+    /// `transient`, `record`, `fatal`); every other status keeps its default class.
+    pub status_classes: BTreeMap<u16, WebhookStatusClass>,
+}
+
+/// How the webhook sink treats an HTTP status (`webhook.status_classes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatusClass {
+    /// The event arrived (for example a 409 that means "already have it").
+    Delivered,
+    /// Try again later; never dead-letters.
+    Transient,
+    /// This payload is refused: retried `dlq.max_retries` times, then dead-lettered.
+    Record,
+    /// Nothing can get through (bad credentials): the pipeline halts.
+    Fatal,
 }
 
 /// Writes to a PostgreSQL table.

@@ -35,6 +35,8 @@ pub struct PlatformConfig {
     pub health_port: u16,
     /// Run the health server.
     pub health_enabled: bool,
+    /// Longest a shutdown may take, from SIGTERM (or a halt) to the process's exit (> 0).
+    pub shutdown_timeout: Duration,
 }
 
 /// Where change events come from.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::Secret;
-use super::pipeline::{SinkType, SnapshotMode, SourceType, WriteMode};
+use super::pipeline::{SinkType, SnapshotMode, SourceType, WebhookStatusClass, WriteMode};
 use super::platform::{AuthMechanism, AutoOffsetReset, SecurityProtocol, TransportMode, ValueConverter};
 
 /// `pipeline.yaml`.
@@ -113,6 +113,8 @@ pub(super) struct Webhook {
     pub timeout_seconds: Option<f64>,
     /// Bearer token.
     pub auth_token: Option<Secret>,
+    /// HTTP status → how it is handled, where the endpoint differs from the defaults.
+    pub status_classes: Option<BTreeMap<String, WebhookStatusClass>>,
 }
 
 /// `sinks[].postgres:`.
@@ -281,6 +283,8 @@ pub(super) struct Platform {
     pub health_port: Option<i64>,
     /// Run the health server.
     pub health_enabled: Option<bool>,
+    /// Longest shutdown.
+    pub shutdown_timeout_seconds: Option<f64>,
 }
 
 /// `kafka:`.

@@ -97,6 +97,7 @@ fn defaults_match_the_seed() {
     assert_eq!(f.lag_monitor_interval, Duration::from_secs(15));
     assert!(!f.stop_on_incompatible_schema);
     assert_eq!((f.health_port, f.health_enabled), (8080, true));
+    assert_eq!(f.shutdown_timeout, Duration::from_secs(25));
 }
 
 fn seed_retry() -> RetryConfig {
@@ -349,4 +350,31 @@ fn allowed_hosts_are_hosts_not_urls() {
     assert_eq!(plugin.allowed_hosts, ["api.example.com", "127.0.0.1:8080", "[::1]:80"]);
     let errors = load_text(&pipeline("[\"https://api.example.com/x\"]"), None).unwrap_err().to_string();
     assert!(errors.contains("sinks[0].plugin.allowed_hosts[0]: must be `host` or `host:port`"), "{errors}");
+}
+
+#[test]
+fn webhook_status_classes_override_the_defaults_and_must_be_statuses() {
+    use crate::config::{SinkKind, WebhookStatusClass};
+    let sinks = "sinks:\n  - sink_id: w\n    sink_type: webhook\n    webhook:\n      url: 'http://h'\n      status_classes: {409: delivered, 404: record}\n";
+    let config = load_text(&format!("{MINIMAL}{sinks}"), None).unwrap();
+    let SinkKind::Webhook(webhook) = &config.pipeline.sinks[0].kind else { panic!("a webhook sink") };
+    assert_eq!(
+        webhook.status_classes.iter().map(|(status, class)| (*status, *class)).collect::<Vec<_>>(),
+        vec![(404, WebhookStatusClass::Record), (409, WebhookStatusClass::Delivered)]
+    );
+
+    let bad = sinks.replace("409: delivered", "700: delivered").replace("404: record", "404: maybe");
+    let errors = load_text(&format!("{MINIMAL}{bad}"), None).unwrap_err().to_string();
+    assert!(errors.contains("status_classes"), "{errors}");
+    let out_of_range = sinks.replace("404: record", "99: record");
+    let errors = load_text(&format!("{MINIMAL}{out_of_range}"), None).unwrap_err().to_string();
+    assert!(errors.contains("`99` is not an HTTP status"), "{errors}");
+}
+
+#[test]
+fn shutdown_timeout_is_a_positive_number_of_seconds() {
+    let config = load_text(MINIMAL, Some("shutdown_timeout_seconds: 12\n")).unwrap();
+    assert_eq!(config.platform.shutdown_timeout, Duration::from_secs(12));
+    let errors = load_text(MINIMAL, Some("shutdown_timeout_seconds: 0\n")).unwrap_err().to_string();
+    assert!(errors.contains("shutdown_timeout_seconds"), "{errors}");
 }

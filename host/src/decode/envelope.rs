@@ -45,7 +45,7 @@ pub(super) fn change(
         }
         None => (native_row(Path::Root("before"), before)?, native_row(Path::Root("after"), after)?, None),
     };
-    Ok(ChangeEvent { op, table, key, before, after, source, ts_ms, columns, position })
+    Ok(ChangeEvent { op, table, key, before, after, source, ts_ms, columns, position, output_index: 0 })
 }
 
 pub(super) fn schema_change(

@@ -21,6 +21,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::error::{Classify, ErrorClass};
 use crate::event::{ChangeEvent, Position, SourceInfo};
 
 mod avro;
@@ -215,7 +216,17 @@ impl Error {
     /// Whether the error is transient (retry the same record later) rather than the record's
     /// fault (send it to the DLQ). Only [`Error::Registry`] is.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Registry { .. })
+        matches!(self.class(), ErrorClass::Transient { .. })
+    }
+}
+
+impl Classify for Error {
+    /// A registry outage is transient; everything else is the record's fault.
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::Registry { .. } => ErrorClass::TRANSIENT,
+            _ => ErrorClass::Record,
+        }
     }
 }
 

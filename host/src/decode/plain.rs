@@ -45,6 +45,7 @@ pub(super) fn parse(value: &[u8]) -> Option<ChangeEvent> {
         ts_ms: envelope.ts_ms,
         columns: None,
         position: Position::Lsn(0),
+        output_index: 0,
     })
 }
 

@@ -67,7 +67,7 @@ pub fn to_wire(event: &ChangeEvent) -> Json {
         "after": event.after.as_ref().map_or(Json::Null, wire_row),
         "source": Json::Object(event.source.raw.clone()),
         "ts_ms": event.ts_ms,
-        "id": event.position.idempotency_id(),
+        "id": event.idempotency_id(),
     })
 }
 
@@ -251,6 +251,7 @@ mod tests {
             ts_ms: Some(5),
             columns: None,
             position: Position::Kafka { topic: Arc::from("cdc.public.t"), partition: 0, offset: 9 },
+            output_index: 0,
         }
     }
 

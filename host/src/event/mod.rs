@@ -199,8 +199,8 @@ pub enum Position {
 }
 
 impl Position {
-    /// A stable id for this change, the same on every redelivery (`topic/partition/offset`).
-    pub fn idempotency_id(&self) -> String {
+    /// The position as text: `topic/partition/offset`, or `lsn/<hex>`.
+    pub fn to_id(&self) -> String {
         match self {
             Position::Kafka { topic, partition, offset } => format!("{topic}/{partition}/{offset}"),
             Position::Lsn(lsn) => format!("lsn/{lsn:X}"),
@@ -246,6 +246,22 @@ pub struct ChangeEvent {
     pub columns: Option<Vec<Column>>,
     /// Where the event sits in its source.
     pub position: Position,
+    /// Which of the events its source record yielded this is, from 0: a transform may turn one
+    /// record into several, and each needs an id of its own.
+    pub output_index: u32,
+}
+
+impl ChangeEvent {
+    /// A stable id for this change, the same on every redelivery and unique per event:
+    /// the position (`topic/partition/offset`, `lsn/<hex>`) for the first event of a source
+    /// record, followed by `/<n>` for its n-th further event (`orders/0/12/1`). Kafka topic
+    /// names cannot hold `/`, so the id is unambiguous.
+    pub fn idempotency_id(&self) -> String {
+        match self.output_index {
+            0 => self.position.to_id(),
+            index => format!("{}/{index}", self.position.to_id()),
+        }
+    }
 }
 
 mod json;

@@ -2,6 +2,7 @@
 //! logged as `consumer.lag` and exported as the `cdc_consumer_lag` gauge.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
@@ -20,12 +21,13 @@ pub struct LagMonitor {
     interval: Duration,
     last: Instant,
     round: Option<JoinHandle<()>>,
+    cancelled: Arc<AtomicBool>,
 }
 
 impl LagMonitor {
     /// A monitor that reports every `interval`.
     pub fn new(interval: Duration) -> Self {
-        LagMonitor { interval, last: Instant::now(), round: None }
+        LagMonitor { interval, last: Instant::now(), round: None, cancelled: Arc::default() }
     }
 
     /// Starts a round if one is due and none is running. `partitions` is called only then.
@@ -41,24 +43,33 @@ impl LagMonitor {
         }
         self.last = Instant::now();
         let (consumer, metrics, partitions) = (consumer.clone(), metrics.clone(), partitions());
+        let cancelled = self.cancelled.clone();
         // Watermark requests block: the round runs beside the poll loop.
-        self.round = Some(tokio::task::spawn_blocking(move || report(&consumer, &partitions, &metrics)));
+        self.round =
+            Some(tokio::task::spawn_blocking(move || report(&consumer, &partitions, &metrics, &cancelled)));
     }
 
-    /// Waits (up to `timeout`) for a running round, which holds the consumer, to finish.
-    pub async fn finish(self, timeout: Duration) {
-        if let Some(round) = self.round {
-            let _ = tokio::time::timeout(timeout, round).await;
-        }
+    /// Stops a running round after its current request, without waiting for it: a shutdown
+    /// does not wait for lag figures.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
     }
 }
 
 /// Measures and reports the lag of `partitions`, each with its committed position (`None`:
 /// nothing committed yet, so the whole partition counts). Blocking: call it off the async
-/// threads.
-pub fn report(consumer: &KafkaConsumer, partitions: &[(PartitionKey, Option<i64>)], metrics: &Metrics) {
+/// threads. Stops early once `cancelled` is set.
+pub fn report(
+    consumer: &KafkaConsumer,
+    partitions: &[(PartitionKey, Option<i64>)],
+    metrics: &Metrics,
+    cancelled: &AtomicBool,
+) {
     let mut total = 0;
     for ((topic, partition), committed) in partitions {
+        if cancelled.load(Ordering::Acquire) {
+            return;
+        }
         let (low, high) = match consumer.fetch_watermarks(topic, *partition, WATERMARK_TIMEOUT) {
             Ok(watermarks) => watermarks,
             Err(error) => {

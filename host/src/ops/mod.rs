@@ -2,6 +2,7 @@
 //! HTTP server that exposes them.
 
 pub mod connector;
+pub mod crash;
 pub mod debezium;
 pub mod health;
 pub mod lag;

@@ -33,7 +33,7 @@ pub struct PartitionAcks {
     dispatched: AtomicI64,
     /// The offset of the first record handed to the lanes: where counting in-flight starts.
     base: AtomicI64,
-    /// The position last sent to the broker.
+    /// The position the broker last accepted.
     committed: AtomicI64,
 }
 
@@ -75,21 +75,13 @@ impl AckTracker {
             .collect()
     }
 
-    /// Records that positions were sent to the broker.
+    /// Records that the broker accepted a commit of these positions.
     pub fn mark_committed(&self, positions: &[(PartitionKey, i64)]) {
         let partitions = self.partitions.lock().expect("ack tracker lock poisoned");
         for (partition, offset) in positions {
             if let Some(acks) = partitions.get(partition) {
                 acks.committed.fetch_max(*offset, Ordering::AcqRel);
             }
-        }
-    }
-
-    /// Forgets the last commit of a partition so that its position is sent again (the commit
-    /// failed).
-    pub fn forget_commit(&self, partition: &PartitionKey) {
-        if let Some(acks) = self.get(partition) {
-            acks.committed.store(NONE, Ordering::Release);
         }
     }
 
@@ -114,7 +106,7 @@ impl PartitionAcks {
         }
     }
 
-    /// The position last sent to the broker, if any.
+    /// The position the broker last accepted, if any.
     pub fn committed(&self) -> Option<i64> {
         let committed = self.committed.load(Ordering::Acquire);
         (committed != NONE).then_some(committed)
@@ -166,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn positions_never_move_backwards_and_commits_are_not_repeated() {
+    fn positions_never_move_backwards_and_accepted_commits_are_not_repeated() {
         let tracker = AckTracker::new(1);
         let p = partition(1);
         let acks = tracker.partition(&p);
@@ -175,10 +167,9 @@ mod tests {
         acks.ack(0, 3);
         let positions = tracker.committable(|_| true);
         assert_eq!(positions, vec![(p.clone(), 6)]);
+        assert_eq!(tracker.committable(|_| true), positions, "sent but not accepted yet: sent again");
         tracker.mark_committed(&positions);
         assert!(tracker.committable(|_| true).is_empty());
-        tracker.forget_commit(&p);
-        assert_eq!(tracker.committable(|_| true), vec![(p, 6)]);
     }
 
     #[test]

@@ -1,13 +1,13 @@
-//! What every lane of a pipeline shares: the ack tracker, the DLQ, health, metrics and the halt
-//! signal.
+//! What every lane of a pipeline shares: the ack tracker, the DLQ, health, metrics, the halt
+//! signal and the `partition_concurrency` permits.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::acks::AckTracker;
-use super::dlq::{Dlq, Failure};
+use super::dlq::{DeadLetterQueue, Failure};
 use crate::decode::Decoder;
 use crate::ops::health::Health;
 use crate::ops::metrics::{Metrics, names};
@@ -23,7 +23,7 @@ pub struct LaneContext {
     /// How records are decoded (the converter Debezium writes with).
     pub decoder: Decoder,
     /// The DLQ, when enabled.
-    pub dlq: Option<Dlq>,
+    pub dlq: Option<Arc<dyn DeadLetterQueue>>,
     /// Health and readiness.
     pub health: Arc<Health>,
     /// Counters.
@@ -31,9 +31,10 @@ pub struct LaneContext {
     /// Limits how many partitions process a batch at once (`partition_concurrency`).
     pub concurrency: Option<Arc<Semaphore>>,
     halt: watch::Sender<Option<String>>,
+    dlq_retry_wait: Duration,
 }
 
-/// The DLQ is disabled and a record failed: the pipeline must halt.
+/// The pipeline halted (a fatal error, or a failed record without a DLQ): the lane stops.
 #[derive(Debug)]
 pub struct Halted;
 
@@ -42,13 +43,30 @@ impl LaneContext {
     pub fn new(
         tracker: Arc<AckTracker>,
         decoder: Decoder,
-        dlq: Option<Dlq>,
+        dlq: Option<Arc<dyn DeadLetterQueue>>,
         health: Arc<Health>,
         metrics: Arc<Metrics>,
         concurrency: Option<Arc<Semaphore>>,
     ) -> (Arc<Self>, watch::Receiver<Option<String>>) {
         let (halt, halt_receiver) = watch::channel(None);
-        (Arc::new(LaneContext { tracker, decoder, dlq, health, metrics, concurrency, halt }), halt_receiver)
+        let context = LaneContext {
+            tracker,
+            decoder,
+            dlq,
+            health,
+            metrics,
+            concurrency,
+            halt,
+            dlq_retry_wait: DLQ_RETRY_WAIT,
+        };
+        (Arc::new(context), halt_receiver)
+    }
+
+    /// The same context with a shorter wait between DLQ attempts (tests).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn with_dlq_retry_wait(mut self: Arc<Self>, wait: Duration) -> Arc<Self> {
+        Arc::get_mut(&mut self).expect("set before the context is shared").dlq_retry_wait = wait;
+        self
     }
 
     /// Halts the pipeline: nothing past this point is committed, `/readyz` says why.
@@ -62,10 +80,26 @@ impl LaneContext {
         });
     }
 
-    /// Sends a record to the DLQ and returns once the broker confirmed it, retrying as long as
-    /// the DLQ is unavailable (the partition does not advance meanwhile). Without a DLQ the
-    /// pipeline halts instead: a failed record is never skipped silently.
-    pub async fn dead_letter(&self, record: &SourceRecord, failure: Failure) -> Result<(), Halted> {
+    /// Whether the pipeline has halted.
+    pub fn halted(&self) -> bool {
+        self.halt.borrow().is_some()
+    }
+
+    /// A permit of this pipeline's `partition_concurrency`, not yet taken.
+    pub fn permit(&self) -> WorkPermit {
+        WorkPermit { semaphore: self.concurrency.clone(), held: None }
+    }
+
+    /// Sends a record to the DLQ and returns once the DLQ confirmed it, retrying as long as
+    /// the DLQ is unavailable (the partition does not advance meanwhile, and gives its permit
+    /// back while it waits). Without a DLQ the pipeline halts instead: a failed record is
+    /// never skipped silently.
+    pub async fn dead_letter(
+        &self,
+        record: &SourceRecord,
+        failure: Failure,
+        permit: &mut WorkPermit,
+    ) -> Result<(), Halted> {
         let Some(dlq) = &self.dlq else {
             self.halt(format!(
                 "{} refused {}[{}]@{} and the DLQ is disabled: {}",
@@ -81,7 +115,7 @@ impl LaneContext {
                         topic = %record.topic,
                         partition = record.partition,
                         offset = record.offset,
-                        dlq_topic = dlq.topic_for(&record.topic),
+                        dlq = dlq.destination(&record.topic),
                         error = failure.message.as_str(),
                         "pipeline.dead_lettered"
                     );
@@ -90,12 +124,55 @@ impl LaneContext {
                     return Ok(());
                 }
                 Err(error) => {
-                    let reason = format!("cannot write to {}: {error}", dlq.topic_for(&record.topic));
+                    let reason = format!(
+                        "cannot write to {}: {}",
+                        dlq.destination(&record.topic),
+                        crate::error::chain(error.as_ref())
+                    );
                     tracing::error!(error = reason.as_str(), "pipeline.dlq_write_error");
                     self.health.set_dlq(Err(reason));
-                    tokio::time::sleep(DLQ_RETRY_WAIT).await;
+                    if self.halted() {
+                        return Err(Halted);
+                    }
+                    permit.wait(self.dlq_retry_wait).await;
                 }
             }
+        }
+    }
+}
+
+/// A partition lane's share of `partition_concurrency`: held while the lane works on a batch,
+/// given back while it waits (a backoff, an unavailable DLQ or registry) so that healthy
+/// partitions go on meanwhile.
+pub struct WorkPermit {
+    semaphore: Option<Arc<Semaphore>>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl WorkPermit {
+    /// A permit that limits nothing (sink lanes, pipelines without a limit).
+    pub fn unlimited() -> Self {
+        WorkPermit { semaphore: None, held: None }
+    }
+
+    /// Takes a permit, waiting for one if all are taken.
+    pub async fn acquire(&mut self) {
+        if let (Some(semaphore), None) = (&self.semaphore, &self.held) {
+            self.held = Some(semaphore.clone().acquire_owned().await.expect("the semaphore is never closed"));
+        }
+    }
+
+    /// Gives the permit back.
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+
+    /// Sleeps without holding the permit, then takes it again.
+    pub async fn wait(&mut self, duration: Duration) {
+        let held = self.held.take().is_some();
+        tokio::time::sleep(duration).await;
+        if held {
+            self.acquire().await;
         }
     }
 }

@@ -1,16 +1,31 @@
 //! The dead-letter queue: records that fail on their own go to `<topic>.<suffix>` with their
 //! original key and value bytes and headers that say why (Kafka Connect's names). A record
-//! counts as handled only once the broker confirmed the write (DESIGN §3).
+//! counts as handled only once the DLQ confirmed the write (docs/architecture.md, delivery).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
+use crate::error::BoxError;
 use crate::source::SourceRecord;
+
+/// Where failed records go. `write` returns only once the record is durable there.
+pub trait DeadLetterQueue: Send + Sync {
+    /// Where a record of `source_topic` goes, for logs and `/readyz`.
+    fn destination(&self, source_topic: &str) -> String;
+
+    /// Writes one record with why it failed; `Ok` once the DLQ confirmed it.
+    fn write<'a>(
+        &'a self,
+        record: &'a SourceRecord,
+        failure: &'a Failure,
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
+}
 
 /// Header names, as Kafka Connect's DLQ writes them.
 pub mod headers {
@@ -61,22 +76,16 @@ pub struct DlqSettings {
 }
 
 /// Writes failed records to their DLQ topic and waits for the broker's confirmation.
-pub struct Dlq {
+pub struct KafkaDlq {
     producer: FutureProducer,
     settings: DlqSettings,
 }
 
-impl Dlq {
-    /// Creates the producer; `properties` carry the connection (`bootstrap.servers`, security)
-    /// and delivery settings (`acks`, `enable.idempotence`).
+impl KafkaDlq {
+    /// Creates the producer; `properties` carry the connection (`bootstrap.servers`, security).
     pub fn new(properties: &[(String, String)], settings: DlqSettings) -> Result<Self, KafkaError> {
-        let mut config = ClientConfig::new();
-        for (key, value) in properties {
-            config.set(key, value);
-        }
-        let producer =
-            config.set("message.timeout.ms", settings.write_timeout.as_millis().to_string()).create()?;
-        Ok(Dlq { producer, settings })
+        let producer = producer_config(properties, &settings).create()?;
+        Ok(KafkaDlq { producer, settings })
     }
 
     /// The DLQ topic of a source topic.
@@ -85,7 +94,7 @@ impl Dlq {
     }
 
     /// Writes one record and returns once the broker confirmed it.
-    pub async fn write(&self, record: &SourceRecord, failure: &Failure) -> Result<(), KafkaError> {
+    async fn send(&self, record: &SourceRecord, failure: &Failure) -> Result<(), KafkaError> {
         let topic = self.topic_for(&record.topic);
         let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic);
         if let Some(key) = &record.key {
@@ -103,6 +112,35 @@ impl Dlq {
             .map(|_| ())
             .map_err(|(error, _)| error)
     }
+}
+
+impl DeadLetterQueue for KafkaDlq {
+    fn destination(&self, source_topic: &str) -> String {
+        self.topic_for(source_topic)
+    }
+
+    fn write<'a>(
+        &'a self,
+        record: &'a SourceRecord,
+        failure: &'a Failure,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move { self.send(record, failure).await.map_err(BoxError::from) })
+    }
+}
+
+/// The producer's settings: the connection from `properties`, then what a confirmation needs.
+/// A record counts as handled once the DLQ has it, so the write must be acknowledged by every
+/// in-sync replica and not duplicated by a retry, whatever `kafka.acks` says for others.
+fn producer_config(properties: &[(String, String)], settings: &DlqSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", settings.write_timeout.as_millis().to_string());
+    config
 }
 
 /// `<source topic>.<suffix>`.
@@ -126,4 +164,28 @@ fn failure_headers(record: &SourceRecord, failure: &Failure) -> OwnedHeaders {
     values.into_iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
         headers.insert(Header { key, value: Some(value.as_bytes()) })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producer_waits_for_every_replica_whatever_the_connection_says() {
+        let settings = DlqSettings {
+            topic_suffix: "dlq".into(),
+            include_headers: true,
+            write_timeout: Duration::from_secs(3),
+        };
+        let properties = [
+            ("bootstrap.servers".to_owned(), "127.0.0.1:9092".to_owned()),
+            ("acks".to_owned(), "0".to_owned()),
+            ("enable.idempotence".to_owned(), "false".to_owned()),
+        ];
+        let config = producer_config(&properties, &settings);
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+        assert_eq!(config.get("message.timeout.ms"), Some("3000"));
+    }
 }

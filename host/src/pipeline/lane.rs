@@ -1,20 +1,22 @@
 //! The partition lane: takes one partition's records in order, decodes them, runs the
 //! transforms and hands each batch to every sink lane of the partition. Records that fail on
-//! their own go to the DLQ before the batch moves on, so acks stay contiguous.
+//! their own go to the DLQ before the batch moves on, so acks stay contiguous; every failure is
+//! settled by the one failure policy ([`FailurePolicy::decide`]).
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::acks::PartitionAcks;
-use super::context::{Halted, LaneContext};
+use super::context::{Halted, LaneContext, WorkPermit};
 use super::dlq::Failure;
-use super::retry::RetryPolicy;
-use crate::decode::{self, Decoded};
+use super::pending::Pending;
+use super::retry::{FailurePolicy, Verdict};
+use crate::decode::Decoded;
 use crate::error::{Classify, ErrorClass, chain};
 use crate::event::{ChangeEvent, Position};
-use crate::ops::metrics::{Counter, names};
-use crate::plugin::{PluginError, TransformInstance, TransformOutput};
+use crate::ops::metrics::{Counter, Metrics, names};
+use crate::plugin::{PluginError, Transform, TransformOutput};
 use crate::source::SourceRecord;
 
 /// Events bound for the sinks, with the records they came from.
@@ -28,7 +30,10 @@ pub struct SinkBatch {
     pub next_offset: i64,
 }
 
-/// Counters of one transform (DESIGN §8: calls, records in/out/dropped/errored, latency, traps).
+/// Events with the source records they came from.
+type Items = Vec<(ChangeEvent, Arc<SourceRecord>)>;
+
+/// Counters of one transform: calls, records in/out/dropped/errored, latency, traps.
 struct TransformCounters {
     calls: Counter,
     call_micros: Counter,
@@ -40,7 +45,7 @@ struct TransformCounters {
 }
 
 impl TransformCounters {
-    fn new(metrics: &crate::ops::metrics::Metrics, name: &str) -> Self {
+    fn new(metrics: &Metrics, name: &str) -> Self {
         let counter = |metric| metrics.counter(metric, name);
         TransformCounters {
             calls: counter(names::PLUGIN_CALLS),
@@ -57,13 +62,14 @@ impl TransformCounters {
 /// One partition's lane.
 pub struct PartitionLane {
     /// Transforms, in pipeline order, each with its own instance.
-    pub transforms: Vec<TransformInstance>,
+    pub transforms: Vec<Box<dyn Transform>>,
     /// One sender per sink lane; empty when the pipeline has no enabled sink.
     pub sinks: Vec<mpsc::UnboundedSender<SinkBatch>>,
     /// The partition's positions (acked here directly when there is no sink).
     pub acks: Arc<PartitionAcks>,
-    /// Backoff for transforms that fail transiently.
-    pub retry: RetryPolicy,
+    /// Backoff for decoding and transforms. A plugin's poison verdict and a record that cannot
+    /// be decoded are final: they go to the DLQ without retries.
+    pub retry: super::retry::RetryPolicy,
     /// Most records taken into one batch.
     pub batch_size: usize,
     /// Shared state.
@@ -72,182 +78,237 @@ pub struct PartitionLane {
 
 impl PartitionLane {
     /// Runs until the record channel closes (shutdown or revoke) or the pipeline halts.
-    pub async fn run(mut self, mut records: mpsc::UnboundedReceiver<SourceRecord>) {
+    pub async fn run(self, mut records: mpsc::UnboundedReceiver<SourceRecord>) {
         let counters: Vec<TransformCounters> = self
             .transforms
             .iter()
             .map(|transform| TransformCounters::new(&self.context.metrics, transform.name()))
             .collect();
-        let mut batch = Vec::with_capacity(self.batch_size);
-        while records.recv_many(&mut batch, self.batch_size).await > 0 {
+        let mut worker = Worker { permit: self.context.permit(), counters, lane: self };
+        let mut batch = Vec::with_capacity(worker.lane.batch_size);
+        while records.recv_many(&mut batch, worker.lane.batch_size).await > 0 {
             let next_offset = batch.last().map_or(0, |record: &SourceRecord| record.offset + 1);
             let records: Vec<Arc<SourceRecord>> = batch.drain(..).map(Arc::new).collect();
-            let context = self.context.clone();
-            let _permit = match &context.concurrency {
-                Some(semaphore) => Some(semaphore.acquire().await.expect("the semaphore is never closed")),
-                None => None,
-            };
-            if self.process(records, next_offset, &counters).await.is_err() {
+            worker.permit.acquire().await;
+            let processed = worker.process(records, next_offset).await;
+            worker.permit.release();
+            if processed.is_err() {
                 return;
             }
         }
+    }
+}
+
+/// A lane at work: its permit and counters beside it.
+struct Worker {
+    lane: PartitionLane,
+    permit: WorkPermit,
+    counters: Vec<TransformCounters>,
+}
+
+impl Worker {
+    fn policy(&self) -> FailurePolicy {
+        FailurePolicy { backoff: self.lane.retry, record_retries: 0 }
     }
 
     /// Decodes a batch and delivers it in segments: a record that cannot be decoded closes the
     /// segment before it (delivered first, so a DLQ outage holds back nothing before the
     /// record), then goes to the DLQ; the records after it form the next segment.
-    async fn process(
-        &mut self,
-        records: Vec<Arc<SourceRecord>>,
-        next_offset: i64,
-        counters: &[TransformCounters],
-    ) -> Result<(), Halted> {
+    async fn process(&mut self, records: Vec<Arc<SourceRecord>>, next_offset: i64) -> Result<(), Halted> {
         let mut segment = Vec::with_capacity(records.len());
         for record in records {
-            match decode_record(&self.context, &self.retry, &record).await {
+            match self.decode(&record).await? {
                 Ok(Decoded::Change(event)) => segment.push((event, record)),
                 // Tombstones and schema changes are acknowledged with the segment, not delivered.
                 Ok(_) => {}
-                Err(error) => {
-                    self.deliver(std::mem::take(&mut segment), record.offset, counters).await?;
-                    let failure = Failure {
+                Err(failure) => {
+                    self.deliver(std::mem::take(&mut segment), record.offset).await?;
+                    self.dead_letter(&record, failure).await?;
+                }
+            }
+        }
+        self.deliver(segment, next_offset).await
+    }
+
+    /// Decodes one record; `Err` with why, when it is for the DLQ. A transient failure (the
+    /// schema registry is unreachable) is retried until it passes, so it never dead-letters.
+    async fn decode(&mut self, record: &SourceRecord) -> Result<Result<Decoded, Failure>, Halted> {
+        let mut attempt = 0;
+        loop {
+            let position = Position::Kafka {
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+            };
+            let decoder = &self.lane.context.decoder;
+            let error = match decoder.decode(record.key.as_deref(), record.value.as_deref(), position).await {
+                Ok(decoded) => return Ok(Ok(decoded)),
+                Err(error) => error,
+            };
+            attempt += 1;
+            match self.policy().decide(error.class(), attempt, 1) {
+                Verdict::Retry(wait) => {
+                    tracing::warn!(attempt, error = %chain(&error), "pipeline.decode_retry");
+                    self.permit.wait(wait).await;
+                }
+                Verdict::DeadLetter | Verdict::Split => {
+                    return Ok(Err(Failure {
                         stage: "decode".into(),
                         kind: "decode".into(),
                         message: error.to_string(),
                         detail: chain(&error),
-                        attempts: 1,
-                    };
-                    self.context.dead_letter(&record, failure).await?;
+                        attempts: attempt,
+                    }));
+                }
+                Verdict::Halt => {
+                    self.lane.context.halt(format!("decoding {}: {}", describe(record), chain(&error)));
+                    return Err(Halted);
                 }
             }
         }
-        self.deliver(segment, next_offset, counters).await
     }
 
-    /// Runs the transforms over a segment and hands it to every sink lane; the batch covers the
-    /// source records up to `next_offset`, delivered or not, so that sinks ack past them.
-    async fn deliver(
-        &mut self,
-        items: Vec<(ChangeEvent, Arc<SourceRecord>)>,
-        next_offset: i64,
-        counters: &[TransformCounters],
-    ) -> Result<(), Halted> {
+    /// Runs the transforms over a segment, numbers each record's outputs and hands the result
+    /// to every sink lane; the batch covers the source records up to `next_offset`, delivered
+    /// or not, so that sinks ack past them.
+    async fn deliver(&mut self, items: Items, next_offset: i64) -> Result<(), Halted> {
         let mut items = items;
-        for (index, counters) in counters.iter().enumerate() {
-            items = self.transform(index, items, counters).await?;
+        for index in 0..self.lane.transforms.len() {
+            items = self.transform(index, items).await?;
         }
+        number_outputs(&mut items);
         let (events, records): (Vec<_>, Vec<_>) = items.into_iter().unzip();
-        if self.sinks.is_empty() {
-            self.acks.ack(0, next_offset);
+        if self.lane.sinks.is_empty() {
+            self.lane.acks.ack(0, next_offset);
             return Ok(());
         }
         let batch = SinkBatch { events: events.into(), records: records.into(), next_offset };
-        for sink in &self.sinks {
-            // A closed sink lane has halted the pipeline; its batch is simply never acked.
-            let _ = sink.send(batch.clone());
+        for sink in &self.lane.sinks {
+            if sink.send(batch.clone()).is_err() {
+                // A sink lane ends early only when the pipeline halts (or its task failed).
+                if !self.lane.context.halted() {
+                    let reason = format!("a sink lane ended unexpectedly (batch up to offset {next_offset})");
+                    self.lane.context.halt(reason);
+                }
+                return Err(Halted);
+            }
         }
         Ok(())
     }
 
-    async fn transform(
-        &mut self,
-        index: usize,
-        items: Vec<(ChangeEvent, Arc<SourceRecord>)>,
-        counters: &TransformCounters,
-    ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
+    /// Runs transform `index` over the items: a failed call is retried, halved or settled by
+    /// the policy; a record the plugin refuses is dead-lettered (poison), held and retried
+    /// (retryable) or halts the pipeline (fatal), each before anything after it moves on.
+    async fn transform(&mut self, index: usize, items: Items) -> Result<Items, Halted> {
         if items.is_empty() {
             return Ok(items);
         }
         let (events, records): (Vec<_>, Vec<_>) = items.into_iter().unzip();
-        let mut attempt = 0;
-        let output = loop {
-            match self.call(index, &events, counters) {
-                Ok(output) => break output,
-                Err(error) => match error.class() {
-                    ErrorClass::Transient { retry_after } => {
-                        attempt += 1;
-                        if attempt >= self.retry.max_attempts {
-                            // The batch keeps failing: find the records that fail alone.
-                            return self.transform_one_by_one(index, events, records, counters).await;
-                        }
-                        tracing::warn!(attempt, error = %error, "pipeline.transform_retry");
-                        tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
-                    }
-                    ErrorClass::Record => {
-                        return self.transform_one_by_one(index, events, records, counters).await;
-                    }
-                    ErrorClass::Fatal => {
-                        self.context.halt(error.to_string());
-                        return Err(Halted);
-                    }
-                },
-            }
-        };
-        let mut kept_origins: Vec<usize> = output.events.iter().map(|(origin, _)| *origin).collect();
-        kept_origins.dedup();
-        let dropped = events.len().saturating_sub(kept_origins.len() + output.record_errors.len());
-        counters.dropped.add(dropped as u64);
-        for (origin, error) in &output.record_errors {
-            self.dead_letter_transform(index, &records[*origin], error, attempt + 1).await?;
-        }
-        Ok(output.events.into_iter().map(|(origin, event)| (event, records[origin].clone())).collect())
-    }
-
-    /// Runs the transform on each event alone, so that only the records that fail alone go to
-    /// the DLQ: a trap or a poison verdict dead-letters the record; a retryable verdict from the
-    /// plugin holds the partition and retries, since a transient failure never dead-letters.
-    async fn transform_one_by_one(
-        &mut self,
-        index: usize,
-        events: Vec<ChangeEvent>,
-        records: Vec<Arc<SourceRecord>>,
-        counters: &TransformCounters,
-    ) -> Result<Vec<(ChangeEvent, Arc<SourceRecord>)>, Halted> {
         let mut kept = Vec::with_capacity(events.len());
-        for (event, record) in events.into_iter().zip(records) {
-            let mut attempt = 0;
-            loop {
-                match self.call(index, std::slice::from_ref(&event), counters) {
-                    Ok(output) => {
-                        for (_, error) in &output.record_errors {
-                            self.dead_letter_transform(index, &record, error, attempt + 1).await?;
-                        }
-                        kept.extend(output.events.into_iter().map(|(_, event)| (event, record.clone())));
+        let mut pending = Pending::new(events.len());
+        while let Some(part) = pending.front() {
+            let range = part.range.clone();
+            let output = match self.call(index, &events[range.clone()]) {
+                Ok(output) => output,
+                Err(error) => {
+                    let attempt = pending.failed();
+                    match self.settle_call(index, &error, attempt, range.len(), &records[range.start]).await?
+                    {
+                        Verdict::Split => pending
+                            .split(matches!(error.class(), ErrorClass::Transient { .. } | ErrorClass::Fault)),
+                        Verdict::DeadLetter => pending.done(1),
+                        Verdict::Retry(_) | Verdict::Halt => {}
                     }
-                    Err(error) if error.class() == ErrorClass::Fatal => {
-                        self.context.halt(error.to_string());
-                        return Err(Halted);
+                    continue;
+                }
+            };
+            // Records the plugin refused alone; the first one that is not dead-lettered at once
+            // is settled alone before the records after it are transformed again.
+            let mut stop = None;
+            for (origin, error) in &output.record_errors {
+                match self.policy().decide(error.class(), 1, 1) {
+                    Verdict::DeadLetter => {
+                        let record = &records[range.start + origin];
+                        self.dead_letter(record, self.failure(index, error, 1)).await?;
                     }
-                    Err(
-                        error @ PluginError::Returned { class: ErrorClass::Transient { retry_after }, .. },
-                    ) => {
-                        attempt += 1;
-                        tracing::warn!(attempt, error = %error, "pipeline.transform_retry");
-                        tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
-                        continue;
-                    }
-                    Err(error) => {
-                        let attempts = self.retry.max_attempts.max(attempt + 1);
-                        self.dead_letter_transform(index, &record, &error, attempts).await?;
+                    _ => {
+                        stop = Some((*origin, error));
+                        break;
                     }
                 }
-                break;
+            }
+            let handled = stop.map_or(range.len(), |(origin, _)| origin);
+            let produced: Vec<_> =
+                output.events.into_iter().filter(|(origin, _)| *origin < handled).collect();
+            let origins_with_output = count_distinct_origins(&produced);
+            let refused = output.record_errors.iter().filter(|(origin, _)| *origin < handled).count();
+            self.counters[index].dropped.add(handled.saturating_sub(origins_with_output + refused) as u64);
+            kept.extend(
+                produced.into_iter().map(|(origin, event)| (event, records[range.start + origin].clone())),
+            );
+            if handled > 0 {
+                pending.done(handled);
+            }
+            if let Some((_, error)) = stop {
+                // The refused record, alone: its verdict comes from the same policy.
+                pending.isolate_first();
+                let attempt = pending.failed();
+                if self.settle_call(index, error, attempt, 1, &records[range.start + handled]).await?
+                    == Verdict::DeadLetter
+                {
+                    pending.done(1);
+                }
             }
         }
         Ok(kept)
     }
 
-    /// One call of transform `index`, timed and counted. Wasm calls are synchronous and bounded
-    /// by the plugin's deadline.
-    fn call(
+    /// Acts on the verdict for a failed call covering `count` records starting with `first`:
+    /// waits (without the permit) before a retry, dead-letters a record alone, or halts.
+    /// Returns the verdict, for the caller to move on.
+    async fn settle_call(
         &mut self,
         index: usize,
-        events: &[ChangeEvent],
-        counters: &TransformCounters,
-    ) -> Result<TransformOutput, PluginError> {
+        error: &PluginError,
+        attempt: u32,
+        count: usize,
+        first: &Arc<SourceRecord>,
+    ) -> Result<Verdict, Halted> {
+        let verdict = self.policy().decide(error.class(), attempt, count);
+        match verdict {
+            Verdict::Retry(wait) => {
+                tracing::warn!(
+                    transform = self.lane.transforms[index].name(),
+                    attempt,
+                    records = count,
+                    error = %error,
+                    "pipeline.transform_retry"
+                );
+                self.permit.wait(wait).await;
+            }
+            Verdict::Split => {
+                let transform = self.lane.transforms[index].name();
+                tracing::warn!(transform, records = count, error = %error, "pipeline.transform_split");
+            }
+            Verdict::DeadLetter => {
+                let failure = self.failure(index, error, attempt);
+                self.dead_letter(first, failure).await?;
+            }
+            Verdict::Halt => {
+                self.lane.context.halt(format!("{error} (at {})", describe(first)));
+                return Err(Halted);
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// One call of transform `index`, timed and counted. Wasm calls are synchronous and bounded
+    /// by the plugin's deadline.
+    fn call(&mut self, index: usize, events: &[ChangeEvent]) -> Result<TransformOutput, PluginError> {
         let started = std::time::Instant::now();
-        let instance = &mut self.transforms[index];
+        let instance = &mut self.lane.transforms[index];
         let result = tokio::task::block_in_place(|| instance.transform(events));
+        let counters = &self.counters[index];
         counters.calls.add(1);
         counters.call_micros.add(started.elapsed().as_micros() as u64);
         counters.records_in.add(events.len() as u64);
@@ -262,45 +323,43 @@ impl PartitionLane {
         result
     }
 
-    async fn dead_letter_transform(
-        &mut self,
-        index: usize,
-        record: &SourceRecord,
-        error: &PluginError,
-        attempts: u32,
-    ) -> Result<(), Halted> {
-        let failure = Failure {
-            stage: format!("transform:{}", self.transforms[index].name()),
+    fn failure(&self, index: usize, error: &PluginError, attempts: u32) -> Failure {
+        Failure {
+            stage: format!("transform:{}", self.lane.transforms[index].name()),
             kind: format!("plugin.{}", error.class().name()),
             message: error.to_string(),
             detail: chain(error),
             attempts,
-        };
-        self.context.dead_letter(record, failure).await
+        }
+    }
+
+    async fn dead_letter(&mut self, record: &SourceRecord, failure: Failure) -> Result<(), Halted> {
+        self.lane.context.dead_letter(record, failure, &mut self.permit).await
     }
 }
 
-/// Decodes one record; a transient failure (the schema registry is unreachable) is retried
-/// until it passes, so it never sends a record to the DLQ.
-async fn decode_record(
-    context: &LaneContext,
-    retry: &RetryPolicy,
-    record: &SourceRecord,
-) -> Result<Decoded, decode::Error> {
-    let mut attempt = 0;
-    loop {
-        let position = Position::Kafka {
-            topic: record.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-        };
-        match context.decoder.decode(record.key.as_deref(), record.value.as_deref(), position).await {
-            Err(error) if error.is_transient() => {
-                attempt += 1;
-                tracing::warn!(attempt, error = %chain(&error), "pipeline.decode_retry");
-                tokio::time::sleep(retry.wait(attempt, None)).await;
-            }
-            result => return result,
+/// Numbers the events each source record yielded, 0, 1, …, so that every event has its own
+/// idempotency id (a record's events are adjacent: transforms keep source order).
+fn number_outputs(items: &mut Items) {
+    let mut previous: Option<&Arc<SourceRecord>> = None;
+    let mut next_index = 0;
+    for (event, record) in items.iter_mut() {
+        if !previous.is_some_and(|previous| Arc::ptr_eq(previous, record)) {
+            next_index = 0;
         }
+        event.output_index = next_index;
+        next_index += 1;
+        previous = Some(record);
     }
+}
+
+fn count_distinct_origins(produced: &[(usize, ChangeEvent)]) -> usize {
+    let mut origins: Vec<usize> = produced.iter().map(|(origin, _)| *origin).collect();
+    origins.dedup();
+    origins.len()
+}
+
+/// `topic[partition]@offset`, for messages.
+fn describe(record: &SourceRecord) -> String {
+    format!("{}[{}]@{}", record.topic, record.partition, record.offset)
 }

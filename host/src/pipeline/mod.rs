@@ -1,41 +1,49 @@
-//! The pipeline (DESIGN §3): the poll loop feeds one lane per partition; each partition lane
-//! decodes and transforms, then feeds one lane per sink; sink lanes ack what is durable, and
-//! the loop commits the minimum over sinks. A full partition is paused, never the poll loop.
+//! The pipeline (docs/architecture.md): the poll loop feeds one lane per partition; each
+//! partition lane decodes and transforms, then feeds one lane per sink; sink lanes ack what is
+//! durable, and the loop commits the minimum over sinks. A full partition is paused, never the
+//! poll loop, and nothing the loop does blocks it: revokes drain in the background.
 
 pub mod acks;
 mod context;
 pub mod dlq;
 mod lane;
+mod pending;
 pub mod retry;
 mod sink_lane;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
 
 use self::acks::{AckTracker, PartitionAcks, PartitionKey};
-use self::context::LaneContext;
-use self::dlq::Dlq;
-use self::lane::PartitionLane;
+pub use self::context::{Halted, LaneContext, WorkPermit};
+use self::dlq::DeadLetterQueue;
+pub use self::lane::{PartitionLane, SinkBatch};
 use self::retry::RetryPolicy;
-use self::sink_lane::SinkLane;
+pub use self::sink_lane::SinkLane;
 use crate::decode::Decoder;
+use crate::ops::crash;
 use crate::ops::health::Health;
 use crate::ops::lag::LagMonitor;
 use crate::ops::metrics::{Metrics, names};
-use crate::plugin::TransformPlugin;
+use crate::plugin::{Transform, TransformPlugin};
 use crate::sinks::SinkFactory;
 use crate::source::SourceRecord;
-use crate::source::kafka::{self, Assignment, ConsumerSettings, KafkaConsumer};
+use crate::source::kafka::{self, Assignment, ConsumerSettings, KafkaConsumer, REVOKE_DRAIN_TIMEOUT};
 
 /// How often the loop reconsiders paused partitions, reports liveness and checks whether a
 /// commit is due.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a revoke in progress checks whether its partitions have drained.
+const REVOKE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Everything a pipeline needs to run, already validated.
 pub struct PipelineOptions {
@@ -63,8 +71,9 @@ pub struct PipelineOptions {
     pub commit_interval: Duration,
     /// How often consumer lag is measured and reported (zero: never).
     pub lag_interval: Duration,
-    /// Longest wait for lanes to drain at shutdown.
-    pub drain_timeout: Duration,
+    /// Longest a shutdown may take, from the stop to the consumer closed: lanes drain within
+    /// it, then the final commit and the close get what is left.
+    pub shutdown_timeout: Duration,
 }
 
 /// An enabled sink: builds one sink per lane, and the backoff its lanes use.
@@ -110,6 +119,8 @@ struct Lanes {
     partitions: HashMap<PartitionKey, PartitionLanes>,
     tasks: JoinSet<()>,
     paused: HashSet<PartitionKey>,
+    /// Partitions being given up: no record of theirs is dispatched any more.
+    revoking: HashSet<PartitionKey>,
     /// Topic names shared by every record of a topic, so that a record costs no allocation for it.
     topics: HashSet<Arc<str>>,
 }
@@ -123,20 +134,34 @@ impl Lanes {
         self.topics.insert(name.clone());
         name
     }
+
+    /// Ends a partition's lanes: idle lanes finish (closing their sinks); lanes that still
+    /// hold records are aborted, since what they hold belongs to the next owner now.
+    fn end(&mut self, partition: &PartitionKey) {
+        if let Some(lanes) = self.partitions.remove(partition)
+            && lanes.acks.in_flight() > 0
+        {
+            lanes.tasks.iter().for_each(AbortHandle::abort);
+        }
+        self.paused.remove(partition);
+        self.revoking.remove(partition);
+    }
 }
 
 /// Runs the pipeline until `shutdown` resolves or a fatal error halts it, then drains the
-/// lanes (bounded), makes the final commit and only then closes the consumer.
+/// lanes, makes the final commit and only then closes the consumer, all within
+/// `shutdown_timeout`.
 pub async fn run(
     options: PipelineOptions,
-    dlq: Option<Dlq>,
+    dlq: Option<Arc<dyn DeadLetterQueue>>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, Error> {
     let tracker = Arc::new(AckTracker::new(options.sinks.len()));
+    let commits = metrics.counter(names::COMMITS, "");
     let (consumer, mut assignments) =
-        kafka::subscribe(&options.consumer, &options.topics, tracker.clone())
+        kafka::subscribe(&options.consumer, &options.topics, tracker.clone(), commits)
             .map_err(|source| Error::Subscribe { topics: options.topics.clone(), source })?;
     tracing::info!(topics = ?options.topics, group = options.consumer.group_id.as_str(), "consumer.subscribed");
     let concurrency =
@@ -154,10 +179,13 @@ pub async fn run(
         partitions: HashMap::new(),
         tasks: JoinSet::new(),
         paused: HashSet::new(),
+        revoking: HashSet::new(),
         topics: HashSet::new(),
     };
+    let (drained_sender, mut drained) = mpsc::unbounded_channel::<Vec<PartitionKey>>();
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    let mut last_commit = tokio::time::Instant::now();
+    let mut last_commit = Instant::now();
+    let mut committing: Option<tokio::task::JoinHandle<()>> = None;
     let mut lag = LagMonitor::new(options.lag_interval);
     tokio::pin!(shutdown);
 
@@ -169,18 +197,28 @@ pub async fn run(
                 let reason = halt.borrow().clone().unwrap_or_default();
                 break Outcome::Halted(reason);
             }
-            Some(assignment) = assignments.recv() => on_assignment(&consumer, &mut lanes, &health, assignment),
+            Some(assignment) = assignments.recv() => {
+                on_assignment(&mut lanes, &drained_sender, assignment);
+                health.set_assigned(has_assignment(&consumer));
+            }
+            Some(partitions) = drained.recv() => {
+                finish_revoke(&consumer, &mut lanes, &partitions);
+                health.set_assigned(has_assignment(&consumer));
+            }
             _ = ticker.tick() => {
                 health.tick();
-                if last_commit.elapsed() >= options.commit_interval {
-                    commit(&consumer, &tracker, &metrics, CommitMode::Async);
-                    last_commit = tokio::time::Instant::now();
+                let idle = committing.as_ref().is_none_or(tokio::task::JoinHandle::is_finished);
+                if idle && last_commit.elapsed() >= options.commit_interval {
+                    // Commits wait for the broker: one at a time, beside the loop.
+                    let consumer = consumer.clone();
+                    committing = Some(tokio::task::spawn_blocking(move || commit(&consumer, |_| true)));
+                    last_commit = Instant::now();
                 }
                 resume_drained(&consumer, &mut lanes, options.max_buffered_messages);
                 lag.tick(&consumer, &metrics, || {
                     lanes.partitions.iter().map(|(partition, lanes)| (partition.clone(), lanes.acks.committed())).collect()
                 });
-                while lanes.tasks.try_join_next().is_some() {}
+                reap(&mut lanes.tasks, &context);
             }
             message = consumer.recv() => match message {
                 Ok(message) => {
@@ -204,26 +242,56 @@ pub async fn run(
             },
         }
     };
+    stop(consumer, lanes, &lag, &health, &outcome, options.shutdown_timeout).await;
+    Ok(outcome)
+}
 
+/// The shutdown: drain the lanes, commit, close, within `timeout` as a whole.
+async fn stop(
+    consumer: Arc<KafkaConsumer>,
+    mut lanes: Lanes,
+    lag: &LagMonitor,
+    health: &Health,
+    outcome: &Outcome,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    // The final commit and the close get a share of the budget the drain cannot take.
+    let reserve = (timeout / 4).min(Duration::from_secs(5));
     health.set_stopping();
-    tracing::info!(outcome = ?outcome, "pipeline.draining");
+    lag.cancel();
+    tracing::info!(outcome = ?outcome, timeout = ?timeout, "pipeline.draining");
+    // Dropping the senders lets each lane finish what it holds, close its sinks and end.
     lanes.partitions.clear();
-    if tokio::time::timeout(options.drain_timeout, async { while lanes.tasks.join_next().await.is_some() {} })
-        .await
-        .is_err()
-    {
-        tracing::warn!(timeout = ?options.drain_timeout, "pipeline.drain_timeout");
+    let drained = tokio::time::timeout_at(deadline - reserve, async {
+        while lanes.tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(timeout = ?timeout, "pipeline.drain_timeout");
         lanes.tasks.abort_all();
     }
-    // A lag round holds the consumer: let it end so that the consumer closes below, not later.
-    lag.finish(options.drain_timeout).await;
     // The final commit happens while the consumer is still a member of the group.
-    commit(&consumer, &tracker, &metrics, CommitMode::Sync);
+    let committing = consumer.clone();
+    let committed =
+        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || commit(&committing, |_| true)))
+            .await;
+    if committed.is_err() {
+        tracing::warn!("pipeline.final_commit_timeout");
+    }
     consumer.context().set_closing();
+    let revoking: Vec<PartitionKey> = lanes.revoking.drain().collect();
+    if !revoking.is_empty() {
+        kafka::finish_revoke(&consumer, &revoking);
+    }
     consumer.unsubscribe();
-    drop(consumer);
-    tracing::info!("pipeline.stopped");
-    Ok(outcome)
+    // Closing leaves the group and may wait on the broker: never past the deadline.
+    let closing = tokio::task::spawn_blocking(move || drop(consumer));
+    let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+    match tokio::time::timeout(remaining, closing).await {
+        Ok(_) => tracing::info!("pipeline.stopped"),
+        Err(_) => tracing::warn!(timeout = ?timeout, "pipeline.close_timeout"),
+    }
 }
 
 fn dispatch(
@@ -234,9 +302,13 @@ fn dispatch(
     record: SourceRecord,
 ) {
     let partition: PartitionKey = (record.topic.clone(), record.partition);
-    // Lanes exist only for partitions this consumer owns (a revoke removes them at the loop's
-    // next turn; a record dispatched just before is delivered again by the next owner, at least
-    // once), so ownership is checked only when a partition's first record arrives.
+    if lanes.revoking.contains(&partition) {
+        // Fetched before the pause took effect: the next owner reads it again.
+        return;
+    }
+    // Lanes exist only for partitions this consumer owns (a revoke removes them; a record
+    // dispatched just before is delivered again by the next owner, at least once), so
+    // ownership is checked only when a partition's first record arrives.
     if !lanes.partitions.contains_key(&partition) {
         if !consumer.context().owns(&partition) {
             // A record fetched before a revoke completed: its new owner will read it again.
@@ -247,8 +319,13 @@ fn dispatch(
     }
     let partition_lanes = lanes.partitions.get_mut(&partition).expect("lanes were just ensured");
     partition_lanes.acks.dispatched(record.offset);
-    // A closed lane has halted the pipeline; the record stays uncommitted.
-    let _ = partition_lanes.sender.send(record);
+    if partition_lanes.sender.send(record).is_err() {
+        // The lane is gone: it halted the pipeline, or its task ended without saying why.
+        if !context.halted() {
+            context.halt(format!("the lane of {}[{}] ended unexpectedly", partition.0, partition.1));
+        }
+        return;
+    }
     if partition_lanes.acks.in_flight() >= options.max_buffered_messages as i64
         && lanes.paused.insert(partition.clone())
     {
@@ -259,7 +336,8 @@ fn dispatch(
     }
 }
 
-/// Spawns the partition lane and its sink lanes.
+/// Spawns the partition lane and its sink lanes, each contained: a panic halts the pipeline
+/// with the lane named.
 fn start_lanes(
     options: &PipelineOptions,
     context: &Arc<LaneContext>,
@@ -269,23 +347,25 @@ fn start_lanes(
     let (sender, record_receiver) = mpsc::unbounded_channel();
     let acks = context.tracker.partition(partition);
     let mut handles = Vec::with_capacity(options.sinks.len() + 1);
-    let mut transforms = Vec::with_capacity(options.transforms.len());
+    let mut transforms: Vec<Box<dyn Transform>> = Vec::with_capacity(options.transforms.len());
     for plugin in &options.transforms {
         // Instantiating may do blocking WASI I/O (a granted directory).
         match tokio::task::block_in_place(|| plugin.instantiate()) {
-            Ok(instance) => transforms.push(instance),
+            Ok(instance) => transforms.push(Box::new(instance)),
             Err(error) => {
                 context.halt(error.to_string());
                 return PartitionLanes { sender, acks, tasks: handles };
             }
         }
     }
+    let where_ = format!("{}[{}]", partition.0, partition.1);
     let mut sink_senders = Vec::with_capacity(options.sinks.len());
     for (participant, sink) in options.sinks.iter().enumerate() {
         let (sink_sender, receiver) = mpsc::unbounded_channel();
         sink_senders.push(sink_sender);
         let lane = SinkLane::new(participant, sink, acks.clone(), options.record_retries, context.clone());
-        handles.push(tasks.spawn(lane.run(receiver)));
+        let name = format!("the `{}` sink lane of {where_}", sink.factory.sink_id());
+        handles.push(spawn_contained(tasks, context, name, lane.run(receiver)));
     }
     let lane = PartitionLane {
         transforms,
@@ -295,43 +375,102 @@ fn start_lanes(
         batch_size: options.batch_size.max(1),
         context: context.clone(),
     };
-    handles.push(tasks.spawn(lane.run(record_receiver)));
+    let name = format!("the partition lane of {where_}");
+    handles.push(spawn_contained(tasks, context, name, lane.run(record_receiver)));
     PartitionLanes { sender, acks, tasks: handles }
 }
 
-fn on_assignment(consumer: &KafkaConsumer, lanes: &mut Lanes, health: &Health, assignment: Assignment) {
-    if let Assignment::Revoked(partitions) = assignment {
-        for partition in &partitions {
-            // The revoke already waited for in-flight writes and committed: what the lanes
-            // still hold belongs to the next owner now.
-            if let Some(revoked) = lanes.partitions.remove(partition) {
-                revoked.tasks.iter().for_each(AbortHandle::abort);
-            }
-            lanes.paused.remove(partition);
+fn spawn_contained(
+    tasks: &mut JoinSet<()>,
+    context: &Arc<LaneContext>,
+    name: String,
+    lane: impl Future<Output = ()> + Send + 'static,
+) -> AbortHandle {
+    let context = context.clone();
+    tasks.spawn(async move {
+        if let Err(panic) = crash::contain(lane).await {
+            context.halt(format!("{name} panicked: {panic}"));
         }
-    }
-    let assigned = consumer.assignment().map(|list| list.count() > 0).unwrap_or(false);
-    health.set_assigned(assigned);
+    })
 }
 
-fn commit(consumer: &KafkaConsumer, tracker: &AckTracker, metrics: &Metrics, mode: CommitMode) {
-    let positions = tracker.committable(|partition| consumer.context().owns(partition));
-    if positions.is_empty() {
-        return;
-    }
-    match kafka::commit(consumer, &positions, mode) {
-        Ok(()) => {
-            tracker.mark_committed(&positions);
-            metrics.counter(names::COMMITS, "").add(1);
-            tracing::debug!(positions = ?positions, "consumer.committed");
+/// Collects ended lane tasks; one that failed outside its containment halts the pipeline.
+fn reap(tasks: &mut JoinSet<()>, context: &LaneContext) {
+    while let Some(result) = tasks.try_join_next() {
+        if let Err(error) = result
+            && error.is_panic()
+        {
+            context.halt(format!("a lane task panicked: {error}"));
         }
-        Err(error) => tracing::warn!(error = %error, "consumer.commit_failed"),
+    }
+}
+
+fn on_assignment(
+    lanes: &mut Lanes,
+    drained: &mpsc::UnboundedSender<Vec<PartitionKey>>,
+    assignment: Assignment,
+) {
+    match assignment {
+        Assignment::Assigned(_) => {}
+        Assignment::Revoking(partitions) => {
+            lanes.revoking.extend(partitions.iter().cloned());
+            let acks: Vec<Arc<PartitionAcks>> = partitions
+                .iter()
+                .filter_map(|partition| lanes.partitions.get(partition))
+                .map(|l| l.acks.clone())
+                .collect();
+            let drained = drained.clone();
+            // Waits beside the loop, which keeps polling, committing and serving the lanes.
+            tokio::spawn(async move {
+                let deadline = Instant::now() + REVOKE_DRAIN_TIMEOUT;
+                while acks.iter().any(|acks| acks.in_flight() > 0) {
+                    if Instant::now() >= deadline {
+                        tracing::warn!(timeout = ?REVOKE_DRAIN_TIMEOUT, "consumer.revoke_drain_timeout");
+                        break;
+                    }
+                    tokio::time::sleep(REVOKE_POLL_INTERVAL).await;
+                }
+                let _ = drained.send(partitions);
+            });
+        }
+        Assignment::Revoked(partitions) => {
+            for partition in &partitions {
+                lanes.end(partition);
+            }
+        }
+    }
+}
+
+/// Completes a revoke whose partitions drained (or ran out of time): commit what is durable,
+/// give the partitions up, end their lanes.
+fn finish_revoke(consumer: &KafkaConsumer, lanes: &mut Lanes, partitions: &[PartitionKey]) {
+    // A short blocking call; another worker takes over the runtime meanwhile.
+    tokio::task::block_in_place(|| commit(consumer, |partition| partitions.contains(partition)));
+    kafka::finish_revoke(consumer, partitions);
+    for partition in partitions {
+        lanes.end(partition);
+    }
+}
+
+fn has_assignment(consumer: &KafkaConsumer) -> bool {
+    consumer.assignment().map(|list| list.count() > 0).unwrap_or(false)
+}
+
+/// Commits what is durable in the partitions `include` selects; blocks until the broker
+/// answers. A refused commit is logged and sent again by the next one.
+fn commit(consumer: &KafkaConsumer, include: impl Fn(&PartitionKey) -> bool) {
+    if let Err(error) = kafka::commit_durable(consumer, include) {
+        tracing::warn!(error = %error, "consumer.commit_failed");
     }
 }
 
 fn resume_drained(consumer: &KafkaConsumer, lanes: &mut Lanes, max_buffered: usize) {
     let partitions = &lanes.partitions;
+    let revoking = &lanes.revoking;
     lanes.paused.retain(|partition| {
+        if revoking.contains(partition) {
+            return true;
+        }
         let in_flight = partitions.get(partition).map_or(0, |lanes| lanes.acks.in_flight());
         if in_flight > (max_buffered / 2) as i64 {
             return true;

@@ -1,12 +1,13 @@
-//! The sink lane: delivers one partition's batches to one sink, in order, with retries; sends
-//! records that fail alone to the DLQ; acks a batch only once the sink made it durable.
+//! The sink lane: delivers one partition's batches to one sink, in order; settles what fails
+//! through the one failure policy ([`FailurePolicy::decide`]); acks a batch only once the sink
+//! made it durable.
 //!
-//! A batch that keeps failing transiently is split after the retry policy's attempts: from then
-//! on its events go one at a time, so that a record that fails on its own is found, retried
-//! `dlq.max_retries` times and dead-lettered, while the others are delivered. A transient
-//! failure alone never drops or dead-letters anything: the lane keeps retrying and the
-//! partition holds. A flush that fails transiently gets the batch written again, since the
-//! sink may have lost what it buffered.
+//! A write that fails is retried after a wait, or halved to find the event at fault (a record
+//! error costs O(log n) writes and no waits). An event the sink names is set apart and settled
+//! (retried, then dead-lettered) before anything after it is written, so that no later change
+//! of a key lands before it. A transient failure alone never drops or dead-letters anything:
+//! the lane keeps retrying and the partition holds. A flush that fails transiently gets the
+//! batch written again, since the sink may have lost what it buffered.
 
 use std::sync::Arc;
 
@@ -14,14 +15,15 @@ use tokio::sync::mpsc;
 
 use super::SinkSpec;
 use super::acks::PartitionAcks;
-use super::context::{Halted, LaneContext};
+use super::context::{Halted, LaneContext, WorkPermit};
 use super::dlq::Failure;
 use super::lane::SinkBatch;
-use super::retry::RetryPolicy;
-use crate::error::ErrorClass;
+use super::pending::Pending;
+use super::retry::{FailurePolicy, Verdict};
+use crate::error::{ErrorClass, chain};
 use crate::event::ChangeEvent;
 use crate::ops::metrics::{Counter, names};
-use crate::sinks::{Refused, Sink, SinkError};
+use crate::sinks::{Sink, SinkError};
 use crate::source::SourceRecord;
 
 /// One sink's lane for one partition.
@@ -30,8 +32,7 @@ pub struct SinkLane {
     sink_id: String,
     sink: Box<dyn Sink>,
     acks: Arc<PartitionAcks>,
-    retry: RetryPolicy,
-    record_retries: u32,
+    policy: FailurePolicy,
     delivered: Counter,
     retries: Counter,
     context: Arc<LaneContext>,
@@ -51,8 +52,7 @@ impl SinkLane {
             participant,
             sink: spec.factory.build(),
             acks,
-            retry: spec.retry,
-            record_retries,
+            policy: FailurePolicy { backoff: spec.retry, record_retries },
             delivered: context.metrics.counter(names::EVENTS_DELIVERED, &sink_id),
             retries: context.metrics.counter(names::SINK_RETRIES, &sink_id),
             sink_id,
@@ -60,14 +60,15 @@ impl SinkLane {
         }
     }
 
-    /// Runs until the batch channel closes or the pipeline halts.
+    /// Runs until the batch channel closes or the pipeline halts, then closes the sink.
     pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<SinkBatch>) {
         while let Some(batch) = batches.recv().await {
             if self.deliver(&batch).await.is_err() {
-                return;
+                break;
             }
             self.acks.ack(self.participant, batch.next_offset);
         }
+        self.sink.close().await;
     }
 
     /// Delivers a batch: writes it, then flushes. A flush that fails transiently may have lost
@@ -85,24 +86,20 @@ impl SinkLane {
             }
             let Err(error) = self.sink.flush().await else { break };
             attempt += 1;
-            match error.class {
-                ErrorClass::Transient { retry_after } => {
+            // A flush covers many records: none of them can be blamed alone.
+            match self.policy.decide(error.class, attempt, 0) {
+                Verdict::Retry(wait) => {
                     self.note_failure(&error, attempt);
-                    tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
+                    tokio::time::sleep(wait).await;
                 }
-                // A flush covers many records: none of them can be blamed alone.
-                ErrorClass::Record | ErrorClass::Fatal => {
-                    self.context.health.set_sink(&self.sink_id, Err(error.message.clone()));
-                    self.context.halt(error.to_string());
-                    return Err(Halted);
-                }
+                Verdict::Halt | Verdict::Split | Verdict::DeadLetter => return Err(self.halt(&error)),
             }
         }
         self.context.health.set_sink(&self.sink_id, Ok(()));
         Ok(())
     }
 
-    /// Writes every event, retrying and splitting as needed; returns the indices of the events
+    /// Writes every event, settling failures by the policy; returns the indices of the events
     /// that went to the DLQ.
     async fn write_all(
         &mut self,
@@ -110,108 +107,69 @@ impl SinkLane {
         records: &[Arc<SourceRecord>],
     ) -> Result<Vec<usize>, Halted> {
         let mut dead = Vec::new();
-        let mut start = 0;
-        // Failed attempts at the current window, and whether the batch is split into single events.
-        let mut attempt = 0;
-        let mut split = false;
-        while start < events.len() {
-            let end = if split { start + 1 } else { events.len() };
-            let error = match self.sink.write(&events[start..end]).await {
-                Ok(refused) => {
-                    self.delivered.add((end - start - refused.len()) as u64);
-                    for Refused { index, error } in refused {
-                        if self.settle_alone(&events[start + index], &records[start + index], error).await? {
-                            dead.push(start + index);
-                        }
-                    }
-                    start = end;
-                    attempt = 0;
+        let mut pending = Pending::new(events.len());
+        while let Some(part) = pending.front() {
+            let range = part.range.clone();
+            let error = match self.sink.write(&events[range.clone()]).await {
+                Ok(()) => {
+                    self.delivered.add(range.len() as u64);
+                    pending.done(range.len());
                     continue;
                 }
                 Err(error) => error,
             };
-            self.delivered.add(error.accepted as u64);
-            if error.accepted > 0 {
-                start += error.accepted;
-                attempt = 0;
+            let accepted = error.accepted.min(range.len());
+            if accepted > 0 {
+                self.delivered.add(accepted as u64);
+                pending.done(accepted);
             }
-            attempt += 1;
-            match error.class {
-                ErrorClass::Transient { retry_after } => {
+            if accepted == range.len() {
+                continue;
+            }
+            if error.names_event {
+                pending.isolate_first();
+            }
+            let attempt = pending.failed();
+            let part = pending.front().expect("the failed range is still pending").range.clone();
+            match self.policy.decide(error.class, attempt, part.len()) {
+                Verdict::Retry(wait) => {
                     self.note_failure(&error, attempt);
-                    if attempt >= self.retry.max_attempts && end - start > 1 && !split {
-                        tracing::warn!(
-                            sink_id = self.sink_id.as_str(),
-                            events = end - start,
-                            "pipeline.batch_split"
-                        );
-                        split = true;
-                        attempt = 0;
-                        continue;
-                    }
-                    tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
+                    tokio::time::sleep(wait).await;
                 }
-                ErrorClass::Record | ErrorClass::Fatal => {
-                    if self.settle_alone(&events[start], &records[start], error).await? {
-                        dead.push(start);
-                    }
-                    start += 1;
-                    attempt = 0;
+                Verdict::Split => {
+                    tracing::warn!(
+                        sink_id = self.sink_id.as_str(),
+                        events = part.len(),
+                        class = error.class.name(),
+                        error = %chain(&error),
+                        "pipeline.batch_split"
+                    );
+                    pending.split(matches!(error.class, ErrorClass::Transient { .. } | ErrorClass::Fault));
                 }
+                Verdict::DeadLetter => {
+                    let failure = Failure {
+                        stage: self.sink_id.clone(),
+                        kind: format!("sink.{}", error.class.name()),
+                        message: error.source.to_string(),
+                        detail: chain(&error),
+                        attempts: attempt,
+                    };
+                    self.context
+                        .dead_letter(&records[part.start], failure, &mut WorkPermit::unlimited())
+                        .await?;
+                    dead.push(part.start);
+                    pending.done(1);
+                }
+                Verdict::Halt => return Err(self.halt(&error)),
             }
         }
         Ok(dead)
     }
 
-    /// Settles an event the sink refused alone: retried while the refusal is transient, up to
-    /// `dlq.max_retries` times while it is a record error, then dead-lettered. Returns whether
-    /// it went to the DLQ.
-    async fn settle_alone(
-        &mut self,
-        event: &ChangeEvent,
-        record: &SourceRecord,
-        mut error: SinkError,
-    ) -> Result<bool, Halted> {
-        let mut attempt = 1;
-        loop {
-            match error.class {
-                ErrorClass::Fatal => {
-                    self.context.health.set_sink(&self.sink_id, Err(error.message.clone()));
-                    self.context.halt(error.to_string());
-                    return Err(Halted);
-                }
-                ErrorClass::Record if attempt > self.record_retries => {
-                    let failure = Failure {
-                        stage: self.sink_id.clone(),
-                        kind: "sink.record".into(),
-                        message: error.message.clone(),
-                        detail: error.to_string(),
-                        attempts: attempt,
-                    };
-                    self.context.dead_letter(record, failure).await?;
-                    return Ok(true);
-                }
-                ErrorClass::Record | ErrorClass::Transient { .. } => {
-                    self.note_failure(&error, attempt);
-                    let retry_after = match error.class {
-                        ErrorClass::Transient { retry_after } => retry_after,
-                        _ => None,
-                    };
-                    tokio::time::sleep(self.retry.wait(attempt, retry_after)).await;
-                }
-            }
-            error = match self.sink.write(std::slice::from_ref(event)).await {
-                Ok(refused) => match refused.into_iter().next() {
-                    None => {
-                        self.delivered.add(1);
-                        return Ok(false);
-                    }
-                    Some(refused) => refused.error,
-                },
-                Err(error) => error,
-            };
-            attempt += 1;
-        }
+    fn halt(&self, error: &SinkError) -> Halted {
+        self.context.health.set_sink(&self.sink_id, Err(chain(error.source.as_ref())));
+        self.context.halt(chain(error));
+        Halted
     }
 
     /// Counts a retry; once the policy's attempts are spent the sink reports unhealthy on
@@ -222,11 +180,11 @@ impl SinkLane {
             sink_id = self.sink_id.as_str(),
             attempt,
             class = error.class.name(),
-            error = error.message.as_str(),
+            error = %chain(error.source.as_ref()),
             "pipeline.sink_write_error"
         );
-        if attempt >= self.retry.max_attempts {
-            self.context.health.set_sink(&self.sink_id, Err(error.message.clone()));
+        if attempt >= self.policy.backoff.max_attempts {
+            self.context.health.set_sink(&self.sink_id, Err(chain(error.source.as_ref())));
         }
     }
 }

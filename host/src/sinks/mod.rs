@@ -1,5 +1,4 @@
-//! Sinks: the contract every sink implements (native or, later, wasm) and the one list of
-//! built-in sinks.
+//! Sinks: the contract every sink implements, native or wasm, and the built-in sinks.
 
 pub mod wasm;
 pub mod webhook;
@@ -8,7 +7,7 @@ use std::fmt;
 
 use futures::future::BoxFuture;
 
-use crate::error::{Classify, ErrorClass};
+use crate::error::{BoxError, Classify, ErrorClass};
 use crate::event::ChangeEvent;
 
 /// A destination for change events.
@@ -17,39 +16,64 @@ use crate::event::ChangeEvent;
 /// calls it from one task at a time. `write` receives the lane's events in source order; a sink
 /// may write different keys in parallel but never one key out of order. Events count as
 /// delivered only once `flush` has returned `Ok`: then, and only then, may offsets move past
-/// them. After an error the pipeline may call `write` again with the events not yet accepted.
+/// them. After an error the pipeline calls `write` again with the events not yet accepted,
+/// after settling the one the error names (retried or dead-lettered), so that nothing is
+/// written before an event it follows. `close` is called once when the lane ends.
 pub trait Sink: Send {
-    /// Writes events in order. `Ok` lists the events refused on their own (by index in
-    /// `events`, ascending), every other one was accepted; the pipeline retries or
-    /// dead-letters the refused ones alone. On `Err`, `SinkError::accepted` tells how many
-    /// leading events were written before the failure; the rest were not.
-    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<Vec<Refused>, SinkError>>;
+    /// Writes events in order. On `Err`, [`SinkError::accepted`] tells how many leading events
+    /// were accepted before the failure; no event after them was written (a sink that cannot
+    /// take back later writes gets them again, after the failed one).
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>>;
 
     /// Makes every accepted event durable.
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>>;
+
+    /// Releases what the sink holds (connections, a plugin instance); called once, last.
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
-/// An event a sink refused on its own while accepting the others of the same write.
-#[derive(Debug)]
-pub struct Refused {
-    /// Index of the event in the write.
-    pub index: usize,
-    /// Why, with its class (`accepted` is 0).
-    pub error: SinkError,
-}
-
-/// A sink's failure, with its class and how far the write got.
+/// A sink's failure, with its class, how far the write got and what it blames.
 #[derive(Debug, thiserror::Error)]
-#[error("sink `{sink_id}`: {message}")]
+#[error("sink `{sink_id}`: {source}")]
 pub struct SinkError {
     /// The sink's id in the pipeline.
     pub sink_id: String,
     /// How the pipeline should handle it.
     pub class: ErrorClass,
-    /// What went wrong, with its causes.
-    pub message: String,
     /// How many leading events of the write were accepted before the failure.
     pub accepted: usize,
+    /// Whether the failure concerns the event at `accepted` alone (a sink that writes events
+    /// one at a time knows which one failed; a batch that failed as a whole does not).
+    pub names_event: bool,
+    /// What went wrong.
+    #[source]
+    pub source: BoxError,
+}
+
+impl SinkError {
+    /// A failure of the whole write (or of a flush), before any event was accepted.
+    pub fn batch(sink_id: &str, class: ErrorClass, source: impl Into<BoxError>) -> Self {
+        SinkError {
+            sink_id: sink_id.to_owned(),
+            class,
+            accepted: 0,
+            names_event: false,
+            source: source.into(),
+        }
+    }
+
+    /// A failure of event number `index` of the write; the events before it were accepted.
+    pub fn event(sink_id: &str, index: usize, class: ErrorClass, source: impl Into<BoxError>) -> Self {
+        SinkError {
+            sink_id: sink_id.to_owned(),
+            class,
+            accepted: index,
+            names_event: true,
+            source: source.into(),
+        }
+    }
 }
 
 impl Classify for SinkError {

@@ -1,13 +1,18 @@
 //! The wasm sink adapter: a `.wasm` component of the `sink` world behind the same [`Sink`]
 //! contract as the native sinks. Each lane gets its own instance; calls run under the plugin's
-//! deadline, and a trap is a transient failure after which the instance is rebuilt.
+//! deadline, and a trap is a fault after which the instance is rebuilt.
+//!
+//! The sink world's `write` refuses records by index after writing the others; the `Sink`
+//! contract stops at the first refused event. So a refusal is reported at its index, and the
+//! events after it, which the plugin wrote already, are written again after it is settled:
+//! nothing of a key lands before an earlier change of it.
 
 use futures::future::BoxFuture;
 
-use crate::error::{Classify, ErrorClass, chain};
+use crate::error::{Classify, ErrorClass};
 use crate::event::ChangeEvent;
 use crate::plugin::{PluginError, SinkInstance, SinkPlugin};
-use crate::sinks::{Refused, Sink, SinkError, SinkFactory};
+use crate::sinks::{Sink, SinkError, SinkFactory};
 
 /// Builds one wasm sink instance per lane.
 pub struct WasmSinkFactory {
@@ -51,18 +56,14 @@ struct WasmSink {
 }
 
 impl WasmSink {
-    fn error(&self, error: &PluginError, accepted: usize) -> SinkError {
-        SinkError { sink_id: self.sink_id.clone(), class: error.class(), message: chain(error), accepted }
-    }
-
     /// Notes a failed call: after a trap the instance is gone, and with it what it had not
     /// flushed.
-    fn failed(&mut self, error: &PluginError) -> SinkError {
+    fn failed(&mut self, error: PluginError) -> SinkError {
         if matches!(error, PluginError::Trap { .. }) {
             self.instance = None;
             self.lost_writes |= self.checkpoint.take().is_some();
         }
-        self.error(error, 0)
+        SinkError::batch(&self.sink_id, error.class(), error)
     }
 
     /// Runs `call` on the instance, instantiated (and opened) on first use. Wasm calls are
@@ -83,35 +84,40 @@ impl WasmSink {
 }
 
 impl Sink for WasmSink {
-    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<Vec<Refused>, SinkError>> {
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let refused =
-                self.call(|instance| instance.write(events)).map_err(|error| self.failed(&error))?;
-            if let Some(last) = events.last() {
-                self.checkpoint = Some(last.position.idempotency_id());
+            let refused = self.call(|instance| instance.write(events)).map_err(|error| self.failed(error))?;
+            let first_refused = refused.into_iter().next();
+            let accepted = first_refused.as_ref().map_or(events.len(), |(index, _)| *index);
+            if let Some(last) = events[..accepted].last() {
+                self.checkpoint = Some(last.idempotency_id());
             }
-            Ok(refused
-                .into_iter()
-                .map(|(index, error)| Refused { index, error: self.error(&error, 0) })
-                .collect())
+            match first_refused {
+                None => Ok(()),
+                Some((index, error)) => Err(SinkError::event(&self.sink_id, index, error.class(), error)),
+            }
         })
     }
 
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
             if std::mem::take(&mut self.lost_writes) {
-                let message = "the plugin trapped with unflushed writes; they are written again".to_owned();
-                return Err(SinkError {
-                    sink_id: self.sink_id.clone(),
-                    class: ErrorClass::TRANSIENT,
-                    message,
-                    accepted: 0,
-                });
+                let message = "the plugin trapped with unflushed writes; they are written again";
+                return Err(SinkError::batch(&self.sink_id, ErrorClass::TRANSIENT, message));
             }
             let Some(checkpoint) = self.checkpoint.clone() else { return Ok(()) };
-            self.call(|instance| instance.flush(&checkpoint)).map_err(|error| self.failed(&error))?;
+            self.call(|instance| instance.flush(&checkpoint)).map_err(|error| self.failed(error))?;
             self.checkpoint = None;
             Ok(())
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(mut instance) = self.instance.take() {
+                // Closing runs under the plugin's deadline and may do blocking WASI I/O.
+                tokio::task::block_in_place(|| instance.close());
+            }
         })
     }
 }

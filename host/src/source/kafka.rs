@@ -1,17 +1,30 @@
 //! The Kafka consumer: manual commits only, offsets stored by the pipeline, rebalances reported
-//! to the pipeline through a channel and revoked partitions committed before release.
+//! to the pipeline through a channel.
+//!
+//! A revoke is not served inside the rebalance callback, which runs on the poll loop's task:
+//! the callback pauses the partitions and reports them as [`Assignment::Revoking`]; the poll
+//! loop lets their lanes drain (bounded) without blocking, commits, and only then gives the
+//! partitions up with [`finish_revoke`]. librdkafka keeps the rebalance open until then.
+//!
+//! Commits are synchronous ([`commit_durable`], run off the async threads): librdkafka reports
+//! the result of a manual async commit to no one, and a position counts as committed only once
+//! the broker accepted it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use crate::ops::metrics::Counter;
 use crate::pipeline::acks::{AckTracker, PartitionKey};
 
 /// The consumer type the pipeline drives.
@@ -22,7 +35,10 @@ pub type KafkaConsumer = StreamConsumer<SourceContext>;
 pub enum Assignment {
     /// Partitions were assigned to this consumer.
     Assigned(Vec<PartitionKey>),
-    /// Partitions are being taken away; their lanes must stop.
+    /// Partitions are to be given up: they are paused, their lanes should drain, then the loop
+    /// commits and calls [`finish_revoke`].
+    Revoking(Vec<PartitionKey>),
+    /// Partitions are gone already (lost, or the consumer is closing): their lanes must stop.
     Revoked(Vec<PartitionKey>),
 }
 
@@ -31,10 +47,15 @@ pub enum Assignment {
 /// delivered again by the next owner (at least once, never lost).
 pub const REVOKE_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Consumer callbacks: on revoke, lets in-flight writes finish (bounded) and commits before the
-/// partitions are released; reports assignment changes to the poll loop.
+/// Consumer callbacks: report assignment changes to the poll loop and defer revokes to it;
+/// ownership and commits.
 pub struct SourceContext {
     tracker: Arc<AckTracker>,
+    /// Commits the broker accepted.
+    commits: Counter,
+    /// Held through a commit: commits go one at a time, each with positions taken under it, so
+    /// that an offset never moves back.
+    commit_lock: Mutex<()>,
     assignments: mpsc::UnboundedSender<Assignment>,
     owned: Mutex<HashSet<PartitionKey>>,
     closing: AtomicBool,
@@ -47,25 +68,65 @@ impl SourceContext {
     }
 
     /// The pipeline has drained and made its final commit: revokes from now on (the consumer
-    /// leaving the group) need not wait for lanes.
+    /// leaving the group) are served at once.
     pub fn set_closing(&self) {
         self.closing.store(true, Ordering::Release);
     }
 
-    /// Waits until the revoked partitions hold nothing in flight, or the drain timeout passes.
-    fn drain(&self, partitions: &[PartitionKey]) {
-        if self.closing.load(Ordering::Acquire) {
+    fn committed(&self, positions: &[(PartitionKey, i64)]) {
+        self.tracker.mark_committed(positions);
+        self.commits.add(1);
+    }
+
+    fn disown(&self, partitions: &[PartitionKey]) {
+        let mut owned = self.owned.lock().expect("ownership lock poisoned");
+        for partition in partitions {
+            owned.remove(partition);
+            self.tracker.remove(partition);
+        }
+    }
+
+    fn assign(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
+        let result = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_assign(list),
+            _ => consumer.assign(list),
+        };
+        if let Err(error) = result {
+            tracing::error!(error = %error, "consumer.assign_failed");
             return;
         }
-        let acks: Vec<_> = partitions.iter().filter_map(|partition| self.tracker.get(partition)).collect();
-        let started = Instant::now();
-        while acks.iter().any(|acks| acks.in_flight() > 0) {
-            if started.elapsed() >= REVOKE_DRAIN_TIMEOUT {
-                tracing::warn!(timeout = ?REVOKE_DRAIN_TIMEOUT, "consumer.revoke_drain_timeout");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        // A partition paused by backpressure keeps librdkafka's pause flag through a revoke;
+        // assigned again to this consumer, it must flow.
+        if let Err(error) = consumer.resume(list) {
+            tracing::warn!(error = %error, "consumer.resume_failed");
         }
+        let assigned = partition_keys(list);
+        self.owned.lock().expect("ownership lock poisoned").extend(assigned.iter().cloned());
+        tracing::info!(partitions = %describe(&assigned), "consumer.assigned");
+        let _ = self.assignments.send(Assignment::Assigned(assigned));
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
+        let revoked = partition_keys(list);
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let closing = self.closing.load(Ordering::Acquire);
+        if cooperative && !closing && !consumer.assignment_lost() {
+            tracing::info!(partitions = %describe(&revoked), "consumer.revoking");
+            if let Err(error) = consumer.pause(list) {
+                tracing::warn!(error = %error, "consumer.pause_failed");
+            }
+            let _ = self.assignments.send(Assignment::Revoking(revoked));
+            return;
+        }
+        // Lost, closing or eager: the partitions go now; what was not committed is delivered
+        // again by their next owner.
+        tracing::info!(partitions = %describe(&revoked), lost = consumer.assignment_lost(), "consumer.revoked");
+        self.disown(&revoked);
+        let result = if cooperative { consumer.incremental_unassign(list) } else { consumer.unassign() };
+        if let Err(error) = result {
+            tracing::warn!(error = %error, "consumer.unassign_failed");
+        }
+        let _ = self.assignments.send(Assignment::Revoked(revoked));
     }
 }
 
@@ -85,43 +146,20 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let revoked = partition_keys(list);
-            tracing::info!(partitions = %describe(&revoked), "consumer.revoking");
-            // Let in-flight writes finish, then commit before the partitions go to another consumer.
-            self.drain(&revoked);
-            let positions = self.tracker.committable(|partition| revoked.contains(partition));
-            if !positions.is_empty() {
-                match consumer.commit(&offsets_list(&positions), CommitMode::Sync) {
-                    Ok(()) => tracing::info!(partitions = positions.len(), "consumer.revoke_commit"),
-                    Err(error) => tracing::warn!(error = %error, "consumer.revoke_commit_failed"),
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, list: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, list),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, list),
+            other => {
+                tracing::error!(error = ?other, "consumer.rebalance_error");
+                // librdkafka asks for the assignment to be cleared on a rebalance error.
+                let _ = consumer.unassign();
+                let revoked: Vec<PartitionKey> =
+                    self.owned.lock().expect("ownership lock poisoned").drain().collect();
+                for partition in &revoked {
+                    self.tracker.remove(partition);
                 }
-            }
-            let mut owned = self.owned.lock().expect("ownership lock poisoned");
-            for partition in &revoked {
-                owned.remove(partition);
-                self.tracker.remove(partition);
-            }
-            let _ = self.assignments.send(Assignment::Revoked(revoked));
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let assigned = partition_keys(list);
-            let mut owned = self.owned.lock().expect("ownership lock poisoned");
-            owned.extend(assigned.iter().cloned());
-            tracing::info!(partitions = %describe(&assigned), "consumer.assigned");
-            let _ = self.assignments.send(Assignment::Assigned(assigned));
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            tracing::warn!(error = %error, "consumer.commit_failed");
-            for partition in partition_keys(offsets) {
-                self.tracker.forget_commit(&partition);
+                let _ = self.assignments.send(Assignment::Revoked(revoked));
             }
         }
     }
@@ -151,10 +189,13 @@ pub fn subscribe(
     settings: &ConsumerSettings,
     topics: &[String],
     tracker: Arc<AckTracker>,
+    commits: Counter,
 ) -> KafkaResult<(Arc<KafkaConsumer>, mpsc::UnboundedReceiver<Assignment>)> {
     let (sender, receiver) = mpsc::unbounded_channel();
     let context = SourceContext {
         tracker,
+        commits,
+        commit_lock: Mutex::new(()),
         assignments: sender,
         owned: Mutex::default(),
         closing: AtomicBool::new(false),
@@ -178,23 +219,47 @@ pub fn subscribe(
     Ok((Arc::new(consumer), receiver))
 }
 
-/// Commits positions (next offsets) in the given mode.
-pub fn commit(
+/// Commits what the sinks made durable in the owned partitions that `include` selects, and
+/// returns how many positions moved. Blocks until the broker answers: call it where blocking is
+/// allowed. Only an accepted commit marks positions as committed; a refused one is sent again
+/// by the next call.
+pub fn commit_durable(
     consumer: &KafkaConsumer,
-    positions: &[(PartitionKey, i64)],
-    mode: CommitMode,
-) -> KafkaResult<()> {
+    include: impl Fn(&PartitionKey) -> bool,
+) -> KafkaResult<usize> {
+    let context = consumer.context();
+    let _one_at_a_time = context.commit_lock.lock().expect("commit lock poisoned");
+    let positions = context.tracker.committable(|partition| include(partition) && context.owns(partition));
     if positions.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    consumer.commit(&offsets_list(positions), mode)
+    consumer.commit(&offsets_list(&positions), CommitMode::Sync)?;
+    context.committed(&positions);
+    tracing::debug!(positions = ?positions, "consumer.committed");
+    Ok(positions.len())
+}
+
+/// Gives up partitions whose revoke the poll loop has served (drained and committed).
+pub fn finish_revoke(consumer: &KafkaConsumer, partitions: &[PartitionKey]) {
+    consumer.context().disown(partitions);
+    match consumer.incremental_unassign(&partitions_list(partitions)) {
+        Ok(()) => tracing::info!(partitions = %describe(partitions), "consumer.revoked"),
+        Err(error) => tracing::warn!(error = %error, "consumer.unassign_failed"),
+    }
 }
 
 /// Pauses or resumes one partition.
 pub fn set_paused(consumer: &KafkaConsumer, partition: &PartitionKey, paused: bool) -> KafkaResult<()> {
-    let mut list = TopicPartitionList::new();
-    list.add_partition(&partition.0, partition.1);
+    let list = partitions_list(std::slice::from_ref(partition));
     if paused { consumer.pause(&list) } else { consumer.resume(&list) }
+}
+
+fn partitions_list(partitions: &[PartitionKey]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    list
 }
 
 fn offsets_list(positions: &[(PartitionKey, i64)]) -> TopicPartitionList {

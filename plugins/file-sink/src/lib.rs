@@ -1,7 +1,9 @@
 //! `file-sink`: a cdc sink plugin that appends each change event as one JSON line to a file in
 //! the directory the pipeline grants it (`plugin.directory`), exactly once: `flush` syncs the
 //! file and records the checkpoint of each partition beside it, and a replayed event at or
-//! before its partition's checkpoint is skipped.
+//! before its partition's checkpoint is skipped. It stops a write at the first event it
+//! refuses: the host settles that event (retry or DLQ) and then writes the rest again, so
+//! nothing lands before an event it follows.
 //!
 //! Config: `{"file": "events.jsonl", "refuse_key": <id>?}`. `refuse_key` makes events whose key
 //! `id` equals it fail as poison, so that tests can see a record refused on its own.
@@ -41,10 +43,10 @@ fn default_file() -> String {
 struct State {
     config: Config,
     out: BufWriter<File>,
-    /// The last flushed offset per partition (from the checkpoint file).
-    flushed: BTreeMap<String, i64>,
-    /// The last written offset per partition since the last flush.
-    written: BTreeMap<String, i64>,
+    /// The last flushed position per partition (from the checkpoint file).
+    flushed: BTreeMap<String, Position>,
+    /// The last written position per partition since the last flush.
+    written: BTreeMap<String, Position>,
 }
 
 thread_local! {
@@ -59,10 +61,19 @@ fn checkpoint_path(config: &Config) -> String {
     format!("{MOUNT}/{}.checkpoint", config.file)
 }
 
-/// Splits an event id `topic/partition/offset` into `topic/partition` and the offset.
-fn split_id(id: &str) -> Option<(&str, i64)> {
-    let (partition, offset) = id.rsplit_once('/')?;
-    Some((partition, offset.parse().ok()?))
+/// An offset, and which of the events its record yielded (a transform may yield several).
+type Position = (i64, u32);
+
+/// Splits an event id `topic/partition/offset`, or `topic/partition/offset/n` for the n-th
+/// further event of a record, into `topic/partition` and its position.
+fn split_id(id: &str) -> Option<(&str, Position)> {
+    let (rest, last) = id.rsplit_once('/')?;
+    let last: i64 = last.parse().ok()?;
+    if rest.matches('/').count() == 2 {
+        let (partition, offset) = rest.rsplit_once('/')?;
+        return Some((partition, (offset.parse().ok()?, u32::try_from(last).ok()?)));
+    }
+    Some((rest, (last, 0)))
 }
 
 struct Component;
@@ -93,11 +104,9 @@ impl Guest for Component {
         let config: Config = serde_json::from_str(&config)
             .map_err(|e| error(ErrorClass::Fatal, format!("bad config: {e}")))?;
         let path = format!("{MOUNT}/{}", config.file);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| error(ErrorClass::Fatal, format!("cannot open {path} (is a directory granted?): {e}")))?;
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| {
+            error(ErrorClass::Fatal, format!("cannot open {path} (is a directory granted?): {e}"))
+        })?;
         let flushed = match std::fs::read_to_string(checkpoint_path(&config)) {
             Ok(text) => serde_json::from_str(&text)
                 .map_err(|e| error(ErrorClass::Fatal, format!("unreadable checkpoint: {e}")))?,
@@ -105,7 +114,8 @@ impl Guest for Component {
         };
         host::log(Level::Info, &format!("file-sink writing to {path}"));
         STATE.with(|state| {
-            *state.borrow_mut() = Some(State { config, out: BufWriter::new(file), flushed, written: BTreeMap::new() })
+            *state.borrow_mut() =
+                Some(State { config, out: BufWriter::new(file), flushed, written: BTreeMap::new() })
         });
         Ok(())
     }
@@ -124,23 +134,25 @@ impl Guest for Component {
                     index: index as u32,
                     error: error(ErrorClass::Poison, message),
                 };
+                // The first refused event ends the write: the host writes the rest again.
                 let event: Json = match serde_json::from_slice(bytes) {
                     Ok(event) => event,
                     Err(e) => {
                         refused.push(reject(format!("not a JSON event: {e}")));
-                        continue;
+                        break;
                     }
                 };
-                if state.config.refuse_key.is_some() && event["key"]["id"].as_i64() == state.config.refuse_key {
+                if state.config.refuse_key.is_some() && event["key"]["id"].as_i64() == state.config.refuse_key
+                {
                     refused.push(reject(format!("key {} is refused by configuration", event["key"]["id"])));
-                    continue;
+                    break;
                 }
-                let Some((partition, offset)) = event["id"].as_str().and_then(split_id) else {
+                let Some((partition, position)) = event["id"].as_str().and_then(split_id) else {
                     refused.push(reject("event has no `topic/partition/offset` id".into()));
-                    continue;
+                    break;
                 };
                 // A replay of what is already durable is skipped: delivery is exactly once.
-                if state.flushed.get(partition).is_some_and(|flushed| offset <= *flushed) {
+                if state.flushed.get(partition).is_some_and(|flushed| position <= *flushed) {
                     continue;
                 }
                 state
@@ -148,7 +160,7 @@ impl Guest for Component {
                     .write_all(bytes)
                     .and_then(|()| state.out.write_all(b"\n"))
                     .map_err(|e| error(ErrorClass::Retryable, format!("write failed: {e}")))?;
-                state.written.insert(partition.to_owned(), offset);
+                state.written.insert(partition.to_owned(), position);
             }
             Ok(refused)
         })
@@ -167,7 +179,9 @@ impl Guest for Component {
             // Write then rename, so that a crash leaves the old checkpoint or the new one.
             let path = checkpoint_path(&state.config);
             let staging = format!("{path}.tmp");
-            std::fs::write(&staging, text).and_then(|()| std::fs::rename(&staging, &path)).map_err(retryable)?;
+            std::fs::write(&staging, text)
+                .and_then(|()| std::fs::rename(&staging, &path))
+                .map_err(retryable)?;
             state.flushed = flushed;
             Ok(())
         })

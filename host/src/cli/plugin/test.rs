@@ -73,7 +73,7 @@ pub(super) fn run(args: &TestArgs) -> Outcome {
     };
     let runtime = PluginRuntime::new().map_err(plugin_failure)?;
     let at = |index: usize| {
-        format!("{}:{} ({})", args.events.display(), lines[index], events[index].position.idempotency_id())
+        format!("{}:{} ({})", args.events.display(), lines[index], events[index].idempotency_id())
     };
     let output = match kind {
         Kind::Transform => run_transform(&runtime, spec, &events, at)?,
@@ -125,10 +125,10 @@ fn run_sink(
             PluginError::Returned { class, message, .. } => (wit_class(*class), message.clone()),
             other => (wit_class(other.class()), other.to_string()),
         };
-        let id = events[*index].position.idempotency_id();
+        let id = events[*index].idempotency_id();
         output.push(json!({"index": index, "id": id, "class": class, "message": message}));
     }
-    let checkpoint = events.last().map(|event| event.position.idempotency_id()).unwrap_or_default();
+    let checkpoint = events.last().map(|event| event.idempotency_id()).unwrap_or_default();
     instance.flush(&checkpoint).map_err(plugin_failure)?;
     if let Err(reason) = instance.health() {
         eprintln!("health: {reason}");
@@ -212,6 +212,7 @@ fn blank_event(position: Position) -> ChangeEvent {
         ts_ms: None,
         columns: None,
         position,
+        output_index: 0,
     }
 }
 
@@ -311,6 +312,8 @@ fn wit_class(class: ErrorClass) -> &'static str {
         ErrorClass::Transient { .. } => "retryable",
         ErrorClass::Record => "poison",
         ErrorClass::Fatal => "fatal",
+        // Not a class a plugin returns: the host's name for a trap.
+        ErrorClass::Fault => "trap",
     }
 }
 
@@ -321,8 +324,8 @@ mod tests {
     #[test]
     fn ids_become_positions() {
         let kafka = parse_id("shop.public.orders/0/12").unwrap();
-        assert_eq!(kafka.idempotency_id(), "shop.public.orders/0/12");
-        assert_eq!(parse_id("a/b/c/1/2").unwrap().idempotency_id(), "a/b/c/1/2");
+        assert_eq!(kafka.to_id(), "shop.public.orders/0/12");
+        assert_eq!(parse_id("a/b/c/1/2").unwrap().to_id(), "a/b/c/1/2");
         assert_eq!(parse_id("lsn/1A").unwrap(), Position::Lsn(26));
         assert_eq!(parse_id("no-offset"), None);
         assert_eq!(parse_id("/0/1"), None);

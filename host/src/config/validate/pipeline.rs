@@ -167,6 +167,21 @@ fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfi
         headers: raw.headers.unwrap_or_default(),
         timeout: ctx.seconds(raw.timeout_seconds, d::WEBHOOK_TIMEOUT_SECONDS, false, &at("timeout_seconds")),
         auth_token: raw.auth_token,
+        status_classes: raw
+            .status_classes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(status, class)| match status.trim().parse::<u16>() {
+                Ok(code) if (100..=599).contains(&code) => Some((code, class)),
+                _ => {
+                    ctx.invalid(
+                        &at("status_classes"),
+                        format!("`{status}` is not an HTTP status (100..=599)"),
+                    );
+                    None
+                }
+            })
+            .collect(),
     }
 }
 

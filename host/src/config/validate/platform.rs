@@ -49,6 +49,12 @@ pub(in crate::config) fn platform(raw: raw::Platform, ctx: &mut Ctx<'_>) -> Plat
             .unwrap_or(d::STOP_ON_INCOMPATIBLE_SCHEMA),
         health_port: ctx.port(raw.health_port, d::HEALTH_PORT, "health_port"),
         health_enabled: raw.health_enabled.unwrap_or(d::HEALTH_ENABLED),
+        shutdown_timeout: ctx.seconds(
+            raw.shutdown_timeout_seconds,
+            d::SHUTDOWN_TIMEOUT_SECONDS,
+            false,
+            "shutdown_timeout_seconds",
+        ),
     }
 }
 

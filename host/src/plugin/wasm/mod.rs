@@ -117,7 +117,20 @@ pub enum PluginError {
         /// The plugin's message.
         message: String,
     },
-    /// The plugin broke the protocol (bad origins, output too large, unreadable records).
+    /// One call's output was larger than the plugin may return: the batch is split, and a
+    /// record whose output alone is too large goes to the DLQ.
+    #[error("plugin `{plugin}`: output of {bytes} bytes in `{call}` exceeds the limit of {limit}")]
+    OutputTooLarge {
+        /// Plugin name.
+        plugin: String,
+        /// The export that was called.
+        call: &'static str,
+        /// Size of the output.
+        bytes: usize,
+        /// The plugin's `max_output_bytes`.
+        limit: usize,
+    },
+    /// The plugin broke the protocol (bad origins or indices, unreadable records).
     #[error("plugin `{plugin}` broke the protocol in `{call}`: {reason}")]
     Protocol {
         /// Plugin name.
@@ -133,10 +146,11 @@ impl Classify for PluginError {
     fn class(&self) -> ErrorClass {
         match self {
             PluginError::Load { .. } => ErrorClass::Fatal,
-            // A trap may come from one record (a panic on bad input) or from the plugin's state;
-            // the instance is rebuilt and the batch retried, so treat it as transient first.
-            PluginError::Trap { .. } => ErrorClass::TRANSIENT,
+            // A trap may come from one record (a panic on bad input) or from the plugin's state:
+            // the instance is rebuilt and the batch retried, then split down to the record.
+            PluginError::Trap { .. } => ErrorClass::Fault,
             PluginError::Returned { class, .. } => *class,
+            PluginError::OutputTooLarge { .. } => ErrorClass::Record,
             PluginError::Protocol { .. } => ErrorClass::Fatal,
         }
     }

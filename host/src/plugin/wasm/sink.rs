@@ -64,7 +64,8 @@ impl SinkPlugin {
 }
 
 impl SinkInstance {
-    /// Writes events in order; returns the records the plugin refused alone (by index). A trap
+    /// Writes events in order; returns the records the plugin refused alone (by index,
+    /// ascending: anything else is a protocol error of the plugin). A trap
     /// drops the instance: the next call builds and opens a fresh one, and nothing written
     /// since the last flush counts as delivered.
     pub fn write(&mut self, events: &[ChangeEvent]) -> Result<Vec<(usize, PluginError)>, PluginError> {
@@ -74,17 +75,22 @@ impl SinkInstance {
             self.call("write", |bindings, store| bindings.cdc_plugin_writer().call_write(store, &batch))?;
         let spec = &self.plugin.shared.spec;
         let refused = refused.map_err(|error| instance::returned(spec, "write", error))?;
+        let mut previous = None;
         refused
             .into_iter()
             .map(|record| {
                 let index = record.index as usize;
-                if index >= events.len() {
+                if index >= events.len() || previous.is_some_and(|previous| index <= previous) {
                     return Err(instance::protocol(
                         spec,
                         "write",
-                        format!("error for record {index} of {}", events.len()),
+                        format!(
+                            "refused record {index} of {} is out of order, repeated or out of range",
+                            events.len()
+                        ),
                     ));
                 }
+                previous = Some(index);
                 Ok((index, instance::returned(spec, "write", record.error)))
             })
             .collect()

@@ -129,15 +129,10 @@ impl TransformInstance {
     ) -> Result<TransformOutput, PluginError> {
         let call = "transform";
         let records = PackedBatch { data: transformed.records.data, ends: transformed.records.ends };
-        if records.data.len() > self.plugin.shared.spec.limits.max_output_bytes {
-            return Err(self.protocol(
-                call,
-                format!(
-                    "output of {} bytes exceeds the limit of {}",
-                    records.data.len(),
-                    self.plugin.shared.spec.limits.max_output_bytes
-                ),
-            ));
+        let limit = self.plugin.shared.spec.limits.max_output_bytes;
+        if records.data.len() > limit {
+            let plugin = self.plugin.name().to_owned();
+            return Err(PluginError::OutputTooLarge { plugin, call, bytes: records.data.len(), limit });
         }
         if records.len() != transformed.origins.len() {
             return Err(self.protocol(
@@ -161,11 +156,19 @@ impl TransformInstance {
                 .map_err(|error| self.protocol(call, format!("record {index}: {error}")))?;
             output.events.push((origin, event));
         }
+        let mut previous_index = None;
         for record_error in transformed.errors {
             let index = record_error.index as usize;
-            if index >= events.len() {
-                return Err(self.protocol(call, format!("error for record {index} of {}", events.len())));
+            if index >= events.len() || previous_index.is_some_and(|previous| index <= previous) {
+                return Err(self.protocol(
+                    call,
+                    format!(
+                        "error for record {index} of {} is out of order, repeated or out of range",
+                        events.len()
+                    ),
+                ));
             }
+            previous_index = Some(index);
             output.record_errors.push((index, self.returned(call, record_error.error)));
         }
         Ok(output)

@@ -1,22 +1,50 @@
-//! The webhook's HTTP side: one request per event, status codes classed per DESIGN §5
-//! (2xx delivered, 408/429/5xx transient with `Retry-After`, 401/403 fatal, other 4xx a bad
-//! record).
+//! The webhook's HTTP side: one request per event, each answer classed by its status (see
+//! [`StatusClasses`]): 2xx delivered; 400, 413, 415 and 422 refuse this payload (a record
+//! error); 401 and 403 refuse the credentials (fatal); every other status, and connection,
+//! TLS and timeout errors, are transient, retried after the peer's `Retry-After`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
 use super::request;
+pub use crate::config::WebhookStatusClass as StatusClass;
 use crate::error::{ErrorClass, chain};
 use crate::event::ChangeEvent;
-use crate::sinks::{Refused, Sink, SinkError, SinkFactory};
+use crate::sinks::{Sink, SinkError, SinkFactory};
 
 /// The header that carries the event's stable id, the same on every redelivery.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The class of every status: the defaults, with a sink's own overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusClasses {
+    /// Statuses the endpoint uses its own way.
+    pub overrides: BTreeMap<u16, StatusClass>,
+}
+
+impl StatusClasses {
+    /// The class of `status`.
+    pub fn of(&self, status: StatusCode) -> StatusClass {
+        if let Some(class) = self.overrides.get(&status.as_u16()) {
+            return *class;
+        }
+        match status.as_u16() {
+            200..=299 => StatusClass::Delivered,
+            // Only these say that the payload itself is unacceptable.
+            400 | 413 | 415 | 422 => StatusClass::Record,
+            // Refused credentials fail every record alike: halt rather than fill the DLQ.
+            401 | 403 => StatusClass::Fatal,
+            // 404 during a deploy, 409 on a replay, 5xx, 408, 429, …: try again.
+            _ => StatusClass::Transient,
+        }
+    }
+}
 
 /// Settings of a webhook sink, taken from its validated config.
 #[derive(Clone)]
@@ -31,6 +59,8 @@ pub struct WebhookOptions {
     pub timeout: Duration,
     /// Bearer token, sent as `Authorization: Bearer …`.
     pub auth_token: Option<String>,
+    /// How answers are classed.
+    pub status_classes: StatusClasses,
 }
 
 impl fmt::Debug for WebhookOptions {
@@ -41,8 +71,33 @@ impl fmt::Debug for WebhookOptions {
             .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("status_classes", &self.status_classes)
             .finish()
     }
+}
+
+/// Why one request did not deliver its event.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// No answer: connection, TLS or timeout.
+    #[error("request to {url} failed")]
+    Request {
+        /// The endpoint.
+        url: String,
+        /// The cause (without the URL, which may carry credentials).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An answer that does not deliver the event.
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        /// The endpoint.
+        url: String,
+        /// The status.
+        status: StatusCode,
+        /// The start of the answer's body.
+        body: String,
+    },
 }
 
 /// Builds webhook sinks that share one HTTP client.
@@ -56,6 +111,7 @@ struct Shared {
     method: Method,
     url: String,
     headers: HeaderMap,
+    status_classes: StatusClasses,
 }
 
 /// A webhook sink for one lane.
@@ -88,10 +144,14 @@ impl WebhookFactory {
             .timeout(options.timeout)
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {}", chain(&error)))?;
-        Ok(WebhookFactory {
-            sink_id: sink_id.to_owned(),
-            shared: Arc::new(Shared { client, method, url: options.url.clone(), headers }),
-        })
+        let shared = Shared {
+            client,
+            method,
+            url: options.url.clone(),
+            headers,
+            status_classes: options.status_classes.clone(),
+        };
+        Ok(WebhookFactory { sink_id: sink_id.to_owned(), shared: Arc::new(shared) })
     }
 }
 
@@ -106,18 +166,15 @@ impl SinkFactory for WebhookFactory {
 }
 
 impl Sink for WebhookSink {
-    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<Vec<Refused>, SinkError>> {
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             // One request at a time keeps per-key order; the first failure stops the write.
             for (index, event) in events.iter().enumerate() {
-                self.send(event).await.map_err(|(class, message)| SinkError {
-                    sink_id: self.sink_id.clone(),
-                    class,
-                    message,
-                    accepted: index,
-                })?;
+                self.send(event)
+                    .await
+                    .map_err(|(class, error)| SinkError::event(&self.sink_id, index, class, error))?;
             }
-            Ok(Vec::new())
+            Ok(())
         })
     }
 
@@ -128,47 +185,46 @@ impl Sink for WebhookSink {
 }
 
 impl WebhookSink {
-    async fn send(&self, event: &ChangeEvent) -> Result<(), (ErrorClass, String)> {
+    async fn send(&self, event: &ChangeEvent) -> Result<(), (ErrorClass, WebhookError)> {
         let shared = &self.shared;
         let response = shared
             .client
             .request(shared.method.clone(), &shared.url)
             .headers(shared.headers.clone())
-            .header(IDEMPOTENCY_HEADER, event.position.idempotency_id())
+            .header(IDEMPOTENCY_HEADER, event.idempotency_id())
             .json(&request::payload(event))
             .send()
             .await
             .map_err(|error| {
-                let message = format!("request to {} failed: {}", shared.url, chain(&error.without_url()));
-                (ErrorClass::TRANSIENT, message)
+                let error = WebhookError::Request { url: shared.url.clone(), source: error.without_url() };
+                (ErrorClass::TRANSIENT, error)
             })?;
         let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let class = match shared.status_classes.of(status) {
+            StatusClass::Delivered => return Ok(()),
+            StatusClass::Transient => {
+                let retry_after = response.headers().get(RETRY_AFTER).and_then(|value| value.to_str().ok());
+                ErrorClass::Transient {
+                    retry_after: retry_after.and_then(|value| parse_retry_after(value, SystemTime::now())),
+                }
+            }
+            StatusClass::Record => ErrorClass::Record,
+            StatusClass::Fatal => ErrorClass::Fatal,
+        };
         let body = response.text().await.unwrap_or_default();
         let body: String = body.chars().take(200).collect();
-        let message = format!("{} answered {status}: {body}", shared.url);
-        Err((classify_status(status, retry_after), message))
+        Err((class, WebhookError::Status { url: shared.url.clone(), status, body }))
     }
 }
 
-/// The class of a non-2xx answer.
-fn classify_status(status: StatusCode, retry_after: Option<Duration>) -> ErrorClass {
-    match status.as_u16() {
-        408 | 429 | 500..=599 => ErrorClass::Transient { retry_after },
-        // Refused credentials fail every record alike: halt and say so rather than fill the DLQ.
-        401 | 403 => ErrorClass::Fatal,
-        400..=499 => ErrorClass::Record,
-        // 1xx and 3xx (redirects are followed) should not end here; retrying is the safe choice.
-        _ => ErrorClass::Transient { retry_after },
+/// A `Retry-After` value, in seconds or as an HTTP date, as a wait from `now`.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
     }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -176,17 +232,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_are_classed_as_designed() {
-        let hint = Some(Duration::from_secs(3));
-        assert_eq!(
-            classify_status(StatusCode::TOO_MANY_REQUESTS, hint),
-            ErrorClass::Transient { retry_after: hint }
-        );
-        assert_eq!(classify_status(StatusCode::REQUEST_TIMEOUT, None), ErrorClass::TRANSIENT);
-        assert_eq!(classify_status(StatusCode::BAD_GATEWAY, None), ErrorClass::TRANSIENT);
-        assert_eq!(classify_status(StatusCode::UNPROCESSABLE_ENTITY, None), ErrorClass::Record);
-        assert_eq!(classify_status(StatusCode::NOT_FOUND, None), ErrorClass::Record);
-        assert_eq!(classify_status(StatusCode::UNAUTHORIZED, None), ErrorClass::Fatal);
+    fn only_statuses_that_refuse_the_payload_are_record_errors() {
+        let classes = StatusClasses::default();
+        let class = |status: u16| classes.of(StatusCode::from_u16(status).unwrap());
+        for status in [400, 413, 415, 422] {
+            assert_eq!(class(status), StatusClass::Record, "{status}");
+        }
+        for status in [401, 403] {
+            assert_eq!(class(status), StatusClass::Fatal, "{status}");
+        }
+        for status in [404, 405, 408, 409, 410, 429, 500, 502, 503, 504, 301] {
+            assert_eq!(class(status), StatusClass::Transient, "{status}");
+        }
+        assert_eq!(class(200), StatusClass::Delivered);
+        assert_eq!(class(204), StatusClass::Delivered);
+    }
+
+    #[test]
+    fn a_sink_overrides_the_class_of_a_status() {
+        let overrides = BTreeMap::from([(409, StatusClass::Delivered), (404, StatusClass::Record)]);
+        let classes = StatusClasses { overrides };
+        assert_eq!(classes.of(StatusCode::CONFLICT), StatusClass::Delivered);
+        assert_eq!(classes.of(StatusCode::NOT_FOUND), StatusClass::Record);
+        assert_eq!(classes.of(StatusCode::BAD_REQUEST), StatusClass::Record);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_as_an_http_date() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
@@ -197,6 +274,7 @@ mod tests {
             headers: vec![("x-api-key".into(), "header-secret".into())],
             timeout: Duration::from_secs(1),
             auth_token: Some("token-secret".into()),
+            status_classes: StatusClasses::default(),
         };
         let debug = format!("{options:?}");
         assert!(!debug.contains("token-secret") && !debug.contains("header-secret"), "{debug}");

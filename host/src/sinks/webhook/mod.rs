@@ -4,4 +4,6 @@
 mod client;
 mod request;
 
-pub use client::{WebhookFactory, WebhookOptions};
+pub use client::{
+    IDEMPOTENCY_HEADER, StatusClass, StatusClasses, WebhookError, WebhookFactory, WebhookOptions,
+};

@@ -39,6 +39,7 @@ mod tests {
             ts_ms: Some(10),
             columns: None,
             position: Position::Kafka { topic: Arc::from("cdc.public.t"), partition: 2, offset: 41 },
+            output_index: 0,
         };
         assert_eq!(
             payload(&event),
