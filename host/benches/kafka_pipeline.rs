@@ -13,8 +13,8 @@ use cdc_host::decode::Decoder;
 use cdc_host::event::ChangeEvent;
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
-use cdc_host::pipeline::retry::RetryPolicy;
-use cdc_host::pipeline::{self, PipelineOptions, SinkSpec};
+use cdc_host::pipeline::retry::RetrySettings;
+use cdc_host::pipeline::{self, PipelineSettings, SinkSettings};
 use cdc_host::sinks::{Sink, SinkError, SinkFactory};
 use cdc_host::source::kafka::ConsumerSettings;
 use futures::future::BoxFuture;
@@ -221,8 +221,8 @@ fn options(
     group: &str,
     factory: CountingFactory,
     max_buffered: usize,
-) -> PipelineOptions {
-    let retry = RetryPolicy {
+) -> PipelineSettings {
+    let retry = RetrySettings {
         max_attempts: 3,
         initial_wait: Duration::from_millis(100),
         max_wait: Duration::from_secs(1),
@@ -235,11 +235,11 @@ fn options(
         ("session.timeout.ms".to_owned(), "6000".to_owned()),
     ];
     properties.push(("fetch.wait.max.ms".to_owned(), "100".to_owned()));
-    PipelineOptions {
+    PipelineSettings {
         consumer: ConsumerSettings { group_id: group.to_owned(), properties },
         topics: vec![topic.to_owned()],
         decoder: Decoder::Json,
-        sinks: vec![SinkSpec { factory: Arc::new(factory), retry }],
+        sinks: vec![SinkSettings { factory: Arc::new(factory), retry }],
         transforms: Vec::new(),
         transform_retry: retry,
         max_buffered_messages: max_buffered,

@@ -1,4 +1,5 @@
-//! Classes of error (DESIGN §3): the class, not the type, decides how the pipeline handles it.
+//! Classes of error (docs/architecture.md, delivery): the class, not the type, decides how the pipeline
+//! handles it.
 
 use std::time::Duration;
 

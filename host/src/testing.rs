@@ -90,6 +90,8 @@ pub struct SinkLog {
     pub writes: Vec<usize>,
     /// How many flushes failed on purpose.
     pub failed_flushes: u32,
+    /// How many sinks were opened.
+    pub opened: u32,
     /// How many sinks were closed.
     pub closed: u32,
 }
@@ -238,6 +240,17 @@ impl Sink for ScriptedSink {
             self.settings.log().durable.extend(flushed);
             Ok(())
         })
+    }
+
+    fn open(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.settings.log().opened += 1;
+            Ok(())
+        })
+    }
+
+    fn health(&mut self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { Err("failing as its script says".to_owned()) })
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {

@@ -1,5 +1,6 @@
-//! The change event a plugin sees: [`Event`], its [`Op`], [`TableId`], [`Row`]s and typed
-//! [`Value`]s (DESIGN §2). The wire form they cross the boundary in lives in [`crate::wire`].
+//! The change event a plugin sees: [`Event`], its [`Op`], [`TableId`], [`Row`]s and typed [`Value`]s
+//! (docs/architecture.md, the change event). The wire form they cross the boundary in lives in
+//! [`crate::wire`].
 
 use std::fmt;
 

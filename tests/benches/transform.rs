@@ -1,4 +1,4 @@
-//! Per-record cost of one transform natively and as wasm in the host (DESIGN §4).
+//! Per-record cost of one transform natively and as wasm in the host (docs/architecture.md, plugins).
 //!
 //! The transform is `tests/fixtures/plugins/bench-mask` (the SDK's `mask_columns` example,
 //! masking `email`), one source compiled twice:
@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use bench_mask::BenchMask;
 use cdc_host::event::{self, ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
-use cdc_host::plugin::{Capabilities, PackedBatch, PluginLimits, PluginRuntime, PluginSpec, TransformPlugin};
+use cdc_host::plugin::{
+    Capabilities, PackedBatch, PluginLimits, PluginRuntime, PluginSettings, TransformPlugin,
+};
 use cdc_sdk::__private as glue;
 use cdc_tests::build::{fixture_plugin_wasm, python_plugin_wasm};
 
@@ -153,7 +155,13 @@ fn load_times(cache: &str) {
     }
 }
 
-fn print_load_times(runtime: &PluginRuntime, spec: &PluginSpec, cache: &str, loads: usize, instances: usize) {
+fn print_load_times(
+    runtime: &PluginRuntime,
+    spec: &PluginSettings,
+    cache: &str,
+    loads: usize,
+    instances: usize,
+) {
     let load = || {
         let started = Instant::now();
         let plugin = TransformPlugin::load(runtime, spec.clone()).expect("the plugin loads");
@@ -180,8 +188,8 @@ fn print_load_times(runtime: &PluginRuntime, spec: &PluginSpec, cache: &str, loa
     );
 }
 
-fn spec(name: &str, path: PathBuf, config_json: String, limits: PluginLimits) -> PluginSpec {
-    PluginSpec {
+fn spec(name: &str, path: PathBuf, config_json: String, limits: PluginLimits) -> PluginSettings {
+    PluginSettings {
         name: name.into(),
         path,
         sha256: None,
@@ -191,7 +199,7 @@ fn spec(name: &str, path: PathBuf, config_json: String, limits: PluginLimits) ->
     }
 }
 
-fn python_spec() -> PluginSpec {
+fn python_spec() -> PluginSettings {
     let config = serde_json::json!({"mask": ["email"], "mask_with": "***"}).to_string();
     // CPython needs more memory than the default, and its first calls are slow.
     let limits = PluginLimits { memory_bytes: 256 << 20, call_timeout: Duration::from_secs(10), ..LIMITS };

@@ -9,8 +9,8 @@ use std::time::Duration;
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::dlq::{DlqSettings, KafkaDlq};
-use cdc_host::pipeline::{self, Outcome, SinkSpec};
-use cdc_host::sinks::webhook::{WebhookFactory, WebhookOptions};
+use cdc_host::pipeline::{self, Outcome, SinkSettings};
+use cdc_host::sinks::webhook::{WebhookFactory, WebhookSettings};
 use cdc_tests::kafka::{committed_offsets, produce, read_topic};
 use cdc_tests::pipeline::{mock_pipeline, quick_retry};
 use cdc_tests::receiver::{WebhookReceiver, eventually};
@@ -57,7 +57,7 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
     cluster.broker_down(2).unwrap();
 
     let receiver = WebhookReceiver::start().await;
-    let webhook = WebhookOptions {
+    let webhook = WebhookSettings {
         url: receiver.url(),
         method: "POST".into(),
         headers: Vec::new(),
@@ -72,7 +72,8 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
         write_timeout: Duration::from_secs(2),
     };
     let dlq = KafkaDlq::new(&[("bootstrap.servers".to_owned(), bootstrap.clone())], dlq_settings).unwrap();
-    let options = mock_pipeline(&bootstrap, GROUP, TOPIC, vec![SinkSpec { factory, retry: quick_retry() }]);
+    let options =
+        mock_pipeline(&bootstrap, GROUP, TOPIC, vec![SinkSettings { factory, retry: quick_retry() }]);
     let health = Arc::new(Health::new(["hook".to_owned()]));
     health.set_connector(Ok(()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

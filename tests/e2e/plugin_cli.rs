@@ -1,8 +1,8 @@
-//! The author's loop with nothing but the `cdc` binary (DESIGN §4, STYLE §9: CI renders and
-//! builds the template so it never rots): in a temporary directory outside the repository,
-//! `cdc plugin new` a transform and a sink, `cdc plugin build` each with `--offline --locked`,
-//! `cdc plugin test` the transform against the project's recorded events and the output its
-//! example logic must give, `cdc plugin inspect --json` both.
+//! The author's loop with nothing but the `cdc` binary (docs/architecture.md, plugins, CI renders and builds
+//! the template so it never rots): in a temporary directory outside the repository, `cdc plugin new` a
+//! transform and a sink, `cdc plugin build` each with `--offline --locked`, `cdc plugin test` the transform
+//! against the project's recorded events and the output its example logic must give, `cdc plugin inspect
+//! --json` both.
 //!
 //! No network: the project carries the SDK and the WIT (from the binary) and a Cargo.lock, and
 //! every cargo run inside it is `--offline --locked`, so the crates must already be in the local

@@ -1,14 +1,14 @@
-//! Outbound HTTP from plugins (DESIGN §4), in-process: the example sink `plugins/http-sink` POSTs
-//! each flushed batch through wasi:http. With the receiver's `127.0.0.1:<port>` in
-//! `allowed_hosts` the events arrive; with nothing granted (or another host) the request never
-//! leaves the host, `flush` fails as fatal naming the denied host, the receiver sees nothing,
-//! and the runtime goes on serving a granted instance.
+//! Outbound HTTP from plugins (docs/architecture.md, plugins), in-process: the example sink
+//! `plugins/http-sink` POSTs each flushed batch through wasi:http. With the receiver's `127.0.0.1:<port>` in
+//! `allowed_hosts` the events arrive; with nothing granted (or another host) the request never leaves the
+//! host, `flush` fails as fatal naming the denied host, the receiver sees nothing, and the runtime goes on
+//! serving a granted instance.
 
 use std::time::Duration;
 
 use cdc_host::error::{Classify, ErrorClass};
 use cdc_host::event::ChangeEvent;
-use cdc_host::plugin::{Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSpec, SinkPlugin};
+use cdc_host::plugin::{Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSettings, SinkPlugin};
 use cdc_tests::build::plugin_wasm;
 use cdc_tests::receiver::WebhookReceiver;
 
@@ -18,7 +18,7 @@ fn event(id: i64) -> ChangeEvent {
 
 /// The http-sink posting to `url`, granted `allowed_hosts`.
 fn http_sink(runtime: &PluginRuntime, url: &str, allowed_hosts: &[&str]) -> SinkPlugin {
-    let spec = PluginSpec {
+    let spec = PluginSettings {
         name: "http-sink".into(),
         path: plugin_wasm("http-sink"),
         sha256: None,

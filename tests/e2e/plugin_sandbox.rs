@@ -1,4 +1,4 @@
-//! The plugin sandbox (DESIGN §4), in-process: an adversarial transform
+//! The plugin sandbox (docs/architecture.md, plugins), in-process: an adversarial transform
 //! (`tests/fixtures/plugins/evil`) spins, exhausts memory, panics, floods its output and probes
 //! files, environment and sockets. Each fault must come back as a classified [`PluginError`]
 //! within its limit, the same instance must be callable again (it is rebuilt), and a good
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use cdc_host::error::{Classify, ErrorClass};
 use cdc_host::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
 use cdc_host::plugin::{
-    Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSpec, TransformInstance, TransformOutput,
-    TransformPlugin,
+    Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSettings, TransformInstance,
+    TransformOutput, TransformPlugin,
 };
 use cdc_tests::build::{fixture_plugin_wasm, plugin_wasm};
 use serde_json::json;
@@ -42,7 +42,7 @@ fn wasm(name: &'static str, build: fn(&str) -> PathBuf) -> PathBuf {
 }
 
 fn load(runtime: &PluginRuntime, name: &str, path: PathBuf, config: serde_json::Value) -> TransformInstance {
-    let spec = PluginSpec {
+    let spec = PluginSettings {
         name: name.into(),
         path,
         sha256: None,

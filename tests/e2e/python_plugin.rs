@@ -1,5 +1,5 @@
 //! A transform written in Python (`plugins/python-mask`, built by componentize-py) loads and runs
-//! in the host like a Rust one (DESIGN §4: other languages target the same WIT).
+//! in the host like a Rust one (docs/architecture.md, plugins: other languages target the same WIT).
 //!
 //! The host path (`TransformPlugin` in a `PluginRuntime`) always sends valid wire JSON, so the
 //! parts of the contract the host cannot reach (a record that is not JSON, `describe`, the log
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use cdc_host::error::ErrorClass;
 use cdc_host::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
-use cdc_host::plugin::{Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSpec, TransformPlugin};
+use cdc_host::plugin::{
+    Capabilities, PluginError, PluginLimits, PluginRuntime, PluginSettings, TransformPlugin,
+};
 use cdc_tests::build::python_plugin_wasm;
 use serde_json::json;
 
@@ -109,7 +111,7 @@ fn serial() -> MutexGuard<'static, ()> {
 fn the_host_runs_the_python_transform() {
     let _serial = serial();
     let runtime = PluginRuntime::new().expect("the runtime starts");
-    let spec = PluginSpec {
+    let spec = PluginSettings {
         name: "python-mask".into(),
         path: wasm(),
         sha256: None,
@@ -154,7 +156,7 @@ fn the_host_runs_the_python_transform() {
 fn the_host_refuses_a_bad_config_of_the_python_transform() {
     let _serial = serial();
     let runtime = PluginRuntime::new().expect("the runtime starts");
-    let spec = PluginSpec {
+    let spec = PluginSettings {
         name: "python-mask".into(),
         path: wasm(),
         sha256: None,

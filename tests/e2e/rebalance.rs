@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::{Metrics, names};
-use cdc_host::pipeline::{self, Outcome, PipelineOptions, SinkSpec};
+use cdc_host::pipeline::{self, Outcome, PipelineSettings, SinkSettings};
 use cdc_host::testing::ScriptedSinkFactory;
 use cdc_tests::kafka::{committed_offsets, produce};
 use cdc_tests::pipeline::{mock_pipeline, quick_retry};
@@ -45,9 +45,14 @@ fn cluster(partitions: i32, group: &str) -> MockCluster<'static, rdkafka::produc
     cluster
 }
 
-fn options(bootstrap: &str, group: &str, sink: &ScriptedSinkFactory, max_buffered: usize) -> PipelineOptions {
-    let sinks = vec![SinkSpec { factory: Arc::new(sink.clone()), retry: quick_retry() }];
-    PipelineOptions { max_buffered_messages: max_buffered, ..mock_pipeline(bootstrap, group, TOPIC, sinks) }
+fn options(
+    bootstrap: &str,
+    group: &str,
+    sink: &ScriptedSinkFactory,
+    max_buffered: usize,
+) -> PipelineSettings {
+    let sinks = vec![SinkSettings { factory: Arc::new(sink.clone()), retry: quick_retry() }];
+    PipelineSettings { max_buffered_messages: max_buffered, ..mock_pipeline(bootstrap, group, TOPIC, sinks) }
 }
 
 struct Running {
@@ -56,7 +61,7 @@ struct Running {
     metrics: Arc<Metrics>,
 }
 
-fn start(options: PipelineOptions) -> Running {
+fn start(options: PipelineSettings) -> Running {
     let health = Arc::new(Health::new(["sink".to_owned()]));
     health.set_connector(Ok(()));
     let metrics = Arc::new(Metrics::default());

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use cdc_host::error::ErrorClass;
 use cdc_host::event::ChangeEvent;
-use cdc_host::plugin::{Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSpec, SinkPlugin};
+use cdc_host::plugin::{
+    Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSettings, SinkPlugin,
+};
 use cdc_host::sinks::wasm::WasmSinkFactory;
-use cdc_host::sinks::webhook::{WebhookFactory, WebhookOptions};
+use cdc_host::sinks::webhook::{WebhookFactory, WebhookSettings};
 use cdc_host::sinks::{Sink, SinkFactory};
 use cdc_tests::build::plugin_wasm;
 use cdc_tests::receiver::WebhookReceiver;
@@ -32,7 +34,7 @@ struct UnderTest {
 async fn webhook() -> UnderTest {
     let receiver = WebhookReceiver::start().await;
     receiver.respond_with(|body| if body["key"]["id"] == REFUSED_ID { 422 } else { 200 });
-    let options = WebhookOptions {
+    let options = WebhookSettings {
         url: receiver.url(),
         method: "POST".into(),
         headers: Vec::new(),
@@ -56,7 +58,7 @@ async fn webhook() -> UnderTest {
 fn file_sink() -> UnderTest {
     let dir = tempfile::tempdir().unwrap();
     let runtime = PluginRuntime::new().unwrap();
-    let spec = PluginSpec {
+    let spec = PluginSettings {
         name: "file-sink".into(),
         path: plugin_wasm("file-sink"),
         sha256: None,

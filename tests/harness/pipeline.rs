@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use cdc_host::decode::Decoder;
-use cdc_host::pipeline::retry::RetryPolicy;
-use cdc_host::pipeline::{PipelineOptions, SinkSpec};
+use cdc_host::pipeline::retry::RetrySettings;
+use cdc_host::pipeline::{PipelineSettings, SinkSettings};
 use cdc_host::source::kafka::ConsumerSettings;
 
 /// A short backoff: three attempts, 100 ms to 500 ms.
-pub fn quick_retry() -> RetryPolicy {
-    RetryPolicy {
+pub fn quick_retry() -> RetrySettings {
+    RetrySettings {
         max_attempts: 3,
         initial_wait: Duration::from_millis(100),
         max_wait: Duration::from_millis(500),
@@ -21,14 +21,19 @@ pub fn quick_retry() -> RetryPolicy {
 
 /// A JSON pipeline on `topic` in `group`, reading from the earliest offset, committing at every
 /// housekeeping tick, with `sinks`.
-pub fn mock_pipeline(bootstrap: &str, group: &str, topic: &str, sinks: Vec<SinkSpec>) -> PipelineOptions {
+pub fn mock_pipeline(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    sinks: Vec<SinkSettings>,
+) -> PipelineSettings {
     let properties = vec![
         ("bootstrap.servers".to_owned(), bootstrap.to_owned()),
         ("auto.offset.reset".to_owned(), "earliest".to_owned()),
         ("session.timeout.ms".to_owned(), "6000".to_owned()),
         ("heartbeat.interval.ms".to_owned(), "300".to_owned()),
     ];
-    PipelineOptions {
+    PipelineSettings {
         consumer: ConsumerSettings { group_id: group.into(), properties },
         topics: vec![topic.into()],
         decoder: Decoder::Json,

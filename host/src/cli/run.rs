@@ -9,10 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::RunArgs;
-use crate::config::{
-    AuthMechanism, Config, KafkaConfig, PluginConfig, RetryConfig, SinkKind, SourceType, TransportMode,
-    ValueConverter,
-};
+use crate::config::{AuthMechanism, Config, SourceType, TransportMode, ValueConverter};
 use crate::decode::{Decoder, SchemaRegistry};
 use crate::ops::connector::ConnectClient;
 use crate::ops::health::Health;
@@ -21,15 +18,11 @@ use crate::ops::schema_monitor::{Change, SchemaMonitor};
 use crate::ops::telemetry::report;
 use crate::ops::{debezium, server, telemetry, topics};
 use crate::pipeline::dlq::{DeadLetterQueue, DlqSettings, KafkaDlq, dlq_topic};
-use crate::pipeline::retry::RetryPolicy;
-use crate::pipeline::{self, Outcome, PipelineOptions, SinkSpec};
-use crate::plugin::{
-    Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSpec, SinkPlugin, TransformPlugin,
-};
-use crate::sinks::SinkFactory;
-use crate::sinks::wasm::WasmSinkFactory;
-use crate::sinks::webhook::{StatusClasses, WebhookFactory, WebhookOptions};
-use crate::source::kafka::ConsumerSettings;
+use crate::pipeline::retry::RetrySettings;
+use crate::pipeline::{self, Outcome, PipelineSettings, SinkSettings};
+use crate::plugin::{PluginRuntime, PluginSettings, TransformPlugin};
+use crate::sinks;
+use crate::source::kafka::{self, ConsumerSettings};
 
 /// How long the connector may take to reach RUNNING.
 const CONNECTOR_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -78,7 +71,7 @@ pub(super) fn run(args: &RunArgs) -> ExitCode {
 
 /// Everything started before the pipeline runs.
 struct Prepared {
-    options: PipelineOptions,
+    options: PipelineSettings,
     dlq: Option<Arc<dyn DeadLetterQueue>>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -141,15 +134,24 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         .transforms
         .iter()
         .map(|transform| {
-            let spec = plugin_spec(&transform.name, &transform.plugin)?;
-            let plugin = TransformPlugin::load(&plugin_runtime, spec)?;
+            let settings = PluginSettings::from_config(&transform.name, &transform.plugin)?;
+            let plugin = TransformPlugin::load(&plugin_runtime, settings)?;
             // Instantiate once now so that a plugin refusing its config fails the start.
             tokio::task::block_in_place(|| plugin.instantiate())?;
             tracing::info!(transform = transform.name.as_str(), "plugin.loaded");
             Ok(plugin)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let sinks = sink_specs(config, &plugin_runtime)?;
+    let sinks = config
+        .pipeline
+        .sinks
+        .iter()
+        .filter(|sink| sink.enabled)
+        .map(|sink| {
+            let factory = sinks::factory(sink, &plugin_runtime)?;
+            Ok(SinkSettings { factory, retry: RetrySettings::from(&sink.retry) })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let health = Arc::new(Health::new(sinks.iter().map(|sink| sink.factory.sink_id().to_owned())));
     let metrics = Arc::new(Metrics::default());
@@ -164,7 +166,7 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     }
 
     let kafka = &config.platform.kafka;
-    let connection = kafka_connection(kafka);
+    let connection = kafka::connection_properties(kafka);
     let source_topics = debezium::source_topics(config);
     let mut provisioned = source_topics.clone();
     if config.platform.dlq.enabled {
@@ -215,13 +217,13 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
     let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
     companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt));
-    let options = PipelineOptions {
-        consumer: consumer_settings(kafka, connection),
+    let options = PipelineSettings {
+        consumer: ConsumerSettings::from_config(kafka),
         topics: source_topics,
         decoder,
         sinks,
         transforms,
-        transform_retry: retry_policy(&config.platform.retry),
+        transform_retry: RetrySettings::from(&config.platform.retry),
         max_buffered_messages: config.platform.max_buffered_messages,
         batch_size: kafka.poll_batch_size,
         partition_concurrency: config.platform.partition_concurrency,
@@ -234,7 +236,8 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
 }
 
 /// Refuses, with a clear message, what this build cannot run yet: nothing is accepted and
-/// then ignored.
+/// then ignored. (Sinks are refused by [`sinks::factory`], also before anything is
+/// provisioned.)
 fn check_supported(config: &Config) -> anyhow::Result<()> {
     if config.platform.transport_mode == TransportMode::Embedded {
         bail!("transport_mode `embedded` is not available in this build yet; use `kafka`");
@@ -245,139 +248,7 @@ fn check_supported(config: &Config) -> anyhow::Result<()> {
     if config.platform.kafka.auth_mechanism == AuthMechanism::SaslIam {
         bail!("kafka.auth_mechanism `sasl_iam` is not available in this build yet");
     }
-    for sink in config.pipeline.sinks.iter().filter(|sink| sink.enabled) {
-        if !matches!(sink.kind, SinkKind::Webhook(_) | SinkKind::Wasm(_)) {
-            bail!(
-                "sink `{}`: sink_type `{}` is not available in this build yet",
-                sink.sink_id,
-                sink.sink_type().as_str()
-            );
-        }
-    }
     Ok(())
-}
-
-fn sink_specs(config: &Config, plugins: &PluginRuntime) -> anyhow::Result<Vec<SinkSpec>> {
-    let mut specs = Vec::new();
-    for sink in config.pipeline.sinks.iter().filter(|sink| sink.enabled) {
-        let factory: Arc<dyn SinkFactory> = match &sink.kind {
-            SinkKind::Webhook(webhook) => {
-                let options = WebhookOptions {
-                    url: webhook.url.clone(),
-                    method: webhook.method.clone(),
-                    headers: webhook
-                        .headers
-                        .iter()
-                        .map(|(name, value)| (name.clone(), value.expose().to_owned()))
-                        .collect(),
-                    timeout: webhook.timeout,
-                    auth_token: webhook.auth_token.as_ref().map(|token| token.expose().to_owned()),
-                    status_classes: StatusClasses { overrides: webhook.status_classes.clone() },
-                };
-                let factory = WebhookFactory::new(&sink.sink_id, &options)
-                    .map_err(|reason| anyhow::anyhow!("sink `{}`: {reason}", sink.sink_id))?;
-                Arc::new(factory)
-            }
-            SinkKind::Wasm(plugin) => {
-                let plugin = SinkPlugin::load(plugins, plugin_spec(&sink.sink_id, plugin)?)?;
-                // Open (and close) one instance now so that a plugin refusing its config fails the
-                // start; opening may do blocking WASI I/O.
-                tokio::task::block_in_place(|| plugin.instantiate().map(|mut instance| instance.close()))?;
-                tracing::info!(sink_id = sink.sink_id.as_str(), "plugin.loaded");
-                Arc::new(WasmSinkFactory::new(&sink.sink_id, plugin))
-            }
-            _ => bail!(
-                "sink `{}`: sink_type `{}` is not available yet",
-                sink.sink_id,
-                sink.sink_type().as_str()
-            ),
-        };
-        specs.push(SinkSpec { factory, retry: retry_policy(&sink.retry) });
-    }
-    Ok(specs)
-}
-
-fn plugin_spec(name: &str, plugin: &PluginConfig) -> anyhow::Result<PluginSpec> {
-    let directory = plugin.directory.as_ref().map(|directory| GrantedDirectory {
-        host_path: directory.path.clone(),
-        mount: directory.mount.clone(),
-        read_only: directory.read_only,
-    });
-    Ok(PluginSpec {
-        name: name.to_owned(),
-        path: plugin.path.clone(),
-        sha256: plugin.sha256.clone(),
-        config_json: serde_json::to_string(&plugin.config)?,
-        limits: PluginLimits {
-            memory_bytes: usize::try_from(plugin.limits.memory_bytes()).unwrap_or(usize::MAX),
-            call_timeout: plugin.limits.call_timeout,
-            max_output_bytes: usize::try_from(plugin.limits.max_output_bytes).unwrap_or(usize::MAX),
-        },
-        capabilities: Capabilities {
-            env: plugin.env.clone(),
-            directory,
-            allowed_hosts: plugin.allowed_hosts.clone(),
-        },
-    })
-}
-
-fn retry_policy(retry: &RetryConfig) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: retry.max_attempts,
-        initial_wait: retry.initial_wait,
-        max_wait: retry.max_wait,
-        multiplier: retry.multiplier,
-        jitter: retry.jitter,
-    }
-}
-
-/// librdkafka properties every client of the pipeline shares: brokers and security.
-fn kafka_connection(kafka: &KafkaConfig) -> Vec<(String, String)> {
-    let mut properties = vec![
-        ("bootstrap.servers".to_owned(), kafka.bootstrap_servers.clone()),
-        ("security.protocol".to_owned(), kafka.security_protocol.as_str().to_owned()),
-    ];
-    let mechanism = match kafka.auth_mechanism {
-        AuthMechanism::None | AuthMechanism::SaslIam => None,
-        AuthMechanism::SaslPlain => Some("PLAIN"),
-        AuthMechanism::SaslScram256 => Some("SCRAM-SHA-256"),
-        AuthMechanism::SaslScram512 => Some("SCRAM-SHA-512"),
-        AuthMechanism::SaslOauthbearer => Some("OAUTHBEARER"),
-    };
-    if let Some(mechanism) = mechanism {
-        properties.push(("sasl.mechanism".into(), mechanism.into()));
-    }
-    if let Some(username) = &kafka.sasl_username {
-        properties.push(("sasl.username".into(), username.clone()));
-    }
-    if let Some(password) = &kafka.sasl_password {
-        properties.push(("sasl.password".into(), password.expose().to_owned()));
-    }
-    for (key, value) in [
-        ("ssl.ca.location", &kafka.ssl_ca_location),
-        ("ssl.certificate.location", &kafka.ssl_certificate_location),
-        ("ssl.key.location", &kafka.ssl_key_location),
-    ] {
-        if let Some(value) = value {
-            properties.push((key.into(), value.clone()));
-        }
-    }
-    properties
-}
-
-fn consumer_settings(kafka: &KafkaConfig, mut properties: Vec<(String, String)>) -> ConsumerSettings {
-    let auto_offset_reset = match kafka.auto_offset_reset {
-        crate::config::AutoOffsetReset::Earliest => "earliest",
-        crate::config::AutoOffsetReset::Latest => "latest",
-    };
-    properties.extend([
-        ("auto.offset.reset".to_owned(), auto_offset_reset.to_owned()),
-        ("session.timeout.ms".to_owned(), kafka.session_timeout.as_millis().to_string()),
-        ("max.poll.interval.ms".to_owned(), kafka.max_poll_interval.as_millis().to_string()),
-        ("fetch.min.bytes".to_owned(), kafka.fetch_min_bytes.to_string()),
-        ("fetch.wait.max.ms".to_owned(), kafka.fetch_max_wait.as_millis().to_string()),
-    ]);
-    ConsumerSettings { group_id: kafka.group_id.clone(), properties }
 }
 
 /// Ends the process if the shutdown overruns its budget: whatever hangs (a broker that does

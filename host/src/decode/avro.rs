@@ -1,5 +1,5 @@
-//! Avro in the Confluent wire format (DESIGN §2): magic byte 0, a 4-byte big-endian Schema
-//! Registry id, then the Avro binary body written with that schema.
+//! Avro in the Confluent wire format (docs/architecture.md, the change event): magic byte 0, a 4-byte
+//! big-endian Schema Registry id, then the Avro binary body written with that schema.
 //!
 //! [`decode_avro_with`] is the pure core: it takes the schemas from a lookup and never does I/O.
 //! [`decode_avro`] fetches the schemas from a [`SchemaRegistry`] first (cached by id) and then

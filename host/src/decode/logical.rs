@@ -1,7 +1,7 @@
 //! Debezium logical types (decimals, dates, times, timestamps, JSON, UUID), the unchanged-TOAST
 //! placeholder, and the native mapping used when a message has no schema.
 //!
-//! Shared by every envelope decoder: the JSON one now, the Avro one later.
+//! Shared by every envelope decoder, JSON and Avro.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;

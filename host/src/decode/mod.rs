@@ -1,4 +1,4 @@
-//! Decoding of Debezium messages into typed [`ChangeEvent`]s (DESIGN §2).
+//! Decoding of Debezium messages into typed [`ChangeEvent`]s (docs/architecture.md, the change event).
 //!
 //! [`decode_json`] reads what Kafka Connect's JsonConverter writes, with or without schemas (each
 //! of key and value is detected on its own). [`decode_avro`] reads what Confluent's AvroConverter

@@ -1,4 +1,4 @@
-//! The change event: the vocabulary every part of the host shares (DESIGN §2).
+//! The change event: the vocabulary every part of the host shares (docs/architecture.md, the change event).
 //!
 //! A [`ChangeEvent`] is what a source yields after decoding, what transforms see and what sinks
 //! write. Values are typed and exact: decimals stay decimal strings, timestamps stay integers, and

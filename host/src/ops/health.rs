@@ -1,5 +1,5 @@
-//! Health and readiness (DESIGN §8): liveness is "the consume loop ticked recently"; readiness
-//! needs the connector running, an assignment, every sink healthy and no halt.
+//! Health and readiness (docs/architecture.md, operations): liveness is "the consume loop ticked recently";
+//! readiness needs the connector running, an assignment, every sink healthy and no halt.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Metric names (DESIGN §8).
+/// Metric names (docs/architecture.md, operations).
 pub mod names {
     /// Records received from the source.
     pub const RECORDS_CONSUMED: &str = "cdc_records_consumed_total";

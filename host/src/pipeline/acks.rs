@@ -1,5 +1,5 @@
-//! The ack tracker: per partition, each participant's contiguous durable position, and the
-//! committable position (the minimum over participants) that offsets may move to (DESIGN §3).
+//! The ack tracker: per partition, each participant's contiguous durable position, and the committable
+//! position (the minimum over participants) that offsets may move to (docs/architecture.md, delivery).
 //!
 //! Participants are the enabled sinks; a pipeline without sinks has one participant, the
 //! partition lane itself, so that it still commits. Positions are Kafka "next offsets": the

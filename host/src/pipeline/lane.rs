@@ -69,7 +69,7 @@ pub struct PartitionLane {
     pub acks: Arc<PartitionAcks>,
     /// Backoff for decoding and transforms. A plugin's poison verdict and a record that cannot
     /// be decoded are final: they go to the DLQ without retries.
-    pub retry: super::retry::RetryPolicy,
+    pub retry: super::retry::RetrySettings,
     /// Most records taken into one batch.
     pub batch_size: usize,
     /// Shared state.

@@ -27,7 +27,7 @@ use self::acks::{AckTracker, PartitionAcks, PartitionKey};
 pub use self::context::{Halted, LaneContext, WorkPermit};
 use self::dlq::DeadLetterQueue;
 pub use self::lane::{PartitionLane, SinkBatch};
-use self::retry::RetryPolicy;
+use self::retry::RetrySettings;
 pub use self::sink_lane::SinkLane;
 use crate::decode::Decoder;
 use crate::ops::crash;
@@ -46,7 +46,7 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 const REVOKE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Everything a pipeline needs to run, already validated.
-pub struct PipelineOptions {
+pub struct PipelineSettings {
     /// Consumer settings.
     pub consumer: ConsumerSettings,
     /// Source topics to subscribe to (never DLQ topics).
@@ -54,11 +54,11 @@ pub struct PipelineOptions {
     /// How records are decoded.
     pub decoder: Decoder,
     /// Enabled sinks with their retry policies, in config order.
-    pub sinks: Vec<SinkSpec>,
+    pub sinks: Vec<SinkSettings>,
     /// Transforms in pipeline order.
     pub transforms: Vec<TransformPlugin>,
     /// Backoff for transforms (the platform's retry block).
-    pub transform_retry: RetryPolicy,
+    pub transform_retry: RetrySettings,
     /// Records per partition that may be dispatched and not yet durable before it pauses.
     pub max_buffered_messages: usize,
     /// Most records a partition lane takes into one batch.
@@ -78,11 +78,11 @@ pub struct PipelineOptions {
 
 /// An enabled sink: builds one sink per lane, and the backoff its lanes use.
 #[derive(Clone)]
-pub struct SinkSpec {
+pub struct SinkSettings {
     /// Builds the sink of each lane.
     pub factory: Arc<dyn SinkFactory>,
     /// Backoff for transient failures (the sink's `retry` block).
-    pub retry: RetryPolicy,
+    pub retry: RetrySettings,
 }
 
 /// Why the pipeline stopped.
@@ -152,23 +152,23 @@ impl Lanes {
 /// lanes, makes the final commit and only then closes the consumer, all within
 /// `shutdown_timeout`.
 pub async fn run(
-    options: PipelineOptions,
+    settings: PipelineSettings,
     dlq: Option<Arc<dyn DeadLetterQueue>>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, Error> {
-    let tracker = Arc::new(AckTracker::new(options.sinks.len()));
+    let tracker = Arc::new(AckTracker::new(settings.sinks.len()));
     let commits = metrics.counter(names::COMMITS, "");
     let (consumer, mut assignments) =
-        kafka::subscribe(&options.consumer, &options.topics, tracker.clone(), commits)
-            .map_err(|source| Error::Subscribe { topics: options.topics.clone(), source })?;
-    tracing::info!(topics = ?options.topics, group = options.consumer.group_id.as_str(), "consumer.subscribed");
-    let concurrency =
-        (options.partition_concurrency > 0).then(|| Arc::new(Semaphore::new(options.partition_concurrency)));
+        kafka::subscribe(&settings.consumer, &settings.topics, tracker.clone(), commits)
+            .map_err(|source| Error::Subscribe { topics: settings.topics.clone(), source })?;
+    tracing::info!(topics = ?settings.topics, group = settings.consumer.group_id.as_str(), "consumer.subscribed");
+    let concurrency = (settings.partition_concurrency > 0)
+        .then(|| Arc::new(Semaphore::new(settings.partition_concurrency)));
     let (context, mut halt) = LaneContext::new(
         tracker.clone(),
-        options.decoder.clone(),
+        settings.decoder.clone(),
         dlq,
         health.clone(),
         metrics.clone(),
@@ -186,7 +186,7 @@ pub async fn run(
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut last_commit = Instant::now();
     let mut committing: Option<tokio::task::JoinHandle<()>> = None;
-    let mut lag = LagMonitor::new(options.lag_interval);
+    let mut lag = LagMonitor::new(settings.lag_interval);
     tokio::pin!(shutdown);
 
     let outcome = loop {
@@ -208,13 +208,13 @@ pub async fn run(
             _ = ticker.tick() => {
                 health.tick();
                 let idle = committing.as_ref().is_none_or(tokio::task::JoinHandle::is_finished);
-                if idle && last_commit.elapsed() >= options.commit_interval {
+                if idle && last_commit.elapsed() >= settings.commit_interval {
                     // Commits wait for the broker: one at a time, beside the loop.
                     let consumer = consumer.clone();
                     committing = Some(tokio::task::spawn_blocking(move || commit(&consumer, |_| true)));
                     last_commit = Instant::now();
                 }
-                resume_drained(&consumer, &mut lanes, options.max_buffered_messages);
+                resume_drained(&consumer, &mut lanes, settings.max_buffered_messages);
                 lag.tick(&consumer, &metrics, || {
                     lanes.partitions.iter().map(|(partition, lanes)| (partition.clone(), lanes.acks.committed())).collect()
                 });
@@ -232,7 +232,7 @@ pub async fn run(
                     };
                     drop(message);
                     consumed.add(1);
-                    dispatch(&options, &consumer, &context, &mut lanes, record);
+                    dispatch(&settings, &consumer, &context, &mut lanes, record);
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, "consumer.error");
@@ -242,7 +242,7 @@ pub async fn run(
             },
         }
     };
-    stop(consumer, lanes, &lag, &health, &outcome, options.shutdown_timeout).await;
+    stop(consumer, lanes, &lag, &health, &outcome, settings.shutdown_timeout).await;
     Ok(outcome)
 }
 
@@ -295,7 +295,7 @@ async fn stop(
 }
 
 fn dispatch(
-    options: &PipelineOptions,
+    settings: &PipelineSettings,
     consumer: &KafkaConsumer,
     context: &Arc<LaneContext>,
     lanes: &mut Lanes,
@@ -314,7 +314,7 @@ fn dispatch(
             // A record fetched before a revoke completed: its new owner will read it again.
             return;
         }
-        let started = start_lanes(options, context, &mut lanes.tasks, &partition);
+        let started = start_lanes(settings, context, &mut lanes.tasks, &partition);
         lanes.partitions.insert(partition.clone(), started);
     }
     let partition_lanes = lanes.partitions.get_mut(&partition).expect("lanes were just ensured");
@@ -326,7 +326,7 @@ fn dispatch(
         }
         return;
     }
-    if partition_lanes.acks.in_flight() >= options.max_buffered_messages as i64
+    if partition_lanes.acks.in_flight() >= settings.max_buffered_messages as i64
         && lanes.paused.insert(partition.clone())
     {
         match kafka::set_paused(consumer, &partition, true) {
@@ -339,16 +339,16 @@ fn dispatch(
 /// Spawns the partition lane and its sink lanes, each contained: a panic halts the pipeline
 /// with the lane named.
 fn start_lanes(
-    options: &PipelineOptions,
+    settings: &PipelineSettings,
     context: &Arc<LaneContext>,
     tasks: &mut JoinSet<()>,
     partition: &PartitionKey,
 ) -> PartitionLanes {
     let (sender, record_receiver) = mpsc::unbounded_channel();
     let acks = context.tracker.partition(partition);
-    let mut handles = Vec::with_capacity(options.sinks.len() + 1);
-    let mut transforms: Vec<Box<dyn Transform>> = Vec::with_capacity(options.transforms.len());
-    for plugin in &options.transforms {
+    let mut handles = Vec::with_capacity(settings.sinks.len() + 1);
+    let mut transforms: Vec<Box<dyn Transform>> = Vec::with_capacity(settings.transforms.len());
+    for plugin in &settings.transforms {
         // Instantiating may do blocking WASI I/O (a granted directory).
         match tokio::task::block_in_place(|| plugin.instantiate()) {
             Ok(instance) => transforms.push(Box::new(instance)),
@@ -359,11 +359,11 @@ fn start_lanes(
         }
     }
     let where_ = format!("{}[{}]", partition.0, partition.1);
-    let mut sink_senders = Vec::with_capacity(options.sinks.len());
-    for (participant, sink) in options.sinks.iter().enumerate() {
+    let mut sink_senders = Vec::with_capacity(settings.sinks.len());
+    for (participant, sink) in settings.sinks.iter().enumerate() {
         let (sink_sender, receiver) = mpsc::unbounded_channel();
         sink_senders.push(sink_sender);
-        let lane = SinkLane::new(participant, sink, acks.clone(), options.record_retries, context.clone());
+        let lane = SinkLane::new(participant, sink, acks.clone(), settings.record_retries, context.clone());
         let name = format!("the `{}` sink lane of {where_}", sink.factory.sink_id());
         handles.push(spawn_contained(tasks, context, name, lane.run(receiver)));
     }
@@ -371,8 +371,8 @@ fn start_lanes(
         transforms,
         sinks: sink_senders,
         acks: acks.clone(),
-        retry: options.transform_retry,
-        batch_size: options.batch_size.max(1),
+        retry: settings.transform_retry,
+        batch_size: settings.batch_size.max(1),
         context: context.clone(),
     };
     let name = format!("the partition lane of {where_}");

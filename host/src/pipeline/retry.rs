@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::config::RetryConfig;
 use crate::error::ErrorClass;
 
 /// What to do after a failed attempt.
@@ -25,7 +26,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailurePolicy {
     /// Backoff, and the attempts after which a failing batch is split.
-    pub backoff: RetryPolicy,
+    pub backoff: RetrySettings,
     /// Retries of a record refused alone (a record error) before it is dead-lettered.
     pub record_retries: u32,
 }
@@ -72,7 +73,7 @@ impl FailurePolicy {
 
 /// Backoff settings, from a sink's `retry` block (the platform's `retry` block by default).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
+pub struct RetrySettings {
     /// Attempts before a failure is reported as persistent (it is still retried, never dropped).
     pub max_attempts: u32,
     /// Wait before the second attempt.
@@ -85,7 +86,7 @@ pub struct RetryPolicy {
     pub jitter: bool,
 }
 
-impl RetryPolicy {
+impl RetrySettings {
     /// The wait after failed attempt number `attempt` (1-based), at least the peer's hint.
     pub fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let exponent = attempt.saturating_sub(1).min(64) as i32;
@@ -96,6 +97,18 @@ impl RetryPolicy {
         }
         let wait = Duration::from_secs_f64(wait.max(0.0));
         retry_after.map_or(wait, |hint| wait.max(hint))
+    }
+}
+
+impl From<&RetryConfig> for RetrySettings {
+    fn from(retry: &RetryConfig) -> Self {
+        RetrySettings {
+            max_attempts: retry.max_attempts,
+            initial_wait: retry.initial_wait,
+            max_wait: retry.max_wait,
+            multiplier: retry.multiplier,
+            jitter: retry.jitter,
+        }
     }
 }
 
@@ -114,8 +127,8 @@ fn jitter_fraction() -> f64 {
 mod tests {
     use super::*;
 
-    fn policy(jitter: bool) -> RetryPolicy {
-        RetryPolicy {
+    fn policy(jitter: bool) -> RetrySettings {
+        RetrySettings {
             max_attempts: 5,
             initial_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(10),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::SinkSpec;
+use super::SinkSettings;
 use super::acks::PartitionAcks;
 use super::context::{Halted, LaneContext, WorkPermit};
 use super::dlq::Failure;
@@ -42,7 +42,7 @@ impl SinkLane {
     /// A lane for sink number `participant` of the pipeline.
     pub fn new(
         participant: usize,
-        spec: &SinkSpec,
+        spec: &SinkSettings,
         acks: Arc<PartitionAcks>,
         record_retries: u32,
         context: Arc<LaneContext>,
@@ -60,8 +60,13 @@ impl SinkLane {
         }
     }
 
-    /// Runs until the batch channel closes or the pipeline halts, then closes the sink.
+    /// Opens the sink, runs until the batch channel closes or the pipeline halts, then closes
+    /// the sink.
     pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<SinkBatch>) {
+        if self.open().await.is_err() {
+            self.sink.close().await;
+            return;
+        }
         while let Some(batch) = batches.recv().await {
             if self.deliver(&batch).await.is_err() {
                 break;
@@ -69,6 +74,22 @@ impl SinkLane {
             self.acks.ack(self.participant, batch.next_offset);
         }
         self.sink.close().await;
+    }
+
+    /// Opens the sink, retrying by the policy like a flush.
+    async fn open(&mut self) -> Result<(), Halted> {
+        let mut attempt = 0;
+        while let Err(error) = self.sink.open().await {
+            attempt += 1;
+            match self.policy.decide(error.class, attempt, 0) {
+                Verdict::Retry(wait) => {
+                    self.note_failure(&error, attempt).await;
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::Halt | Verdict::Split | Verdict::DeadLetter => return Err(self.halt(&error)),
+            }
+        }
+        Ok(())
     }
 
     /// Delivers a batch: writes it, then flushes. A flush that fails transiently may have lost
@@ -89,7 +110,7 @@ impl SinkLane {
             // A flush covers many records: none of them can be blamed alone.
             match self.policy.decide(error.class, attempt, 0) {
                 Verdict::Retry(wait) => {
-                    self.note_failure(&error, attempt);
+                    self.note_failure(&error, attempt).await;
                     tokio::time::sleep(wait).await;
                 }
                 Verdict::Halt | Verdict::Split | Verdict::DeadLetter => return Err(self.halt(&error)),
@@ -133,7 +154,7 @@ impl SinkLane {
             let part = pending.front().expect("the failed range is still pending").range.clone();
             match self.policy.decide(error.class, attempt, part.len()) {
                 Verdict::Retry(wait) => {
-                    self.note_failure(&error, attempt);
+                    self.note_failure(&error, attempt).await;
                     tokio::time::sleep(wait).await;
                 }
                 Verdict::Split => {
@@ -173,8 +194,8 @@ impl SinkLane {
     }
 
     /// Counts a retry; once the policy's attempts are spent the sink reports unhealthy on
-    /// `/readyz` while delivery goes on retrying.
-    fn note_failure(&self, error: &SinkError, attempt: u32) {
+    /// `/readyz`, with its own view of its health, while delivery goes on retrying.
+    async fn note_failure(&mut self, error: &SinkError, attempt: u32) {
         self.retries.add(1);
         tracing::warn!(
             sink_id = self.sink_id.as_str(),
@@ -184,7 +205,11 @@ impl SinkLane {
             "pipeline.sink_write_error"
         );
         if attempt >= self.policy.backoff.max_attempts {
-            self.context.health.set_sink(&self.sink_id, Err(chain(error.source.as_ref())));
+            let mut reason = chain(error.source.as_ref());
+            if let Err(health) = self.sink.health().await {
+                reason = format!("{reason} (the sink says: {health})");
+            }
+            self.context.health.set_sink(&self.sink_id, Err(reason));
         }
     }
 }

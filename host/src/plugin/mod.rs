@@ -10,7 +10,7 @@ mod wasm;
 pub use batch::PackedBatch;
 pub use wasm::{
     Capabilities, ConfigParam, GrantedDirectory, Inspection, PluginError, PluginInfo, PluginLimits,
-    PluginRuntime, PluginSpec, PluginWorld, SinkInstance, SinkPlugin, TransformInstance, TransformOutput,
+    PluginRuntime, PluginSettings, PluginWorld, SinkInstance, SinkPlugin, TransformInstance, TransformOutput,
     TransformPlugin, inspect,
 };
 

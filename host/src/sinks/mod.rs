@@ -4,11 +4,33 @@ pub mod wasm;
 pub mod webhook;
 
 use std::fmt;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use crate::config::{SinkConfig, SinkKind};
 use crate::error::{BoxError, Classify, ErrorClass};
 use crate::event::ChangeEvent;
+use crate::plugin::PluginRuntime;
+
+/// The registry of sink kinds: the factory of an enabled sink, from its validated config. A new
+/// sink is a folder beside this file and one arm here. A kind this build cannot run yet is an
+/// error naming the sink.
+pub fn factory(sink: &SinkConfig, plugins: &PluginRuntime) -> anyhow::Result<Arc<dyn SinkFactory>> {
+    let id = sink.sink_id.as_str();
+    let factory: Arc<dyn SinkFactory> = match &sink.kind {
+        SinkKind::Webhook(config) => Arc::new(
+            webhook::WebhookFactory::new(id, &webhook::WebhookSettings::from_config(config))
+                .map_err(|reason| anyhow::anyhow!("sink `{id}`: {reason}"))?,
+        ),
+        SinkKind::Wasm(config) => Arc::new(wasm::WasmSinkFactory::load(id, config, plugins)?),
+        SinkKind::Postgres(_) | SinkKind::Iceberg(_) => {
+            let sink_type = sink.sink_type().as_str();
+            anyhow::bail!("sink `{id}`: sink_type `{sink_type}` is not available in this build yet")
+        }
+    };
+    Ok(factory)
+}
 
 /// A destination for change events.
 ///
@@ -18,8 +40,15 @@ use crate::event::ChangeEvent;
 /// delivered only once `flush` has returned `Ok`: then, and only then, may offsets move past
 /// them. After an error the pipeline calls `write` again with the events not yet accepted,
 /// after settling the one the error names (retried or dead-lettered), so that nothing is
-/// written before an event it follows. `close` is called once when the lane ends.
+/// written before an event it follows. The lane calls `open` once before the first write,
+/// `health` while a failure persists (its answer goes to `/readyz`), and `close` once, last.
 pub trait Sink: Send {
+    /// Connects or prepares; an error is settled like a failed flush (retried when transient,
+    /// halting when fatal).
+    fn open(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Writes events in order. On `Err`, [`SinkError::accepted`] tells how many leading events
     /// were accepted before the failure; no event after them was written (a sink that cannot
     /// take back later writes gets them again, after the failed one).
@@ -27,6 +56,11 @@ pub trait Sink: Send {
 
     /// Makes every accepted event durable.
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>>;
+
+    /// The sink's own view of whether it can deliver now; `Err` says why not.
+    fn health(&mut self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Releases what the sink holds (connections, a plugin instance); called once, last.
     fn close(&mut self) -> BoxFuture<'_, ()> {

@@ -9,9 +9,10 @@
 
 use futures::future::BoxFuture;
 
+use crate::config::PluginConfig;
 use crate::error::{Classify, ErrorClass};
 use crate::event::ChangeEvent;
-use crate::plugin::{PluginError, SinkInstance, SinkPlugin};
+use crate::plugin::{PluginError, PluginRuntime, PluginSettings, SinkInstance, SinkPlugin};
 use crate::sinks::{Sink, SinkError, SinkFactory};
 
 /// Builds one wasm sink instance per lane.
@@ -24,6 +25,16 @@ impl WasmSinkFactory {
     /// A factory for a loaded sink plugin.
     pub fn new(sink_id: &str, plugin: SinkPlugin) -> Self {
         WasmSinkFactory { sink_id: sink_id.to_owned(), plugin }
+    }
+
+    /// Loads the sink plugin of `config` and opens (and closes) one instance, so that a plugin
+    /// refusing its config fails the start.
+    pub fn load(sink_id: &str, config: &PluginConfig, runtime: &PluginRuntime) -> anyhow::Result<Self> {
+        let plugin = SinkPlugin::load(runtime, PluginSettings::from_config(sink_id, config)?)?;
+        // Opening may do blocking WASI I/O (a granted directory).
+        tokio::task::block_in_place(|| plugin.instantiate().map(|mut instance| instance.close()))?;
+        tracing::info!(sink_id, "plugin.loaded");
+        Ok(Self::new(sink_id, plugin))
     }
 }
 
@@ -109,6 +120,20 @@ impl Sink for WasmSink {
             self.call(|instance| instance.flush(&checkpoint)).map_err(|error| self.failed(error))?;
             self.checkpoint = None;
             Ok(())
+        })
+    }
+
+    fn open(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move { self.call(|_| Ok(())).map_err(|error| self.failed(error)) })
+    }
+
+    fn health(&mut self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match &mut self.instance {
+                // Asking may run the plugin: under its deadline, where blocking is allowed.
+                Some(instance) => tokio::task::block_in_place(|| instance.health()),
+                None => Err("no live instance (the last one trapped)".to_owned()),
+            }
         })
     }
 

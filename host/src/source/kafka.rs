@@ -24,6 +24,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use crate::config::{AuthMechanism, AutoOffsetReset, KafkaConfig};
 use crate::ops::metrics::Counter;
 use crate::pipeline::acks::{AckTracker, PartitionKey};
 
@@ -182,6 +183,60 @@ impl std::fmt::Debug for ConsumerSettings {
             .field("properties", &keys)
             .finish()
     }
+}
+
+impl ConsumerSettings {
+    /// The consumer of a pipeline: the connection, then `kafka:`'s consumer tuning.
+    pub fn from_config(kafka: &KafkaConfig) -> Self {
+        let mut properties = connection_properties(kafka);
+        let auto_offset_reset = match kafka.auto_offset_reset {
+            AutoOffsetReset::Earliest => "earliest",
+            AutoOffsetReset::Latest => "latest",
+        };
+        properties.extend([
+            ("auto.offset.reset".to_owned(), auto_offset_reset.to_owned()),
+            ("session.timeout.ms".to_owned(), kafka.session_timeout.as_millis().to_string()),
+            ("max.poll.interval.ms".to_owned(), kafka.max_poll_interval.as_millis().to_string()),
+            ("fetch.min.bytes".to_owned(), kafka.fetch_min_bytes.to_string()),
+            ("fetch.wait.max.ms".to_owned(), kafka.fetch_max_wait.as_millis().to_string()),
+        ]);
+        ConsumerSettings { group_id: kafka.group_id.clone(), properties }
+    }
+}
+
+/// librdkafka properties every Kafka client of a pipeline shares (consumer, DLQ producer):
+/// brokers and security.
+pub fn connection_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
+    let mut properties = vec![
+        ("bootstrap.servers".to_owned(), kafka.bootstrap_servers.clone()),
+        ("security.protocol".to_owned(), kafka.security_protocol.as_str().to_owned()),
+    ];
+    let mechanism = match kafka.auth_mechanism {
+        AuthMechanism::None | AuthMechanism::SaslIam => None,
+        AuthMechanism::SaslPlain => Some("PLAIN"),
+        AuthMechanism::SaslScram256 => Some("SCRAM-SHA-256"),
+        AuthMechanism::SaslScram512 => Some("SCRAM-SHA-512"),
+        AuthMechanism::SaslOauthbearer => Some("OAUTHBEARER"),
+    };
+    if let Some(mechanism) = mechanism {
+        properties.push(("sasl.mechanism".into(), mechanism.into()));
+    }
+    if let Some(username) = &kafka.sasl_username {
+        properties.push(("sasl.username".into(), username.clone()));
+    }
+    if let Some(password) = &kafka.sasl_password {
+        properties.push(("sasl.password".into(), password.expose().to_owned()));
+    }
+    for (key, value) in [
+        ("ssl.ca.location", &kafka.ssl_ca_location),
+        ("ssl.certificate.location", &kafka.ssl_certificate_location),
+        ("ssl.key.location", &kafka.ssl_key_location),
+    ] {
+        if let Some(value) = value {
+            properties.push((key.into(), value.clone()));
+        }
+    }
+    properties
 }
 
 /// Creates the consumer and subscribes it to `topics`.

@@ -1,7 +1,7 @@
-//! `cdc plugin`: the author's loop (DESIGN §4): `new` renders a project from the SDK and the
-//! template this binary carries, `build` compiles it to a component, `test` runs a component in
-//! the real host against recorded change events, `inspect` shows what a component says about
-//! itself. One file per subcommand.
+//! `cdc plugin`: the author's loop (docs/architecture.md, plugins): `new` renders a project from the SDK and
+//! the template this binary carries, `build` compiles it to a component, `test` runs a component in the real
+//! host against recorded change events, `inspect` shows what a component says about itself. One file per
+//! subcommand.
 
 mod build;
 mod inspect;

@@ -21,7 +21,7 @@ use crate::error::{Classify, ErrorClass};
 use crate::event::{self, ChangeEvent, Op, Position, SourceInfo, TableId};
 use crate::ops::telemetry::{self, LogFormat};
 use crate::plugin::{
-    Capabilities, GrantedDirectory, PluginError, PluginLimits, PluginRuntime, PluginSpec, PluginWorld,
+    Capabilities, GrantedDirectory, PluginError, PluginLimits, PluginRuntime, PluginSettings, PluginWorld,
     SinkPlugin, TransformPlugin,
 };
 
@@ -52,7 +52,7 @@ pub(super) fn run(args: &TestArgs) -> Outcome {
             PluginWorld::Sink => Kind::Sink,
         },
     };
-    let spec = PluginSpec {
+    let spec = PluginSettings {
         name: args
             .plugin
             .file_stem()
@@ -90,7 +90,7 @@ pub(super) fn run(args: &TestArgs) -> Outcome {
 
 fn run_transform(
     runtime: &PluginRuntime,
-    spec: PluginSpec,
+    spec: PluginSettings,
     events: &[ChangeEvent],
     at: impl Fn(usize) -> String,
 ) -> Result<Vec<Json>, Failure> {
@@ -111,7 +111,7 @@ fn run_transform(
 
 fn run_sink(
     runtime: &PluginRuntime,
-    spec: PluginSpec,
+    spec: PluginSettings,
     events: &[ChangeEvent],
     at: impl Fn(usize) -> String,
 ) -> Result<Vec<Json>, Failure> {

@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, watch};
 use super::LaneContext;
 use super::acks::{AckTracker, PartitionKey};
 use super::dlq::DeadLetterQueue;
-use super::retry::RetryPolicy;
+use super::retry::RetrySettings;
 use crate::decode::Decoder;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
@@ -25,8 +25,8 @@ fn partition(number: i32) -> PartitionKey {
 }
 
 /// Backoff short enough for tests that retry.
-fn quick_retry() -> RetryPolicy {
-    RetryPolicy {
+fn quick_retry() -> RetrySettings {
+    RetrySettings {
         max_attempts: 3,
         initial_wait: Duration::from_millis(1),
         max_wait: Duration::from_millis(5),
@@ -36,8 +36,8 @@ fn quick_retry() -> RetryPolicy {
 }
 
 /// Backoff so long that a test finishing in time proves nothing waited.
-fn glacial_retry() -> RetryPolicy {
-    RetryPolicy {
+fn glacial_retry() -> RetrySettings {
+    RetrySettings {
         initial_wait: Duration::from_secs(600),
         max_wait: Duration::from_secs(600),
         ..quick_retry()

@@ -7,8 +7,8 @@ use super::{Harness, TOPIC, glacial_retry, partition, quick_retry};
 use crate::error::ErrorClass;
 use crate::event::ChangeEvent;
 use crate::pipeline::lane::SinkBatch;
-use crate::pipeline::retry::RetryPolicy;
-use crate::pipeline::{SinkLane, SinkSpec};
+use crate::pipeline::retry::RetrySettings;
+use crate::pipeline::{SinkLane, SinkSettings};
 use crate::testing::{self, Fault, ScriptedSinkFactory};
 
 /// Events of keys `1..=count` at offsets `0..count` of partition 0.
@@ -39,7 +39,7 @@ fn offset_of(event: &ChangeEvent) -> i64 {
 async fn deliver(
     harness: &Harness,
     factory: &ScriptedSinkFactory,
-    retry: RetryPolicy,
+    retry: RetrySettings,
     record_retries: u32,
     batches: Vec<SinkBatch>,
 ) -> tokio::task::JoinHandle<()> {
@@ -49,7 +49,7 @@ async fn deliver(
             acks.dispatched(record.offset);
         }
     }
-    let spec = SinkSpec { factory: Arc::new(factory.clone()), retry };
+    let spec = SinkSettings { factory: Arc::new(factory.clone()), retry };
     let lane = SinkLane::new(0, &spec, acks, record_retries, harness.context.clone());
     let (sender, receiver) = mpsc::unbounded_channel();
     for batch in batches {
@@ -151,6 +151,8 @@ async fn a_transient_failure_holds_the_partition_and_never_dead_letters() {
     assert!(harness.dlq.offsets().is_empty());
     assert_eq!(harness.committable(0), None, "nothing acked past the held record");
     assert!(factory.log().writes.len() > 10, "retried: {:?}", factory.log().writes.len());
+    let readiness = harness.context.health.readiness().1.to_string();
+    assert!(readiness.contains("the sink says: failing as its script says"), "{readiness}");
     lane.abort();
 }
 
@@ -185,6 +187,6 @@ async fn a_failed_flush_writes_the_batch_again_and_the_sink_is_closed_at_the_end
     assert_eq!(log.failed_flushes, 2);
     assert_eq!(log.durable, vec![id(0), id(1), id(2)]);
     assert_eq!(log.writes, vec![3, 3, 3]);
-    assert_eq!(log.closed, 1);
+    assert_eq!((log.opened, log.closed), (1, 1), "opened before the first write, closed last");
     assert_eq!(harness.committable(0), Some(3));
 }

@@ -1,6 +1,6 @@
 //! The compiled-component cache: a plugin is compiled once per wasmtime version, engine
 //! configuration and plugin content, and later starts deserialize the artefact instead of
-//! compiling again (DESIGN §4, fast start).
+//! compiling again (docs/architecture.md, plugins, fast start).
 //!
 //! Artefacts are native code, so they are trusted only as written: each sits beside the sha256
 //! of its bytes, checked before use, in a directory only this user can write. Anything that does

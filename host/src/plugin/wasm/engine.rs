@@ -13,7 +13,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::bindings::transform::Transform;
 use super::cache::ComponentCache;
 use super::state::InstanceState;
-use super::{PluginError, PluginSpec};
+use super::{PluginError, PluginSettings};
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -72,7 +72,7 @@ impl PluginRuntime {
     /// `cdc:plugin/host`. The result is shared by all instances.
     pub(super) fn link(
         &self,
-        spec: &PluginSpec,
+        spec: &PluginSettings,
     ) -> Result<(Component, InstancePre<InstanceState>), PluginError> {
         let component = self.compile(spec)?;
         let link_error = |error: wasmtime::Error| PluginError::Load {
@@ -90,7 +90,7 @@ impl PluginRuntime {
     }
 
     /// Reads, verifies (sha256 pin) and compiles a component.
-    pub(super) fn compile(&self, spec: &PluginSpec) -> Result<Component, PluginError> {
+    pub(super) fn compile(&self, spec: &PluginSettings) -> Result<Component, PluginError> {
         let load_error = |reason: String| PluginError::Load {
             plugin: spec.name.clone(),
             path: spec.path.display().to_string(),

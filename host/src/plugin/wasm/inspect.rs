@@ -7,7 +7,7 @@ use std::path::Path;
 use super::bindings::{sink, transform, types};
 use super::engine::PluginRuntime;
 use super::instance::{self, arm_deadline};
-use super::{Capabilities, PluginError, PluginLimits, PluginSpec};
+use super::{Capabilities, PluginError, PluginLimits, PluginSettings};
 
 /// The `cdc:plugin` world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub struct Inspection {
 /// Compiles the component at `path`, instantiates it with the default limits and no
 /// capabilities, without configuring or opening it, and calls its `describe` export.
 pub fn inspect(runtime: &PluginRuntime, path: &Path) -> Result<Inspection, PluginError> {
-    let spec = PluginSpec {
+    let spec = PluginSettings {
         name: path.file_stem().map_or_else(|| "plugin".into(), |stem| stem.to_string_lossy().into_owned()),
         path: path.to_owned(),
         sha256: None,

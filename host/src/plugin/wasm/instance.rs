@@ -6,11 +6,11 @@ use wasmtime::{Engine, Store};
 use super::bindings::types;
 use super::engine::EPOCH_TICK;
 use super::state::InstanceState;
-use super::{PluginError, PluginLimits, PluginSpec};
+use super::{PluginError, PluginLimits, PluginSettings};
 use crate::error::ErrorClass;
 
 /// A fresh store for one instance of `spec`, with a deadline far enough away for instantiation.
-pub(super) fn new_store(engine: &Engine, spec: &PluginSpec) -> Result<Store<InstanceState>, PluginError> {
+pub(super) fn new_store(engine: &Engine, spec: &PluginSettings) -> Result<Store<InstanceState>, PluginError> {
     let state = InstanceState::new(spec).map_err(|reason| PluginError::Load {
         plugin: spec.name.clone(),
         path: spec.path.display().to_string(),
@@ -31,7 +31,7 @@ pub(super) fn arm_deadline(store: &mut Store<InstanceState>, limits: &PluginLimi
 
 /// A trap, deadline or memory fault of a call: a fault of the plugin, described in the trap's
 /// own words, without the wasm backtrace that would flood logs and DLQ headers.
-pub(super) fn trap(spec: &PluginSpec, call: &'static str, trap: &wasmtime::Error) -> PluginError {
+pub(super) fn trap(spec: &PluginSettings, call: &'static str, trap: &wasmtime::Error) -> PluginError {
     let reason = match trap.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => format!("deadline of {:?} exceeded", spec.limits.call_timeout),
         Some(code) => code.to_string(),
@@ -48,7 +48,7 @@ pub(super) fn trap(spec: &PluginSpec, call: &'static str, trap: &wasmtime::Error
 }
 
 /// An error the plugin returned, with the class it gave.
-pub(super) fn returned(spec: &PluginSpec, call: &'static str, error: types::PluginError) -> PluginError {
+pub(super) fn returned(spec: &PluginSettings, call: &'static str, error: types::PluginError) -> PluginError {
     PluginError::Returned {
         plugin: spec.name.clone(),
         call,
@@ -58,7 +58,7 @@ pub(super) fn returned(spec: &PluginSpec, call: &'static str, error: types::Plug
 }
 
 /// A broken promise of the protocol (bad offsets, output too large, unreadable records).
-pub(super) fn protocol(spec: &PluginSpec, call: &'static str, reason: String) -> PluginError {
+pub(super) fn protocol(spec: &PluginSettings, call: &'static str, reason: String) -> PluginError {
     PluginError::Protocol { plugin: spec.name.clone(), call, reason }
 }
 

@@ -44,7 +44,7 @@ impl Default for PluginLimits {
 
 /// What the host needs to load a plugin.
 #[derive(Debug, Clone)]
-pub struct PluginSpec {
+pub struct PluginSettings {
     /// The name the pipeline gives the plugin (used in logs, metrics and errors).
     pub name: String,
     /// Path of the `.wasm` component.
@@ -57,6 +57,33 @@ pub struct PluginSpec {
     pub limits: PluginLimits,
     /// What the plugin may reach beyond its sandbox; nothing by default.
     pub capabilities: Capabilities,
+}
+
+impl PluginSettings {
+    /// The settings of the plugin a pipeline names `name`, from its `plugin:` block.
+    pub fn from_config(name: &str, plugin: &crate::config::PluginConfig) -> Result<Self, serde_json::Error> {
+        let directory = plugin.directory.as_ref().map(|directory| GrantedDirectory {
+            host_path: directory.path.clone(),
+            mount: directory.mount.clone(),
+            read_only: directory.read_only,
+        });
+        Ok(PluginSettings {
+            name: name.to_owned(),
+            path: plugin.path.clone(),
+            sha256: plugin.sha256.clone(),
+            config_json: serde_json::to_string(&plugin.config)?,
+            limits: PluginLimits {
+                memory_bytes: usize::try_from(plugin.limits.memory_bytes()).unwrap_or(usize::MAX),
+                call_timeout: plugin.limits.call_timeout,
+                max_output_bytes: usize::try_from(plugin.limits.max_output_bytes).unwrap_or(usize::MAX),
+            },
+            capabilities: Capabilities {
+                env: plugin.env.clone(),
+                directory,
+                allowed_hosts: plugin.allowed_hosts.clone(),
+            },
+        })
+    }
 }
 
 /// Capabilities granted to a plugin by the pipeline. The default grants nothing.

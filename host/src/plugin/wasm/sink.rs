@@ -10,7 +10,7 @@ use super::bindings::types;
 use super::engine::PluginRuntime;
 use super::instance::{self, arm_deadline};
 use super::state::InstanceState;
-use super::{PluginError, PluginSpec};
+use super::{PluginError, PluginSettings};
 use crate::event::ChangeEvent;
 use crate::plugin::PackedBatch;
 
@@ -21,7 +21,7 @@ pub struct SinkPlugin {
 }
 
 struct Shared {
-    spec: PluginSpec,
+    spec: PluginSettings,
     pre: bindings::SinkPre<InstanceState>,
     engine: wasmtime::Engine,
 }
@@ -39,7 +39,7 @@ struct Live {
 
 impl SinkPlugin {
     /// Compiles and links a sink component.
-    pub fn load(runtime: &PluginRuntime, spec: PluginSpec) -> Result<Self, PluginError> {
+    pub fn load(runtime: &PluginRuntime, spec: PluginSettings) -> Result<Self, PluginError> {
         let (_, pre) = runtime.link(&spec)?;
         let pre = bindings::SinkPre::new(pre).map_err(|error| PluginError::Load {
             plugin: spec.name.clone(),

@@ -9,7 +9,7 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use super::PluginSpec;
+use super::PluginSettings;
 use super::bindings::{host, types};
 
 /// Data owned by one plugin instance's store.
@@ -25,7 +25,7 @@ pub(super) struct InstanceState {
 impl InstanceState {
     /// A state that grants only what `spec` names: the values of its env vars and its
     /// directory, HTTP to its allowed hosts. No sockets, no args, no other files; stdio is discarded.
-    pub(super) fn new(spec: &PluginSpec) -> Result<Self, String> {
+    pub(super) fn new(spec: &PluginSettings) -> Result<Self, String> {
         let mut wasi = WasiCtx::builder();
         for name in &spec.capabilities.env {
             if let Ok(value) = std::env::var(name) {

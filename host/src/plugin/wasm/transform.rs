@@ -10,7 +10,7 @@ use super::bindings::types;
 use super::engine::PluginRuntime;
 use super::instance::{self, arm_deadline};
 use super::state::InstanceState;
-use super::{PluginError, PluginSpec};
+use super::{PluginError, PluginSettings};
 use crate::event::{self, ChangeEvent};
 use crate::plugin::PackedBatch;
 
@@ -23,7 +23,7 @@ pub struct TransformPlugin {
 }
 
 struct Shared {
-    spec: PluginSpec,
+    spec: PluginSettings,
     pre: bindings::TransformPre<InstanceState>,
     engine: wasmtime::Engine,
 }
@@ -50,7 +50,7 @@ struct Live {
 
 impl TransformPlugin {
     /// Compiles and links a transform component.
-    pub fn load(runtime: &PluginRuntime, spec: PluginSpec) -> Result<Self, PluginError> {
+    pub fn load(runtime: &PluginRuntime, spec: PluginSettings) -> Result<Self, PluginError> {
         let (_, pre) = runtime.link(&spec)?;
         let pre = bindings::TransformPre::new(pre).map_err(|error| PluginError::Load {
             plugin: spec.name.clone(),

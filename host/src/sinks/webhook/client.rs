@@ -1,22 +1,20 @@
-//! The webhook's HTTP side: one request per event, each answer classed by its status (see
+//! The webhook's HTTP client: one request per event, each answer classed by its status (see
 //! [`StatusClasses`]): 2xx delivered; 400, 413, 415 and 422 refuse this payload (a record
 //! error); 401 and 403 refuse the credentials (fatal); every other status, and connection,
 //! TLS and timeout errors, are transient, retried after the peer's `Retry-After`.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
 use super::request;
+use crate::config::WebhookSinkConfig;
 pub use crate::config::WebhookStatusClass as StatusClass;
 use crate::error::{ErrorClass, chain};
 use crate::event::ChangeEvent;
-use crate::sinks::{Sink, SinkError, SinkFactory};
 
 /// The header that carries the event's stable id, the same on every redelivery.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -48,7 +46,7 @@ impl StatusClasses {
 
 /// Settings of a webhook sink, taken from its validated config.
 #[derive(Clone)]
-pub struct WebhookOptions {
+pub struct WebhookSettings {
     /// Endpoint URL.
     pub url: String,
     /// HTTP method (POST, PUT or PATCH).
@@ -63,9 +61,27 @@ pub struct WebhookOptions {
     pub status_classes: StatusClasses,
 }
 
-impl fmt::Debug for WebhookOptions {
+impl WebhookSettings {
+    /// The settings of a `webhook:` block.
+    pub fn from_config(config: &WebhookSinkConfig) -> Self {
+        WebhookSettings {
+            url: config.url.clone(),
+            method: config.method.clone(),
+            headers: config
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+                .collect(),
+            timeout: config.timeout,
+            auth_token: config.auth_token.as_ref().map(|token| token.expose().to_owned()),
+            status_classes: StatusClasses { overrides: config.status_classes.clone() },
+        }
+    }
+}
+
+impl fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookOptions")
+        f.debug_struct("WebhookSettings")
             .field("url", &self.url)
             .field("method", &self.method)
             .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
@@ -100,13 +116,8 @@ pub enum WebhookError {
     },
 }
 
-/// Builds webhook sinks that share one HTTP client.
-pub struct WebhookFactory {
-    sink_id: String,
-    shared: Arc<Shared>,
-}
-
-struct Shared {
+/// The HTTP side of a webhook sink, shared by its lanes: one request per event.
+pub struct WebhookClient {
     client: reqwest::Client,
     method: Method,
     url: String,
@@ -114,26 +125,20 @@ struct Shared {
     status_classes: StatusClasses,
 }
 
-/// A webhook sink for one lane.
-struct WebhookSink {
-    sink_id: String,
-    shared: Arc<Shared>,
-}
-
-impl WebhookFactory {
-    /// Validates the options and builds the HTTP client.
-    pub fn new(sink_id: &str, options: &WebhookOptions) -> Result<Self, String> {
-        let method = Method::from_bytes(options.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("`{}` is not an HTTP method", options.method))?;
+impl WebhookClient {
+    /// Validates the settings and builds the HTTP client.
+    pub fn new(settings: &WebhookSettings) -> Result<Self, String> {
+        let method = Method::from_bytes(settings.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("`{}` is not an HTTP method", settings.method))?;
         let mut headers = HeaderMap::new();
-        for (name, value) in &options.headers {
+        for (name, value) in &settings.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("`{name}` is not a valid header name"))?;
             let value = HeaderValue::from_str(value)
                 .map_err(|_| format!("the value of header `{name}` is not valid"))?;
             headers.insert(name, value);
         }
-        if let Some(token) = &options.auth_token {
+        if let Some(token) = &settings.auth_token {
             let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| "auth_token holds characters not allowed in a header".to_owned())?;
             value.set_sensitive(true);
@@ -141,66 +146,34 @@ impl WebhookFactory {
         }
         headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let client = reqwest::Client::builder()
-            .timeout(options.timeout)
+            .timeout(settings.timeout)
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {}", chain(&error)))?;
-        let shared = Shared {
+        Ok(WebhookClient {
             client,
             method,
-            url: options.url.clone(),
+            url: settings.url.clone(),
             headers,
-            status_classes: options.status_classes.clone(),
-        };
-        Ok(WebhookFactory { sink_id: sink_id.to_owned(), shared: Arc::new(shared) })
-    }
-}
-
-impl SinkFactory for WebhookFactory {
-    fn sink_id(&self) -> &str {
-        &self.sink_id
-    }
-
-    fn build(&self) -> Box<dyn Sink> {
-        Box::new(WebhookSink { sink_id: self.sink_id.clone(), shared: self.shared.clone() })
-    }
-}
-
-impl Sink for WebhookSink {
-    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            // One request at a time keeps per-key order; the first failure stops the write.
-            for (index, event) in events.iter().enumerate() {
-                self.send(event)
-                    .await
-                    .map_err(|(class, error)| SinkError::event(&self.sink_id, index, class, error))?;
-            }
-            Ok(())
+            status_classes: settings.status_classes.clone(),
         })
     }
 
-    fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
-        // Every accepted request was answered with 2xx: nothing is buffered.
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl WebhookSink {
-    async fn send(&self, event: &ChangeEvent) -> Result<(), (ErrorClass, WebhookError)> {
-        let shared = &self.shared;
-        let response = shared
+    /// Sends one event; `Err` with the class of the failure unless its status delivers it.
+    pub async fn send(&self, event: &ChangeEvent) -> Result<(), (ErrorClass, WebhookError)> {
+        let response = self
             .client
-            .request(shared.method.clone(), &shared.url)
-            .headers(shared.headers.clone())
+            .request(self.method.clone(), &self.url)
+            .headers(self.headers.clone())
             .header(IDEMPOTENCY_HEADER, event.idempotency_id())
             .json(&request::payload(event))
             .send()
             .await
             .map_err(|error| {
-                let error = WebhookError::Request { url: shared.url.clone(), source: error.without_url() };
+                let error = WebhookError::Request { url: self.url.clone(), source: error.without_url() };
                 (ErrorClass::TRANSIENT, error)
             })?;
         let status = response.status();
-        let class = match shared.status_classes.of(status) {
+        let class = match self.status_classes.of(status) {
             StatusClass::Delivered => return Ok(()),
             StatusClass::Transient => {
                 let retry_after = response.headers().get(RETRY_AFTER).and_then(|value| value.to_str().ok());
@@ -213,7 +186,7 @@ impl WebhookSink {
         };
         let body = response.text().await.unwrap_or_default();
         let body: String = body.chars().take(200).collect();
-        Err((class, WebhookError::Status { url: shared.url.clone(), status, body }))
+        Err((class, WebhookError::Status { url: self.url.clone(), status, body }))
     }
 }
 
@@ -268,7 +241,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_token() {
-        let options = WebhookOptions {
+        let options = WebhookSettings {
             url: "http://127.0.0.1:1/hook".into(),
             method: "POST".into(),
             headers: vec![("x-api-key".into(), "header-secret".into())],
