@@ -14,6 +14,10 @@
 //! * **glue**: the glue call alone, natively, on a batch packed beforehand: the plugin's share of
 //!   the work. **guest** = wasm - (native - glue): the same share inside the sandbox (copies in
 //!   and out of linear memory, the call under its deadline, the glue compiled to wasm).
+//! * **pack** and **read**: the host's share, measured alone: packing the events into the wire
+//!   batch, and reading the plugin's output records back into events. **via value** packs the
+//!   way the host did before it serialized straight into the buffer (a JSON value built per
+//!   event, then written): the baseline of the same run.
 //!
 //! Each figure is the median of several samples of ~80 ms. Run it in release:
 //! `cargo bench -p cdc-tests --bench transform`. `CDC_BENCH_PYTHON=1` adds the Python plugin
@@ -63,7 +67,7 @@ fn main() {
     println!("bench-mask: {} ({} KiB)", wasm.display(), file_kib(&wasm));
     println!();
     println!(
-        "{:>6} {:>10} {:>14} {:>14} {:>8} {:>12} {:>12} {:>11}",
+        "{:>6} {:>10} {:>14} {:>14} {:>8} {:>12} {:>12} {:>11} {:>12} {:>12} {:>12}",
         "batch",
         "event",
         "native ns/rec",
@@ -71,7 +75,10 @@ fn main() {
         "ratio",
         "glue ns/rec",
         "guest ns/rec",
-        "guest/glue"
+        "guest/glue",
+        "pack ns/rec",
+        "via value",
+        "read ns/rec"
     );
     for size in EVENT_SIZES {
         for batch_size in BATCH_SIZES {
@@ -100,8 +107,28 @@ fn main() {
             // The host's share (packing, reading back) is the same on both sides; what is left
             // of the wasm figure is the guest's share: copies in and out, the call, the glue in wasm.
             let guest_ns = wasm_ns - (native_ns - glue_ns);
+            let pack_ns = per_record(batch_size, || {
+                black_box(PackedBatch::from_events(black_box(&events)));
+            });
+            let via_value_ns = per_record(batch_size, || {
+                let mut data = Vec::with_capacity(events.len() * 256);
+                for event in black_box(&events) {
+                    serde_json::to_writer(&mut data, &event::to_wire(event)).expect("JSON");
+                }
+                black_box(data);
+            });
+            let output = glue::transform(&mut native, &packed.data, &packed.ends).expect("transforms");
+            let records = PackedBatch { data: output.records.data, ends: output.records.ends };
+            let read_ns = per_record(batch_size, || {
+                for (index, &origin) in output.origins.iter().enumerate() {
+                    let bytes = records.record(index).expect("a record per origin");
+                    black_box(
+                        event::from_wire(black_box(bytes), &events[origin as usize]).expect("wire JSON"),
+                    );
+                }
+            });
             println!(
-                "{:>6} {:>8} B {:>14.0} {:>14.0} {:>7.2}x {:>12.0} {:>12.0} {:>10.2}x",
+                "{:>6} {:>8} B {:>14.0} {:>14.0} {:>7.2}x {:>12.0} {:>12.0} {:>10.2}x {:>12.0} {:>12.0} {:>12.0}",
                 batch_size,
                 wire_bytes,
                 native_ns,
@@ -109,7 +136,10 @@ fn main() {
                 wasm_ns / native_ns,
                 glue_ns,
                 guest_ns,
-                guest_ns / glue_ns
+                guest_ns / glue_ns,
+                pack_ns,
+                via_value_ns,
+                read_ns
             );
         }
     }

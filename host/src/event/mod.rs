@@ -265,5 +265,9 @@ impl ChangeEvent {
 }
 
 mod json;
+#[cfg(test)]
+mod sample;
+mod wire;
 
-pub use json::{WireError, from_wire, to_debezium_key, to_debezium_value, to_wire};
+pub use json::{to_debezium_key, to_debezium_value};
+pub use wire::{WireError, from_wire, to_wire, write_wire};

@@ -20,9 +20,7 @@ impl PackedBatch {
             ends: Vec::with_capacity(events.len()),
         };
         for event in events {
-            // Writing JSON into a Vec cannot fail.
-            serde_json::to_writer(&mut batch.data, &event::to_wire(event))
-                .expect("serializing JSON into memory cannot fail");
+            event::write_wire(event, &mut batch.data);
             batch.ends.push(batch.data.len() as u32);
         }
         batch
