@@ -361,7 +361,7 @@ impl Transform for NativeTransform {
                         plugin: self.name.clone(),
                         call: "transform",
                         class,
-                        message: format!("refused offset {}", event.position.to_id()),
+                        message: format!("refused offset {}", event.position),
                     },
                 )),
                 Step::Trap => {

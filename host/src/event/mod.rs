@@ -198,12 +198,12 @@ pub enum Position {
     Lsn(u64),
 }
 
-impl Position {
-    /// The position as text: `topic/partition/offset`, or `lsn/<hex>`.
-    pub fn to_id(&self) -> String {
+impl fmt::Display for Position {
+    /// `topic/partition/offset`, or `lsn/<hex>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Position::Kafka { topic, partition, offset } => format!("{topic}/{partition}/{offset}"),
-            Position::Lsn(lsn) => format!("lsn/{lsn:X}"),
+            Position::Kafka { topic, partition, offset } => write!(f, "{topic}/{partition}/{offset}"),
+            Position::Lsn(lsn) => write!(f, "lsn/{lsn:X}"),
         }
     }
 }
@@ -257,9 +257,23 @@ impl ChangeEvent {
     /// record, followed by `/<n>` for its n-th further event (`orders/0/12/1`). Kafka topic
     /// names cannot hold `/`, so the id is unambiguous.
     pub fn idempotency_id(&self) -> String {
-        match self.output_index {
-            0 => self.position.to_id(),
-            index => format!("{}/{index}", self.position.to_id()),
+        self.id().to_string()
+    }
+
+    /// The idempotency id as something to write, without building the string first.
+    pub fn id(&self) -> EventId<'_> {
+        EventId(self)
+    }
+}
+
+/// An event's idempotency id, written by its `Display` (see [`ChangeEvent::idempotency_id`]).
+pub struct EventId<'a>(&'a ChangeEvent);
+
+impl fmt::Display for EventId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.output_index {
+            0 => write!(f, "{}", self.0.position),
+            index => write!(f, "{}/{index}", self.0.position),
         }
     }
 }

@@ -5,15 +5,13 @@
 //! [`write_wire`] serializes straight into the batch buffer, with no JSON value built on the
 //! way: packing is on every plugin call's path.
 
-use std::fmt;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value as Json};
 
-use super::{ChangeEvent, Decimal, Op, Row, SourceInfo, TableId, Value};
+use super::{ChangeEvent, Decimal, EventId, Op, Row, SourceInfo, TableId, Value};
 
 /// Appends the wire form of `event` to `out`.
 pub fn write_wire(event: &ChangeEvent, out: &mut Vec<u8>) {
@@ -39,7 +37,7 @@ impl Serialize for Wire<'_> {
         map.serialize_entry("after", &event.after.as_ref().map(WireRow))?;
         map.serialize_entry("source", &event.source.raw)?;
         map.serialize_entry("ts_ms", &event.ts_ms)?;
-        map.serialize_entry("id", &IdText(event))?;
+        map.serialize_entry("id", &IdText(event.id()))?;
         map.end()
     }
 }
@@ -56,25 +54,12 @@ impl Serialize for WireTable<'_> {
     }
 }
 
-/// The event's idempotency id, written without building the string first.
-struct IdText<'a>(&'a ChangeEvent);
+/// Serializes the id through its `Display`, without a `String` on the way.
+struct IdText<'a>(EventId<'a>);
 
 impl Serialize for IdText<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl fmt::Display for IdText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.position {
-            super::Position::Kafka { topic, partition, offset } => write!(f, "{topic}/{partition}/{offset}")?,
-            super::Position::Lsn(lsn) => write!(f, "lsn/{lsn:X}")?,
-        }
-        match self.0.output_index {
-            0 => Ok(()),
-            index => write!(f, "/{index}"),
-        }
+        serializer.collect_str(&self.0)
     }
 }
 

@@ -13,7 +13,7 @@ use super::dlq::Failure;
 use super::pending::Pending;
 use super::retry::{FailurePolicy, Verdict};
 use crate::decode::Decoded;
-use crate::error::{Classify, ErrorClass, chain};
+use crate::error::{Classify, chain};
 use crate::event::{ChangeEvent, Position};
 use crate::ops::metrics::{Counter, Metrics, names};
 use crate::plugin::{PluginError, Transform, TransformOutput};
@@ -214,8 +214,7 @@ impl Worker {
                     let attempt = pending.failed();
                     match self.settle_call(index, &error, attempt, range.len(), &records[range.start]).await?
                     {
-                        Verdict::Split => pending
-                            .split(matches!(error.class(), ErrorClass::Transient { .. } | ErrorClass::Fault)),
+                        Verdict::Split => pending.split(FailurePolicy::split_keeps_attempts(error.class())),
                         Verdict::DeadLetter => pending.done(1),
                         Verdict::Retry(_) | Verdict::Halt => {}
                     }

@@ -302,7 +302,7 @@ fn dispatch(
     record: SourceRecord,
 ) {
     let partition: PartitionKey = (record.topic.clone(), record.partition);
-    if lanes.revoking.contains(&partition) {
+    if !lanes.revoking.is_empty() && lanes.revoking.contains(&partition) {
         // Fetched before the pause took effect: the next owner reads it again.
         return;
     }

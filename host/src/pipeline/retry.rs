@@ -32,6 +32,13 @@ pub struct FailurePolicy {
 }
 
 impl FailurePolicy {
+    /// Whether the halves of a split start with the attempts already made: after a transient
+    /// failure or a fault they do, so that a half failing the same way is split again at once,
+    /// without waiting; after a record error they start afresh.
+    pub fn split_keeps_attempts(class: ErrorClass) -> bool {
+        matches!(class, ErrorClass::Transient { .. } | ErrorClass::Fault)
+    }
+
     /// The verdict after failed attempt number `attempt` (1-based, counted per set of records)
     /// of a call that covered `records` records; `records` is 0 for a failure that no record
     /// can be blamed for, such as a flush.

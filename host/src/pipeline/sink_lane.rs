@@ -20,7 +20,7 @@ use super::dlq::Failure;
 use super::lane::SinkBatch;
 use super::pending::Pending;
 use super::retry::{FailurePolicy, Verdict};
-use crate::error::{ErrorClass, chain};
+use crate::error::chain;
 use crate::event::ChangeEvent;
 use crate::ops::metrics::{Counter, names};
 use crate::sinks::{Sink, SinkError};
@@ -81,15 +81,22 @@ impl SinkLane {
         let mut attempt = 0;
         while let Err(error) = self.sink.open().await {
             attempt += 1;
-            match self.policy.decide(error.class, attempt, 0) {
-                Verdict::Retry(wait) => {
-                    self.note_failure(&error, attempt).await;
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::Halt | Verdict::Split | Verdict::DeadLetter => return Err(self.halt(&error)),
-            }
+            self.settle_unblamed(&error, attempt).await?;
         }
         Ok(())
+    }
+
+    /// Settles a failure that no event can be blamed for (open, flush): waits before the
+    /// next attempt, or halts.
+    async fn settle_unblamed(&mut self, error: &SinkError, attempt: u32) -> Result<(), Halted> {
+        match self.policy.decide(error.class, attempt, 0) {
+            Verdict::Retry(wait) => {
+                self.note_failure(error, attempt).await;
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Verdict::Halt | Verdict::Split | Verdict::DeadLetter => Err(self.halt(error)),
+        }
     }
 
     /// Delivers a batch: writes it, then flushes. A flush that fails transiently may have lost
@@ -108,13 +115,7 @@ impl SinkLane {
             let Err(error) = self.sink.flush().await else { break };
             attempt += 1;
             // A flush covers many records: none of them can be blamed alone.
-            match self.policy.decide(error.class, attempt, 0) {
-                Verdict::Retry(wait) => {
-                    self.note_failure(&error, attempt).await;
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::Halt | Verdict::Split | Verdict::DeadLetter => return Err(self.halt(&error)),
-            }
+            self.settle_unblamed(&error, attempt).await?;
         }
         self.context.health.set_sink(&self.sink_id, Ok(()));
         Ok(())
@@ -165,7 +166,7 @@ impl SinkLane {
                         error = %chain(&error),
                         "pipeline.batch_split"
                     );
-                    pending.split(matches!(error.class, ErrorClass::Transient { .. } | ErrorClass::Fault));
+                    pending.split(FailurePolicy::split_keeps_attempts(error.class));
                 }
                 Verdict::DeadLetter => {
                     let failure = Failure {

@@ -324,8 +324,8 @@ mod tests {
     #[test]
     fn ids_become_positions() {
         let kafka = parse_id("shop.public.orders/0/12").unwrap();
-        assert_eq!(kafka.to_id(), "shop.public.orders/0/12");
-        assert_eq!(parse_id("a/b/c/1/2").unwrap().to_id(), "a/b/c/1/2");
+        assert_eq!(kafka.to_string(), "shop.public.orders/0/12");
+        assert_eq!(parse_id("a/b/c/1/2").unwrap().to_string(), "a/b/c/1/2");
         assert_eq!(parse_id("lsn/1A").unwrap(), Position::Lsn(26));
         assert_eq!(parse_id("no-offset"), None);
         assert_eq!(parse_id("/0/1"), None);
