@@ -51,18 +51,21 @@ COPY Cargo.toml Cargo.lock ./
 COPY host/Cargo.toml host/Cargo.toml
 COPY tests/Cargo.toml tests/Cargo.toml
 COPY sdk/Cargo.toml sdk/Cargo.toml
-RUN mkdir -p host/src host/benches tests/harness tests/e2e tests/benches sdk/src sdk/examples \
+COPY sdk/event/Cargo.toml sdk/event/Cargo.toml
+RUN mkdir -p host/src host/benches tests/harness tests/e2e tests/benches sdk/src sdk/examples sdk/event/src \
  && echo 'fn main() {}' > host/src/main.rs \
- && touch host/src/lib.rs tests/harness/mod.rs tests/e2e/main.rs sdk/src/lib.rs \
+ && touch host/src/lib.rs tests/harness/mod.rs tests/e2e/main.rs sdk/src/lib.rs sdk/event/src/lib.rs \
  && for member in host tests; do \
       for bench in $(sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' "$member/Cargo.toml"); do \
         echo 'fn main() {}' > "$member/benches/$bench.rs"; done; done \
  && for example in $(sed -n '/^\[\[example\]\]/{n;s/^name = "\(.*\)"/\1/p}' sdk/Cargo.toml); do \
       touch "sdk/examples/$example.rs"; done \
  && cargo build --release --locked -p cdc-host --bin cdc \
- && rm -rf host/src sdk target/release/cdc target/release/.fingerprint/cdc-host-*
+ && rm -rf host/src sdk target/release/cdc target/release/.fingerprint/cdc-host-* \
+      target/release/.fingerprint/cdc-event-*
 
-# 2) The real sources. Removing the stub's fingerprint above forces cdc-host itself to be rebuilt
+# 2) The real sources. Removing the stubs' fingerprints above forces cdc-host and cdc-event (the
+#    event crate it shares with plugins, in sdk/event/) to be rebuilt
 #    whatever the timestamps of the copied files are; the dependencies stay cached.
 #    wit/ is the plugin interface the host binds to at compile time; host/build.rs embeds sdk/
 #    (the guest SDK and the `cdc plugin new` template) and wit/ in the binary.

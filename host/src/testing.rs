@@ -27,11 +27,12 @@ pub fn key_id(event: &ChangeEvent) -> i64 {
 
 /// An insert of row `id` into `shop.public.t`, at `offset` of `topic[partition]`.
 pub fn event(topic: &str, partition: i32, offset: i64, id: i64) -> ChangeEvent {
-    let row = Row(vec![("id".into(), Value::Int(id)), ("note".into(), Value::Text(format!("row {id}")))]);
+    let row =
+        Row::from(vec![("id".into(), Value::Int(id)), ("note".into(), Value::Text(format!("row {id}")))]);
     ChangeEvent {
         op: Op::Create,
         table: TableId { database: Some("shop".into()), schema: Some("public".into()), table: "t".into() },
-        key: Some(Row(vec![("id".into(), Value::Int(id))])),
+        key: Some(Row::from(vec![("id".into(), Value::Int(id))])),
         before: None,
         after: Some(row),
         source: SourceInfo::default(),

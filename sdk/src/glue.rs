@@ -2,8 +2,8 @@
 //! packing with origins and record errors. Plain Rust, so it is tested natively; only the
 //! conversion to the generated WIT types ([`wasm`]) is wasm32-only. Not a public API.
 
-use crate::wire::{PackedBatch, split};
 use crate::{Config, Error, ErrorClass, Event, Outcome, PluginInfo, Sink, SinkError, Transform};
+use cdc_event::{PackedBatch, split};
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
@@ -33,15 +33,15 @@ pub fn configure<T: Transform>(slot: &mut Option<T>, config: &str) -> Result<(),
 
 /// `transform`: runs the transform over a packed batch.
 ///
-/// A record the SDK cannot read, a poison outcome and an output the host would refuse become
-/// record errors; a retryable or fatal outcome fails the whole batch with its class.
+/// A record the SDK cannot read and a poison outcome become record errors; a retryable or fatal
+/// outcome fails the whole batch with its class.
 pub fn transform<T: Transform>(
     slot: &mut Option<T>,
     data: &[u8],
     ends: &[u32],
 ) -> Result<Transformed, Error> {
     let plugin = slot.as_mut().ok_or_else(|| Error::fatal("transform called before configure"))?;
-    let records = split(data, ends)?;
+    let records = split(data, ends).map_err(malformed)?;
     let mut out = Transformed {
         records: PackedBatch { data: Vec::with_capacity(data.len()), ends: Vec::with_capacity(ends.len()) },
         origins: Vec::with_capacity(ends.len()),
@@ -49,17 +49,17 @@ pub fn transform<T: Transform>(
     };
     for (index, bytes) in (0u32..).zip(records) {
         let outcome = match Event::from_wire(bytes) {
-            Ok(event) => checked(plugin.transform(event)),
+            Ok(event) => plugin.transform(event),
             Err(error) => Outcome::Error(Error::poison(format!("cannot read input record: {error}"))),
         };
         match outcome {
             Outcome::Keep(event) => {
-                out.records.push(&event)?;
+                push(&mut out.records, &event)?;
                 out.origins.push(index);
             }
             Outcome::Many(events) => {
                 for event in &events {
-                    out.records.push(event)?;
+                    push(&mut out.records, event)?;
                     out.origins.push(index);
                 }
             }
@@ -71,20 +71,14 @@ pub fn transform<T: Transform>(
     Ok(out)
 }
 
-/// Turns an output the host would refuse (a bad decimal) into a poison error of its input, so
-/// one bad record does not halt the pipeline as a protocol error.
-pub(crate) fn checked(outcome: Outcome) -> Outcome {
-    let events = match &outcome {
-        Outcome::Keep(event) => std::slice::from_ref(event),
-        Outcome::Many(events) => events.as_slice(),
-        Outcome::Drop | Outcome::Error(_) => return outcome,
-    };
-    for event in events {
-        if let Err(error) = event.validate() {
-            return Outcome::Error(Error::poison(format!("the transform's output is invalid: {error}")));
-        }
-    }
-    outcome
+fn push(records: &mut PackedBatch, event: &Event) -> Result<(), Error> {
+    records
+        .push_with(|out| event.write_wire(out))
+        .map_err(|error| Error::fatal(format!("{error}; the host should send smaller batches")))
+}
+
+fn malformed(error: cdc_event::BatchError) -> Error {
+    Error::fatal(error.to_string())
 }
 
 /// `open`: builds the sink from the config text, replacing any previous one.
@@ -103,7 +97,7 @@ pub fn write<S: Sink>(slot: &mut Option<S>, data: &[u8], ends: &[u32]) -> Result
     let mut errors = Vec::new();
     let mut events = Vec::with_capacity(ends.len());
     let mut indexes = Vec::with_capacity(ends.len());
-    for (index, bytes) in (0u32..).zip(split(data, ends)?) {
+    for (index, bytes) in (0u32..).zip(split(data, ends).map_err(malformed)?) {
         match Event::from_wire(bytes) {
             Ok(event) => {
                 events.push(event);

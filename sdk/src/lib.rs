@@ -5,7 +5,7 @@
 //! it uses behind plain Rust:
 //!
 //! - [`Event`], [`Row`], [`Value`]: one change event with typed values ([`event`]), read from
-//!   and written to the host's wire form ([`wire`]).
+//!   and written to the host's wire form ([`wire`]) by the `cdc-event` crate the host shares.
 //! - [`Transform`] and [`Outcome`]: one outcome per event (keep, drop, many, error), exported
 //!   with [`export_transform!`].
 //! - [`Sink`] and [`SinkError`]: open, write, flush, health, close, exported with
@@ -43,7 +43,6 @@
 //! `crate-type = ["cdylib", "rlib"]`). The author guide is the SDK's `README.md`.
 
 pub mod config;
-pub mod describe;
 pub mod error;
 pub mod event;
 pub mod log;
@@ -65,10 +64,10 @@ pub mod __private {
     pub use crate::glue::*;
 }
 
+pub use cdc_event::{ConfigParam, PluginInfo, row};
 pub use config::Config;
-pub use describe::{ConfigParam, PluginInfo};
 pub use error::{Error, ErrorClass};
-pub use event::{Event, Op, Row, TableId, Value};
+pub use event::{Decimal, Event, Op, Row, TableId, Value};
 pub use sink::{Sink, SinkError};
 pub use transform::{Outcome, Transform};
 
@@ -77,8 +76,8 @@ pub mod prelude {
     pub use serde_json::json;
 
     pub use crate::{
-        Config, ConfigParam, Error, ErrorClass, Event, Op, Outcome, PluginInfo, Row, Sink, SinkError,
-        TableId, Transform, Value, row,
+        Config, ConfigParam, Decimal, Error, ErrorClass, Event, Op, Outcome, PluginInfo, Row, Sink,
+        SinkError, TableId, Transform, Value, row,
     };
 }
 

@@ -30,7 +30,7 @@
 //! ```
 
 use crate::log::Level;
-use crate::wire::PackedBatch;
+use crate::wire;
 use crate::{Config, Error, Event, Outcome, Sink, Transform, glue};
 
 /// Configures a transform as the host would, from a JSON config.
@@ -43,15 +43,13 @@ pub fn configure<T: Transform>(config: serde_json::Value) -> Result<T, Error> {
 
 /// Configures `T` and runs it over `events`, one [`Outcome`] per event.
 ///
-/// Each input goes through the wire form first (so the plugin sees what it would see in wasm)
-/// and each output is checked as the glue checks it: an output the host would refuse becomes a
-/// poison [`Outcome::Error`].
+/// Each input goes through the wire form first, so the plugin sees what it would see in wasm.
 ///
 /// # Panics
 /// When `configure` fails (use [`configure`] to test config errors), or when the plugin panics.
 pub fn run_transform<T: Transform>(config: serde_json::Value, events: Vec<Event>) -> Vec<Outcome> {
     let mut plugin = configure::<T>(config).unwrap_or_else(|error| panic!("configure failed: {error}"));
-    events.into_iter().map(|event| glue::checked(plugin.transform(wire_round_trip(&event)))).collect()
+    events.into_iter().map(|event| plugin.transform(wire_round_trip(&event))).collect()
 }
 
 /// What one batch through the transform glue produced, read back as the host reads it.
@@ -74,9 +72,9 @@ pub fn transform_batch<T: Transform>(
 ) -> Result<BatchOutput, Error> {
     let mut slot = None;
     glue::configure::<T>(&mut slot, &config.to_string())?;
-    let input = PackedBatch::from_events(events);
+    let input = wire::pack(events).map_err(|error| Error::fatal(error.to_string()))?;
     let output = glue::transform(&mut slot, &input.data, &input.ends)?;
-    let records = output.records.records()?;
+    let records = output.records.records().map_err(|error| Error::fatal(error.to_string()))?;
     let events = output
         .origins
         .iter()
@@ -137,7 +135,7 @@ impl<S: Sink> SinkHarness<S> {
     /// # Errors
     /// An error of the whole batch.
     pub fn write(&mut self, events: Vec<Event>) -> Result<Vec<(usize, Error)>, Error> {
-        let input = PackedBatch::from_events(&events);
+        let input = wire::pack(&events).map_err(|error| Error::fatal(error.to_string()))?;
         let errors = glue::write(&mut self.slot, &input.data, &input.ends)?;
         Ok(errors.into_iter().map(|(index, error)| (index as usize, error)).collect())
     }

@@ -15,9 +15,10 @@
 //!   the work. **guest** = wasm - (native - glue): the same share inside the sandbox (copies in
 //!   and out of linear memory, the call under its deadline, the glue compiled to wasm).
 //! * **pack** and **read**: the host's share, measured alone: packing the events into the wire
-//!   batch, and reading the plugin's output records back into events. **via value** packs the
-//!   way the host did before it serialized straight into the buffer (a JSON value built per
-//!   event, then written): the baseline of the same run.
+//!   batch, and reading the plugin's output records back into events (both through the shared
+//!   `cdc-event` codec). The baselines of the same run: **serde write**, `serde_json` writing
+//!   the same records from ready JSON trees, and **serde parse**, `serde_json` parsing the
+//!   output records into JSON trees (what the host did before, and only part of its cost then).
 //!
 //! Each figure is the median of several samples of ~80 ms. Run it in release:
 //! `cargo bench -p cdc-tests --bench transform`. `CDC_BENCH_PYTHON=1` adds the Python plugin
@@ -40,7 +41,7 @@ use cdc_sdk::__private as glue;
 use cdc_tests::build::{fixture_plugin_wasm, python_plugin_wasm};
 
 const BATCH_SIZES: [usize; 3] = [1, 100, 1000];
-const EVENT_SIZES: [usize; 2] = [200, 2000];
+const EVENT_SIZES: [usize; 3] = [200, 1000, 2000];
 /// Wall time of one sample, and samples per figure (the median is reported).
 const SAMPLE: Duration = Duration::from_millis(80);
 const SAMPLES: usize = 9;
@@ -67,7 +68,7 @@ fn main() {
     println!("bench-mask: {} ({} KiB)", wasm.display(), file_kib(&wasm));
     println!();
     println!(
-        "{:>6} {:>10} {:>14} {:>14} {:>8} {:>12} {:>12} {:>11} {:>12} {:>12} {:>12}",
+        "{:>6} {:>10} {:>14} {:>14} {:>8} {:>12} {:>12} {:>11} {:>12} {:>12} {:>12} {:>12}",
         "batch",
         "event",
         "native ns/rec",
@@ -77,13 +78,14 @@ fn main() {
         "guest ns/rec",
         "guest/glue",
         "pack ns/rec",
-        "via value",
-        "read ns/rec"
+        "serde write",
+        "read ns/rec",
+        "serde parse"
     );
     for size in EVENT_SIZES {
         for batch_size in BATCH_SIZES {
             let events = events(batch_size, size);
-            let wire_bytes = PackedBatch::from_events(&events).data.len() / batch_size;
+            let wire_bytes = event::pack(&events).expect("a batch fits").data.len() / batch_size;
 
             // Both sides must produce the same events before their speed means anything.
             let expected = native_call(&mut native, &events);
@@ -98,7 +100,7 @@ fn main() {
             let wasm_ns = per_record(batch_size, || {
                 black_box(instance.transform(black_box(&events)).expect("the wasm transform runs"));
             });
-            let packed = PackedBatch::from_events(&events);
+            let packed = event::pack(&events).expect("a batch fits");
             let glue_ns = per_record(batch_size, || {
                 black_box(
                     glue::transform(&mut native, black_box(&packed.data), &packed.ends).expect("transforms"),
@@ -108,12 +110,13 @@ fn main() {
             // of the wasm figure is the guest's share: copies in and out, the call, the glue in wasm.
             let guest_ns = wasm_ns - (native_ns - glue_ns);
             let pack_ns = per_record(batch_size, || {
-                black_box(PackedBatch::from_events(black_box(&events)));
+                black_box(event::pack(black_box(&events)).expect("a batch fits"));
             });
-            let via_value_ns = per_record(batch_size, || {
-                let mut data = Vec::with_capacity(events.len() * 256);
-                for event in black_box(&events) {
-                    serde_json::to_writer(&mut data, &event::to_wire(event)).expect("JSON");
+            let trees: Vec<serde_json::Value> = events.iter().map(event::to_wire).collect();
+            let serde_write_ns = per_record(batch_size, || {
+                let mut data = Vec::with_capacity(events.len() * 512);
+                for tree in black_box(&trees) {
+                    serde_json::to_writer(&mut data, tree).expect("JSON");
                 }
                 black_box(data);
             });
@@ -127,8 +130,14 @@ fn main() {
                     );
                 }
             });
+            let serde_parse_ns = per_record(batch_size, || {
+                for index in 0..records.len() {
+                    let bytes = records.record(index).expect("a record per origin");
+                    black_box(serde_json::from_slice::<serde_json::Value>(black_box(bytes)).expect("JSON"));
+                }
+            });
             println!(
-                "{:>6} {:>8} B {:>14.0} {:>14.0} {:>7.2}x {:>12.0} {:>12.0} {:>10.2}x {:>12.0} {:>12.0} {:>12.0}",
+                "{:>6} {:>8} B {:>14.0} {:>14.0} {:>7.2}x {:>12.0} {:>12.0} {:>10.2}x {:>12.0} {:>12.0} {:>12.0} {:>12.0}",
                 batch_size,
                 wire_bytes,
                 native_ns,
@@ -138,8 +147,9 @@ fn main() {
                 guest_ns,
                 guest_ns / glue_ns,
                 pack_ns,
-                via_value_ns,
-                read_ns
+                serde_write_ns,
+                read_ns,
+                serde_parse_ns
             );
         }
     }
@@ -239,7 +249,7 @@ fn python_spec() -> PluginSettings {
 /// What the host does around a wasm call, with the plugin's glue called natively in between:
 /// pack the events, run the glue, read each output record back against its origin.
 fn native_call(slot: &mut Option<BenchMask>, events: &[ChangeEvent]) -> Vec<(usize, ChangeEvent)> {
-    let input = PackedBatch::from_events(events);
+    let input = event::pack(events).expect("a batch fits");
     let output = glue::transform(slot, &input.data, &input.ends).expect("the native transform runs");
     assert!(output.errors.is_empty(), "{:?}", output.errors);
     let records = PackedBatch { data: output.records.data, ends: output.records.ends };
@@ -306,9 +316,9 @@ fn event(id: i64, size: usize, pad: usize) -> ChangeEvent {
     ChangeEvent {
         op: Op::Create,
         table: TableId { database: None, schema: Some("public".into()), table: "users".into() },
-        key: Some(Row(vec![("id".into(), Value::Int(id))])),
+        key: Some(Row::from(vec![("id".into(), Value::Int(id))])),
         before: None,
-        after: Some(Row(after)),
+        after: Some(Row::from(after)),
         source: SourceInfo { raw: source, ..SourceInfo::default() },
         ts_ms: Some(1_700_000_000_000),
         columns: None,
@@ -322,7 +332,7 @@ fn text(value: &str) -> Value {
 }
 
 fn wire_len(event: &ChangeEvent) -> usize {
-    PackedBatch::from_events(std::slice::from_ref(event)).data.len()
+    event::pack(std::slice::from_ref(event)).expect("a batch fits").data.len()
 }
 
 fn masked_emails(events: &[(usize, ChangeEvent)]) -> usize {

@@ -16,4 +16,5 @@ mod python_plugin;
 mod rebalance;
 mod replicas;
 mod restarts;
+mod shared_codec;
 mod sink_conformance;

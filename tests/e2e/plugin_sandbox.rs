@@ -69,9 +69,9 @@ fn customer(id: i64) -> ChangeEvent {
             schema: Some("public".into()),
             table: "customers".into(),
         },
-        key: Some(Row(vec![("id".into(), Value::Int(id))])),
+        key: Some(Row::from(vec![("id".into(), Value::Int(id))])),
         before: None,
-        after: Some(Row(vec![
+        after: Some(Row::from(vec![
             ("id".into(), Value::Int(id)),
             ("email".into(), Value::Text(format!("customer{id}@example.com"))),
         ])),

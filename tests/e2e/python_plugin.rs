@@ -41,7 +41,7 @@ fn table() -> TableId {
 }
 
 fn row(columns: &[(&str, Value)]) -> Row {
-    Row(columns.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect())
+    columns.iter().map(|(name, value)| (*name, value.clone())).collect()
 }
 
 fn event(op: Op, offset: i64, key: Row, before: Option<Row>, after: Option<Row>) -> ChangeEvent {

@@ -79,9 +79,9 @@ pub(super) fn schema_change(
 pub(super) fn native_row(path: Path<'_>, value: Json) -> Result<Option<Row>, Error> {
     match value {
         Json::Null => Ok(None),
-        Json::Object(columns) => {
-            Ok(Some(Row(columns.into_iter().map(|(name, value)| (name, logical::native(value))).collect())))
-        }
+        Json::Object(columns) => Ok(Some(Row::from(
+            columns.into_iter().map(|(name, value)| (name, logical::native(value))).collect::<Vec<_>>(),
+        ))),
         other => Err(unexpected(path, "an object or null", Some(&other))),
     }
 }

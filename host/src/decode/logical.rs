@@ -126,7 +126,7 @@ pub(super) fn native(value: Json) -> Value {
         Json::Number(n) => match (n.as_i64(), n.as_u64()) {
             (Some(i), _) => Value::Int(i),
             (None, Some(u)) => {
-                Value::Decimal(Decimal::from_unscaled_bytes(&BigInt::from(u).to_signed_bytes_be(), 0))
+                Value::Decimal(Decimal::from_unscaled(&u.to_string(), 0).expect("digits are a decimal"))
             }
             (None, None) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
@@ -196,12 +196,19 @@ fn variable_decimal_shape(object: &Map<String, Json>) -> Option<Decimal> {
     (object.len() == 2).then(|| decimal(Path::Root(""), &bytes, scale).ok()).flatten()
 }
 
+/// A decimal from a big-endian two's-complement unscaled integer and a scale, the encoding of
+/// Kafka Connect's `Decimal` and Debezium's `VariableScaleDecimal`.
+pub(crate) fn decimal_from_unscaled_bytes(bytes: &[u8], scale: u32) -> Decimal {
+    let unscaled = BigInt::from_signed_bytes_be(bytes).to_string();
+    Decimal::from_unscaled(&unscaled, scale).expect("an integer's text is a decimal")
+}
+
 fn decimal(path: Path<'_>, unscaled: &[u8], scale: i64) -> Result<Decimal, Error> {
     if !(-MAX_SCALE..=MAX_SCALE).contains(&scale) {
         return Err(path.error(format!("decimal scale {scale} is out of range")));
     }
     match u32::try_from(scale) {
-        Ok(scale) => Ok(Decimal::from_unscaled_bytes(unscaled, scale)),
+        Ok(scale) => Ok(decimal_from_unscaled_bytes(unscaled, scale)),
         // A negative scale multiplies by a power of ten: append zeros (zero stays `0`).
         Err(_) => {
             let unscaled = BigInt::from_signed_bytes_be(unscaled).to_string();
@@ -219,6 +226,15 @@ mod tests {
     use super::super::schema::tests::{schema, typed_as};
     use super::*;
     use crate::decode::schema::typed;
+
+    #[test]
+    fn decimals_from_unscaled_bytes_keep_scale_and_sign() {
+        assert_eq!(decimal_from_unscaled_bytes(&[0x30, 0x39], 3).as_str(), "12.345");
+        assert_eq!(decimal_from_unscaled_bytes(&[0xCF, 0xC7], 2).as_str(), "-123.45");
+        assert_eq!(decimal_from_unscaled_bytes(&[0x05], 3).as_str(), "0.005");
+        assert_eq!(decimal_from_unscaled_bytes(&[0x05], 0).as_str(), "5");
+        assert!(Decimal::parse("1.2.3").is_none());
+    }
 
     fn ok(kind: &str, name: &str, value: Json) -> Value {
         typed_as(kind, Some(name), value).expect("fits")

@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for NativeRow {
                 while let Some((name, NativeValue(value))) = map.next_entry::<String, NativeValue>()? {
                     columns.push((name, value));
                 }
-                Ok(NativeRow(Row(columns)))
+                Ok(NativeRow(Row::from(columns)))
             }
         }
         deserializer.deserialize_map(RowVisitor)

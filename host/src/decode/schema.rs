@@ -129,7 +129,7 @@ pub(super) fn typed_row(path: Path<'_>, schema: &ConnectSchema, value: Json) -> 
     if let Some(extra) = object.keys().next() {
         return Err(path.field(extra).error("field is not in the schema"));
     }
-    Ok(Some(Row(row)))
+    Ok(Some(Row::from(row)))
 }
 
 /// Types one value by its schema: the logical name first, then the Connect type.

@@ -7,7 +7,7 @@ use super::{ChangeEvent, Decimal, Op, Position, Row, SourceInfo, TableId, Value}
 /// An update of row 7 whose `after` holds a decimal, an integral float, bytes, a date, a
 /// timestamp, an array and an unchanged TOAST column.
 pub(crate) fn sample() -> ChangeEvent {
-    let row = Row(vec![
+    let row = Row::from(vec![
         ("id".into(), Value::Int(7)),
         ("price".into(), Value::Decimal(Decimal::parse("12.340").unwrap())),
         ("ratio".into(), Value::Float(2.0)),
@@ -20,7 +20,7 @@ pub(crate) fn sample() -> ChangeEvent {
     ChangeEvent {
         op: Op::Update,
         table: TableId { database: Some("db".into()), schema: Some("public".into()), table: "t".into() },
-        key: Some(Row(vec![("id".into(), Value::Int(7))])),
+        key: Some(Row::from(vec![("id".into(), Value::Int(7))])),
         before: None,
         after: Some(row),
         source: SourceInfo::default(),

@@ -1,136 +1,48 @@
-//! The wire form of a change event: how it crosses the plugin boundary (`wit/types.wit`). It is
-//! lossless: JSON-native values stay native, every other type is a one-key object
-//! (`{"$decimal":"1.50"}`), so a transform's output comes back with its types intact.
-//!
-//! [`write_wire`] serializes straight into the batch buffer, with no JSON value built on the
-//! way: packing is on every plugin call's path.
+//! The wire form of a host event: how it crosses the plugin boundary (`wit/types.wit`), through
+//! the codec of the `cdc-event` crate that plugins use too. The host adds what only it knows:
+//! the id built from the position, and the origin event whose fields a plugin's output may
+//! leave out.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde_json::{Map, Value as Json};
+use cdc_event::wire::{RecordRef, WireError, read_record, write_record};
+use cdc_event::{BatchError, PackedBatch};
+use serde_json::Value as Json;
 
-use super::{ChangeEvent, Decimal, EventId, Op, Row, SourceInfo, TableId, Value};
+use super::{ChangeEvent, SourceInfo};
 
 /// Appends the wire form of `event` to `out`.
 pub fn write_wire(event: &ChangeEvent, out: &mut Vec<u8>) {
-    serde_json::to_writer(out, &Wire(event)).expect("serializing into memory cannot fail");
+    let id = event.id();
+    let record = RecordRef {
+        op: event.op,
+        table: &event.table,
+        key: event.key.as_ref(),
+        before: event.before.as_ref(),
+        after: event.after.as_ref(),
+        source: &event.source.raw,
+        ts_ms: event.ts_ms,
+        id: &id,
+    };
+    write_record(&record, out);
+}
+
+/// Packs events in their wire form into one batch.
+///
+/// # Errors
+/// When the batch outgrows the 4 GiB a packed batch can address.
+pub fn pack(events: &[ChangeEvent]) -> Result<PackedBatch, BatchError> {
+    let mut batch = PackedBatch::with_capacity(events.len(), 512);
+    for event in events {
+        batch.push_with(|out| write_wire(event, out))?;
+    }
+    Ok(batch)
 }
 
 /// The wire form of an event as a JSON value (for tools and tests; the hot path uses
 /// [`write_wire`]).
 pub fn to_wire(event: &ChangeEvent) -> Json {
-    serde_json::to_value(Wire(event)).expect("an event always serializes")
-}
-
-struct Wire<'a>(&'a ChangeEvent);
-
-impl Serialize for Wire<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let event = self.0;
-        let mut map = serializer.serialize_map(Some(8))?;
-        map.serialize_entry("op", event.op.code())?;
-        map.serialize_entry("table", &WireTable(&event.table))?;
-        map.serialize_entry("key", &event.key.as_ref().map(WireRow))?;
-        map.serialize_entry("before", &event.before.as_ref().map(WireRow))?;
-        map.serialize_entry("after", &event.after.as_ref().map(WireRow))?;
-        map.serialize_entry("source", &event.source.raw)?;
-        map.serialize_entry("ts_ms", &event.ts_ms)?;
-        map.serialize_entry("id", &IdText(event.id()))?;
-        map.end()
-    }
-}
-
-struct WireTable<'a>(&'a TableId);
-
-impl Serialize for WireTable<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("database", &self.0.database)?;
-        map.serialize_entry("schema", &self.0.schema)?;
-        map.serialize_entry("table", &self.0.table)?;
-        map.end()
-    }
-}
-
-/// Serializes the id through its `Display`, without a `String` on the way.
-struct IdText<'a>(EventId<'a>);
-
-impl Serialize for IdText<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
-    }
-}
-
-struct WireRow<'a>(&'a Row);
-
-impl Serialize for WireRow<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.0.len()))?;
-        for (name, value) in &self.0.0 {
-            map.serialize_entry(name, &WireValue(value))?;
-        }
-        map.end()
-    }
-}
-
-struct WireValue<'a>(&'a Value);
-
-impl Serialize for WireValue<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        fn tagged<S: Serializer, T: Serialize + ?Sized>(
-            serializer: S,
-            tag: &str,
-            value: &T,
-        ) -> Result<S::Ok, S::Error> {
-            let mut map = serializer.serialize_map(Some(1))?;
-            map.serialize_entry(tag, value)?;
-            map.end()
-        }
-        match self.0 {
-            Value::Null => serializer.serialize_unit(),
-            Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Int(i) => serializer.serialize_i64(*i),
-            // Integral floats get an explicit tag so they do not come back as integers; so do
-            // NaN and the infinities, which JSON numbers cannot hold.
-            Value::Float(f) if f.is_finite() && f.fract() != 0.0 => serializer.serialize_f64(*f),
-            Value::Float(f) => tagged(serializer, "$float", &f.to_string()),
-            Value::Text(s) => serializer.serialize_str(s),
-            Value::Decimal(d) => tagged(serializer, "$decimal", d.as_str()),
-            Value::Bytes(b) => tagged(serializer, "$bytes", &BASE64.encode(b)),
-            Value::Date(days) => tagged(serializer, "$date", days),
-            Value::Time(micros) => tagged(serializer, "$time", micros),
-            Value::Timestamp(micros) => tagged(serializer, "$timestamp", micros),
-            Value::TimestampTz(s) => tagged(serializer, "$timestamptz", s),
-            Value::Json(s) => tagged(serializer, "$json", s),
-            Value::Uuid(s) => tagged(serializer, "$uuid", s),
-            Value::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&WireValue(item))?;
-                }
-                seq.end()
-            }
-            Value::Unavailable => tagged(serializer, "$unavailable", &true),
-        }
-    }
-}
-
-/// Why a wire record could not be read back.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    /// The record is not JSON.
-    #[error("record is not valid JSON")]
-    Json(#[source] serde_json::Error),
-    /// A field is missing or has the wrong shape.
-    #[error("field `{field}`: {problem}")]
-    Field {
-        /// The path of the offending field.
-        field: String,
-        /// What is wrong with it.
-        problem: String,
-    },
+    let mut bytes = Vec::new();
+    write_wire(event, &mut bytes);
+    serde_json::from_slice(&bytes).expect("the wire form is JSON")
 }
 
 /// Reads a wire record produced by a plugin back into an event.
@@ -138,30 +50,10 @@ pub enum WireError {
 /// Fields the record leaves out keep the values of `origin`, the input event it was derived
 /// from; the position is always the origin's, since the host owns offsets.
 pub fn from_wire(bytes: &[u8], origin: &ChangeEvent) -> Result<ChangeEvent, WireError> {
-    let record: Json = serde_json::from_slice(bytes).map_err(WireError::Json)?;
-    let Json::Object(mut record) = record else {
-        return Err(field_error("", "expected an object"));
-    };
+    let record = read_record(bytes)?;
     // Only what the record leaves out is copied from the origin: rows it sends are not cloned.
-    let op = match record.remove("op") {
-        Some(op) => op
-            .as_str()
-            .and_then(Op::from_code)
-            .ok_or_else(|| field_error("op", "expected one of c, u, d, r, t"))?,
-        None => origin.op,
-    };
-    let table = match record.remove("table") {
-        Some(table) => wire_table(table)?,
-        None => origin.table.clone(),
-    };
-    let mut row = |name: &str, original: &Option<Row>| match record.remove(name) {
-        Some(row) => wire_optional_row(name, row),
-        None => Ok(original.clone()),
-    };
-    let (key, before, after) =
-        (row("key", &origin.key)?, row("before", &origin.before)?, row("after", &origin.after)?);
-    let source = match record.remove("source") {
-        Some(Json::Object(raw)) => SourceInfo {
+    let source = match record.source {
+        Some(raw) => SourceInfo {
             connector: origin.source.connector.clone(),
             commit_ts_ms: origin.source.commit_ts_ms,
             snapshot: origin.source.snapshot,
@@ -169,88 +61,19 @@ pub fn from_wire(bytes: &[u8], origin: &ChangeEvent) -> Result<ChangeEvent, Wire
             lsn: origin.source.lsn,
             raw,
         },
-        Some(_) => return Err(field_error("source", "expected an object")),
         None => origin.source.clone(),
     };
-    let ts_ms = match record.remove("ts_ms") {
-        Some(ts_ms) => ts_ms.as_i64(),
-        None => origin.ts_ms,
-    };
     Ok(ChangeEvent {
-        op,
-        table,
-        key,
-        before,
-        after,
+        op: record.op.unwrap_or(origin.op),
+        table: record.table.unwrap_or_else(|| origin.table.clone()),
+        key: record.key.unwrap_or_else(|| origin.key.clone()),
+        before: record.before.unwrap_or_else(|| origin.before.clone()),
+        after: record.after.unwrap_or_else(|| origin.after.clone()),
         source,
-        ts_ms,
+        ts_ms: record.ts_ms.unwrap_or(origin.ts_ms),
         columns: origin.columns.clone(),
         position: origin.position.clone(),
         output_index: origin.output_index,
-    })
-}
-
-fn field_error(field: &str, problem: &str) -> WireError {
-    WireError::Field { field: field.to_owned(), problem: problem.to_owned() }
-}
-
-fn wire_table(table: Json) -> Result<TableId, WireError> {
-    let text = |value: Option<&Json>| value.and_then(Json::as_str).map(str::to_owned);
-    let name = text(table.get("table")).ok_or_else(|| field_error("table.table", "expected a string"))?;
-    Ok(TableId { database: text(table.get("database")), schema: text(table.get("schema")), table: name })
-}
-
-fn wire_optional_row(field: &str, row: Json) -> Result<Option<Row>, WireError> {
-    match row {
-        Json::Null => Ok(None),
-        Json::Object(columns) => {
-            let mut values = Vec::with_capacity(columns.len());
-            for (name, value) in columns {
-                let path = format!("{field}.{name}");
-                values.push((name, value_from_wire(&path, value)?));
-            }
-            Ok(Some(Row(values)))
-        }
-        _ => Err(field_error(field, "expected an object or null")),
-    }
-}
-
-fn value_from_wire(path: &str, value: Json) -> Result<Value, WireError> {
-    Ok(match value {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::Text(s),
-        Json::Array(items) => {
-            Value::Array(items.into_iter().map(|item| value_from_wire(path, item)).collect::<Result<_, _>>()?)
-        }
-        Json::Object(object) => tagged_from_wire(path, object)?,
-    })
-}
-
-fn tagged_from_wire(path: &str, object: Map<String, Json>) -> Result<Value, WireError> {
-    let bad = |problem: &str| field_error(path, problem);
-    let mut entries = object.into_iter();
-    let (Some((tag, inner)), None) = (entries.next(), entries.next()) else {
-        return Err(bad("an object value must have exactly one `$type` key"));
-    };
-    let text = || inner.as_str().map(str::to_owned).ok_or_else(|| bad(&format!("`{tag}` expects a string")));
-    let int = || inner.as_i64().ok_or_else(|| bad(&format!("`{tag}` expects an integer")));
-    Ok(match tag.as_str() {
-        "$decimal" => Value::Decimal(Decimal::parse(&text()?).ok_or_else(|| bad("not a decimal number"))?),
-        "$float" => Value::Float(text()?.parse().map_err(|_| bad("not a float"))?),
-        "$bytes" => Value::Bytes(BASE64.decode(text()?).map_err(|_| bad("not base64"))?),
-        "$date" => Value::Date(i32::try_from(int()?).map_err(|_| bad("date out of range"))?),
-        "$time" => Value::Time(int()?),
-        "$timestamp" => Value::Timestamp(int()?),
-        "$timestamptz" => Value::TimestampTz(text()?),
-        "$json" => Value::Json(text()?),
-        "$uuid" => Value::Uuid(text()?),
-        "$unavailable" => Value::Unavailable,
-        other => return Err(bad(&format!("unknown value tag `{other}`"))),
     })
 }
 
@@ -258,11 +81,13 @@ fn tagged_from_wire(path: &str, object: Map<String, Json>) -> Result<Value, Wire
 mod tests {
     use super::*;
     use crate::event::sample::sample;
+    use crate::event::{Row, Value};
 
     #[test]
     fn wire_form_round_trips_every_type() {
         let event = sample();
-        let bytes = serde_json::to_vec(&to_wire(&event)).unwrap();
+        let mut bytes = Vec::new();
+        write_wire(&event, &mut bytes);
         assert_eq!(from_wire(&bytes, &event).unwrap(), event);
     }
 
@@ -270,9 +95,18 @@ mod tests {
     fn wire_fields_left_out_keep_the_origin() {
         let event = sample();
         let changed = from_wire(br#"{"after": {"id": 8}}"#, &event).unwrap();
-        assert_eq!(changed.after, Some(Row(vec![("id".into(), Value::Int(8))])));
+        assert_eq!(changed.after, Some(Row::from(vec![("id".into(), Value::Int(8))])));
         assert_eq!(changed.key, event.key);
         assert_eq!(changed.position, event.position);
+    }
+
+    #[test]
+    fn a_new_source_block_keeps_what_the_host_decoded_from_the_old_one() {
+        let mut event = sample();
+        event.source.txid = Some(42);
+        let changed = from_wire(br#"{"source": {"note": "rewritten"}}"#, &event).unwrap();
+        assert_eq!(changed.source.txid, Some(42));
+        assert_eq!(changed.source.raw.get("note"), Some(&Json::from("rewritten")));
     }
 
     #[test]
@@ -295,19 +129,19 @@ mod tests {
     }
 
     #[test]
-    fn floats_that_json_cannot_hold_as_numbers_are_tagged() {
+    fn the_id_names_further_events_of_one_record() {
         let mut event = sample();
-        event.after = Some(Row(vec![
-            ("half".into(), Value::Float(0.5)),
-            ("nan".into(), Value::Float(f64::NAN)),
-            ("big".into(), Value::Float(1e300)),
-        ]));
         event.output_index = 2;
-        let wire = to_wire(&event);
-        assert_eq!(wire["after"]["half"], 0.5);
-        assert_eq!(wire["after"]["nan"]["$float"], "NaN");
-        assert_eq!(wire["id"], "cdc.public.t/0/9/2");
-        let back = from_wire(&serde_json::to_vec(&wire).unwrap(), &event).unwrap();
-        assert!(matches!(back.after.unwrap().get("nan"), Some(Value::Float(f)) if f.is_nan()));
+        assert_eq!(to_wire(&event)["id"], "cdc.public.t/0/9/2");
+    }
+
+    #[test]
+    fn packed_events_end_where_each_record_ends() {
+        let events = [sample(), sample()];
+        let batch = pack(&events).unwrap();
+        let first = batch.record(0).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.record(1).unwrap(), first);
+        assert_eq!(from_wire(first, &events[0]).unwrap(), events[0]);
     }
 }

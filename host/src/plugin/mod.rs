@@ -4,10 +4,9 @@
 //! The host side sees a [`TransformPlugin`] or [`SinkPlugin`] (compiled once, shared) from which
 //! each lane builds its own instance. Records cross the boundary packed (see `wit/types.wit`).
 
-mod batch;
 mod wasm;
 
-pub use batch::PackedBatch;
+pub use cdc_event::PackedBatch;
 pub use wasm::{
     Capabilities, ConfigParam, GrantedDirectory, Inspection, PluginError, PluginInfo, PluginLimits,
     PluginRuntime, PluginSettings, PluginWorld, SinkInstance, SinkPlugin, TransformInstance, TransformOutput,

@@ -1,4 +1,5 @@
-//! `http-sink`: a cdc sink plugin that POSTs change events to a URL through wasi:http. `write`
+//! `http-sink`: a cdc sink plugin, written with `cdc-sdk`, that POSTs change events to a URL
+//! through wasi:http. `write`
 //! buffers the batch's events; `flush` sends everything buffered since the last flush as one JSON
 //! array and succeeds only on a 2xx answer, so the host moves offsets only past delivered events.
 //!
@@ -11,31 +12,13 @@
 //!
 //! Build: `cargo build --target wasm32-wasip2 --release`.
 
-use std::cell::RefCell;
-
-use serde::Deserialize;
+use cdc_sdk::prelude::*;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
 
-wit_bindgen::generate!({ path: "../../wit", world: "sink" });
-
-use cdc::plugin::host::{self, Level};
-use cdc::plugin::types::{Batch, ConfigParam, ErrorClass, PluginError, PluginInfo, RecordError};
-use exports::cdc::plugin::writer::Guest;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    url: String,
-    #[serde(default = "default_timeout_ms")]
-    timeout_ms: u64,
-}
-
 /// Under the host's default call deadline (1 s): a call blocked on HTTP past the plugin's
 /// `call_timeout` traps when it returns.
-fn default_timeout_ms() -> u64 {
-    900
-}
+const DEFAULT_TIMEOUT_MS: u64 = 900;
 
 /// The parts of an `http(s)://authority/path?query` URL that a wasi:http request takes.
 struct Target {
@@ -63,19 +46,11 @@ fn parse_url(url: &str) -> Result<Target, String> {
     Ok(Target { scheme, authority: authority.to_owned(), path_with_query })
 }
 
-struct State {
-    config: Config,
+/// Where to post, and the events written since the last successful flush (each one wire record).
+pub struct HttpSink {
+    timeout_ms: u64,
     target: Target,
-    /// Events written since the last successful flush, each one JSON object.
     pending: Vec<Vec<u8>>,
-}
-
-thread_local! {
-    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
-}
-
-fn error(class: ErrorClass, message: impl Into<String>) -> PluginError {
-    PluginError { class, message: message.into() }
 }
 
 /// The body of one flush: the pending events as a JSON array.
@@ -93,23 +68,20 @@ fn json_array(events: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Turns a wasi:http error into the sink's error: a denied request is fatal and says so.
-fn http_error(target: &Target, code: &ErrorCode) -> PluginError {
+fn http_error(target: &Target, code: &ErrorCode) -> Error {
     match code {
-        ErrorCode::HttpRequestDenied => error(
-            ErrorClass::Fatal,
-            format!(
-                "POST to `{0}` denied: host `{0}` was not granted to this plugin \
-                 (add it to plugin.allowed_hosts)",
-                target.authority
-            ),
-        ),
-        other => error(ErrorClass::Retryable, format!("POST to `{}` failed: {other:?}", target.authority)),
+        ErrorCode::HttpRequestDenied => Error::fatal(format!(
+            "POST to `{0}` denied: host `{0}` was not granted to this plugin \
+             (add it to plugin.allowed_hosts)",
+            target.authority
+        )),
+        other => Error::retryable(format!("POST to `{}` failed: {other:?}", target.authority)),
     }
 }
 
 /// Sends `body` as one POST and waits for the answer's status.
-fn post(config: &Config, target: &Target, body: &[u8]) -> Result<(), PluginError> {
-    let failed = |what: &str| error(ErrorClass::Retryable, format!("POST to `{}`: {what}", target.authority));
+fn post(timeout_ms: u64, target: &Target, body: &[u8]) -> Result<(), Error> {
+    let failed = |what: &str| Error::retryable(format!("POST to `{}`: {what}", target.authority));
     let headers = Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
         .map_err(|e| failed(&format!("bad header: {e:?}")))?;
     let request = OutgoingRequest::new(headers);
@@ -120,7 +92,7 @@ fn post(config: &Config, target: &Target, body: &[u8]) -> Result<(), PluginError
     let outgoing = request.body().map_err(|()| failed("no request body"))?;
 
     let options = RequestOptions::new();
-    let timeout = config.timeout_ms.saturating_mul(1_000_000);
+    let timeout = timeout_ms.saturating_mul(1_000_000);
     // A host may not support a timeout; the request then runs under the host's own deadline.
     let _ = options.set_connect_timeout(Some(timeout));
     let _ = options.set_first_byte_timeout(Some(timeout));
@@ -153,94 +125,48 @@ fn post(config: &Config, target: &Target, body: &[u8]) -> Result<(), PluginError
     if (200..300).contains(&status) { Ok(()) } else { Err(failed(&format!("answered {status}"))) }
 }
 
-struct Component;
-
-impl Guest for Component {
-    fn describe() -> PluginInfo {
-        let param =
-            |name: &str, kind: &str, required: bool, default: Option<&str>, description: &str| ConfigParam {
-                name: name.into(),
-                kind: kind.into(),
-                required,
-                default_value: default.map(Into::into),
-                secret: false,
-                description: description.into(),
-            };
-        PluginInfo {
-            name: "http-sink".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "POSTs each flushed batch of change events as a JSON array to a URL".into(),
-            config: vec![
-                param(
-                    "url",
-                    "string",
-                    true,
-                    None,
-                    "http(s) URL to POST to; its host must be in allowed_hosts",
-                ),
-                param(
-                    "timeout_ms",
-                    "integer",
-                    false,
-                    Some("900"),
-                    "connect and first-byte timeout; keep under the call timeout",
-                ),
-            ],
-            capabilities: vec!["http".into()],
-        }
+impl Sink for HttpSink {
+    fn open(config: Config) -> Result<Self, Error> {
+        config.deny_unknown(&["url", "timeout_ms"])?;
+        let url: String = config.get("url")?;
+        let target = parse_url(&url).map_err(Error::fatal)?;
+        cdc_sdk::log::info(format_args!("http-sink posting to {url}"));
+        Ok(HttpSink {
+            timeout_ms: config.get_or("timeout_ms", DEFAULT_TIMEOUT_MS)?,
+            target,
+            pending: Vec::new(),
+        })
     }
 
-    fn open(config: String) -> Result<(), PluginError> {
-        let config: Config = serde_json::from_str(&config)
-            .map_err(|e| error(ErrorClass::Fatal, format!("bad config: {e}")))?;
-        let target = parse_url(&config.url).map_err(|message| error(ErrorClass::Fatal, message))?;
-        host::log(Level::Info, &format!("http-sink posting to {}", config.url));
-        STATE.with(|state| *state.borrow_mut() = Some(State { config, target, pending: Vec::new() }));
+    fn write(&mut self, events: Vec<Event>) -> Result<(), SinkError> {
+        self.pending.extend(events.iter().map(Event::to_wire));
         Ok(())
     }
 
-    fn write(records: Batch) -> Result<Vec<RecordError>, PluginError> {
-        STATE.with(|state| {
-            let mut state = state.borrow_mut();
-            let state = state.as_mut().ok_or_else(|| error(ErrorClass::Fatal, "write before open"))?;
-            let mut refused = Vec::new();
-            let mut start = 0usize;
-            for (index, end) in records.ends.iter().enumerate() {
-                let end = *end as usize;
-                let bytes = records.data.get(start..end).unwrap_or_default();
-                start = end;
-                match serde_json::from_slice::<serde_json::Value>(bytes) {
-                    Ok(event) if event.is_object() => state.pending.push(bytes.to_vec()),
-                    _ => refused.push(RecordError {
-                        index: index as u32,
-                        error: error(ErrorClass::Poison, "not a JSON event"),
-                    }),
-                }
-            }
-            Ok(refused)
-        })
+    fn flush(&mut self, _checkpoint: &str) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        post(self.timeout_ms, &self.target, &json_array(&self.pending))?;
+        self.pending.clear();
+        Ok(())
     }
 
-    fn flush(_checkpoint: String) -> Result<(), PluginError> {
-        STATE.with(|state| {
-            let mut state = state.borrow_mut();
-            let state = state.as_mut().ok_or_else(|| error(ErrorClass::Fatal, "flush before open"))?;
-            if state.pending.is_empty() {
-                return Ok(());
-            }
-            post(&state.config, &state.target, &json_array(&state.pending))?;
-            state.pending.clear();
-            Ok(())
-        })
-    }
-
-    fn health() -> Result<(), String> {
-        STATE.with(|state| if state.borrow().is_some() { Ok(()) } else { Err("not open".into()) })
-    }
-
-    fn close() {
-        STATE.with(|state| drop(state.borrow_mut().take()));
+    fn describe() -> PluginInfo {
+        PluginInfo::new()
+            .description("POSTs each flushed batch of change events as a JSON array to a URL")
+            .param(
+                ConfigParam::string("url")
+                    .required()
+                    .doc("http(s) URL to POST to; its host must be in allowed_hosts"),
+            )
+            .param(
+                ConfigParam::integer("timeout_ms")
+                    .default_json("900")
+                    .doc("connect and first-byte timeout; keep under the call timeout"),
+            )
+            .capability("http")
     }
 }
 
-export!(Component);
+cdc_sdk::export_sink!(HttpSink);

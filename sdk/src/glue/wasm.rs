@@ -1,5 +1,6 @@
-//! The WIT bindings (generated from the SDK's own copy of `wit/`) and the conversions between
-//! them and the SDK's types. wasm32 only.
+//! The WIT bindings (generated from `../wit/`: the repository's WIT package, or the copy that
+//! `cdc plugin new` puts beside the SDK) and the conversions between them and the SDK's types.
+//! wasm32 only.
 //!
 //! The export macros are generated with `pub_export_macro`, so the world's exports are embedded
 //! only in the plugin crate that invokes them: a transform plugin does not claim to export the
@@ -13,7 +14,7 @@ use crate::{ConfigParam, Error, ErrorClass, PluginInfo};
 /// Bindings of the `transform` world, and of the `types` and `host` interfaces for both worlds.
 pub mod transform_world {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "../wit",
         world: "transform",
         pub_export_macro: true,
         export_macro_name: "export",
@@ -23,7 +24,7 @@ pub mod transform_world {
 /// Bindings of the `sink` world; shared interfaces come from [`transform_world`].
 pub mod sink_world {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "../wit",
         world: "sink",
         pub_export_macro: true,
         export_macro_name: "export",

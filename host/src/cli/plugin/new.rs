@@ -1,6 +1,7 @@
 //! `cdc plugin new NAME --kind transform|sink [--dir PATH]`: renders the SDK's template
 //! (`sdk/template/metadata.toml`: `content/<kind>/` with `{{name}}` and `{{crate_name}}`
-//! replaced) into `PATH/NAME`, copies the SDK into its `sdk/` (with the WIT this host binds to),
+//! replaced) into `PATH/NAME`, copies the SDK (with the shared `cdc-event` crate) into its `sdk/`
+//! and the WIT package this host binds to into its `wit/`, as they sit in the repository,
 //! and writes a Cargo.lock made from the SDK's, so that the first build resolves nothing: it
 //! needs no network when the crates are in the local cargo cache. Everything comes from what
 //! this binary carries; the repository is not needed.
@@ -13,11 +14,12 @@ use super::{Failure, Kind, NewArgs, Outcome};
 
 /// Where the template's content sits among the embedded files.
 const TEMPLATE_CONTENT: &str = "sdk/template/content/";
-/// The SDK's own files: copied into the project's `sdk/`, except the template and its WIT copy.
+/// The SDK's own files (its `event/` crate included): copied into the project's `sdk/`, except
+/// the template.
 const SDK: &str = "sdk/";
 const SDK_TEMPLATE: &str = "sdk/template/";
-const SDK_WIT: &str = "sdk/wit/";
-/// The host's WIT package: the project's `sdk/wit/`, so the plugin binds to what this host runs.
+/// The host's WIT package: the project's `wit/`, beside `sdk/` as in the repository, so the
+/// plugin binds to what this host runs.
 const WIT: &str = "wit/";
 const SDK_LOCK: &str = "sdk/Cargo.lock";
 
@@ -116,7 +118,8 @@ pub(super) fn run(args: &NewArgs) -> Outcome {
     println!("  src/lib.rs         {logic}");
     println!("  events.jsonl       recorded change events, one per line in the wire form");
     println!("  tests/recorded.rs  native tests over them (`cargo test`)");
-    println!("  sdk/               cdc-sdk and the cdc:plugin WIT; sdk/README.md is the author guide");
+    println!("  sdk/               cdc-sdk and its cdc-event crate; sdk/README.md is the author guide");
+    println!("  wit/               the cdc:plugin WIT package this host runs");
     println!();
     println!("Next:");
     println!("  cd {}", project.display());
@@ -169,10 +172,8 @@ fn render(
                 .map_err(|_| Failure::Failed(format!("the embedded template file {path} is not UTF-8")))?;
             let text = text.replace("{{name}}", name).replace("{{crate_name}}", crate_name);
             files.push((relative.to_owned(), text.into_bytes()));
-        } else if path.starts_with(SDK) && !path.starts_with(SDK_TEMPLATE) && !path.starts_with(SDK_WIT) {
+        } else if (path.starts_with(SDK) && !path.starts_with(SDK_TEMPLATE)) || path.starts_with(WIT) {
             files.push(((*path).to_owned(), bytes.to_vec()));
-        } else if let Some(relative) = path.strip_prefix(WIT) {
-            files.push((format!("{SDK_WIT}{relative}"), bytes.to_vec()));
         }
     }
     let manifest = files.iter().find(|(path, _)| path == "Cargo.toml").ok_or_else(|| {
@@ -288,7 +289,8 @@ mod tests {
                 "sdk/Cargo.toml",
                 "sdk/Cargo.lock",
                 "sdk/src/lib.rs",
-                "sdk/wit/types.wit",
+                "sdk/event/src/lib.rs",
+                "wit/types.wit",
                 "sdk/README.md",
             ] {
                 assert!(paths.contains(&expected), "{kind:?} lacks {expected}: {paths:?}");

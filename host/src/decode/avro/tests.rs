@@ -161,7 +161,7 @@ fn every_logical_type_decodes_as_on_the_json_path() {
         vec![0],
     ];
     let event = created(&columns, &row.concat());
-    let expected = Row(vec![
+    let expected = Row::from(vec![
         ("dec".into(), dec("99.95")),
         ("avro_dec".into(), dec("-0.001")),
         ("vsd".into(), dec("4.2")),
@@ -222,7 +222,7 @@ fn the_unchanged_toast_placeholder_is_unavailable_in_every_form() {
         some([long(PLACEHOLDER.len() as i64), ints, long(0)].concat()),
     ];
     let event = created(&columns, &row.concat());
-    for (name, value) in &event.after.expect("after").0 {
+    for (name, value) in &event.after.expect("after") {
         assert_eq!(value, &Value::Unavailable, "{name}");
     }
 }

@@ -13,7 +13,7 @@ use super::{AvroSchema, decode_avro_with};
 use crate::decode::tests::all_types::all_types_row_2;
 use crate::decode::tests::{FIXTURES, PG_ALL_TYPES_SCHEMA, PG_CUSTOMERS_SCHEMA, dec, find, text};
 use crate::decode::{Decoded, Error};
-use crate::event::{ChangeEvent, Decimal, Op, Position, Row, TableId, Value};
+use crate::event::{ChangeEvent, Op, Position, Row, TableId, Value};
 
 const PG_AVRO: &str = "debezium-pg-avro.json";
 
@@ -91,7 +91,7 @@ fn notation(value: &Value) -> Json {
 }
 
 fn row_notation(row: Option<&Row>) -> Json {
-    row.map_or(Json::Null, |row| row.0.iter().map(|(name, value)| (name.clone(), notation(value))).collect())
+    row.map_or(Json::Null, |row| row.iter().map(|(name, value)| (name.to_owned(), notation(value))).collect())
 }
 
 /// The fixture's decoded row, with each `VariableScaleDecimal` struct as the decimal it stands for.
@@ -101,7 +101,7 @@ fn normalised(row: &Json) -> Json {
         (Some(scale), Some(bytes)) => {
             let bytes = BASE64.decode(bytes).expect("base64");
             let scale = u32::try_from(scale).expect("scale");
-            json!({"$decimal": Decimal::from_unscaled_bytes(&bytes, scale).as_str()})
+            json!({"$decimal": crate::decode::logical::decimal_from_unscaled_bytes(&bytes, scale).as_str()})
         }
         _ => value.clone(),
     };
@@ -162,8 +162,11 @@ fn a_delete_under_default_replica_identity_has_the_key_only() {
     let fixture = fixture();
     let event = fixture.events.iter().find(|e| e["value"]["op"] == "d").expect("a delete");
     let change = fixture.change(event);
-    let before =
-        Row(vec![("id".into(), Value::Int(8)), ("name".into(), text("")), ("email".into(), Value::Null)]);
+    let before = Row::from(vec![
+        ("id".into(), Value::Int(8)),
+        ("name".into(), text("")),
+        ("email".into(), Value::Null),
+    ]);
     assert_eq!((change.op, change.before, change.after), (Op::Delete, Some(before), None));
 }
 
@@ -185,8 +188,8 @@ fn rows_captured_by_both_converters_decode_to_the_same_values_and_columns() {
         assert_eq!((avro.op, &avro.key, &avro.table), (Op::Read, &twin.key, &twin.table));
         assert_eq!(avro.columns, twin.columns, "{table} columns");
         let (avro_row, twin_row) = (avro.after.expect("avro after"), twin.after.expect("json after"));
-        assert_eq!(avro_row.0.len(), twin_row.0.len(), "{table} {id}");
-        for (name, value) in &avro_row.0 {
+        assert_eq!(avro_row.len(), twin_row.len(), "{table} {id}");
+        for (name, value) in &avro_row {
             assert_eq!(Some(value), twin_row.get(name), "{table} {id} {name}");
         }
     }

@@ -51,8 +51,8 @@ fn schema_all_types_other_rows_keep_exact_values() {
 fn schema_all_types_null_row_is_null_everywhere() {
     for event in [find(PG_ALL_TYPES_SCHEMA, "c", 3), find(PG_ALL_TYPES_SCHEMA, "d", 3)] {
         let row = event.after.as_ref().or(event.before.as_ref()).expect("a row");
-        assert_eq!(row.0.len(), 17);
-        for (name, value) in &row.0 {
+        assert_eq!(row.len(), 17);
+        for (name, value) in row {
             let expected = if name == "id" { Value::Int(3) } else { Value::Null };
             assert_eq!(value, &expected, "column {name}");
         }
@@ -64,8 +64,7 @@ fn schema_columns_come_from_the_connect_schema() {
     let event = find(PG_ALL_TYPES_SCHEMA, "c", 2);
     let columns = event.columns.expect("columns");
     let names: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
-    let row_names: Vec<_> =
-        after(&find(PG_ALL_TYPES_SCHEMA, "c", 2)).0.iter().map(|(n, _)| n.clone()).collect();
+    let row_names: Vec<_> = after(&find(PG_ALL_TYPES_SCHEMA, "c", 2)).columns().map(str::to_owned).collect();
     assert_eq!(names, row_names);
     let column = |name: &str| columns.iter().find(|c| c.name == name).expect("column");
     let expect = |connect: &str, logical: Option<&str>, optional| Column {
@@ -143,7 +142,7 @@ fn decimal_string_fixture_keeps_decimals_exact_as_text() {
 
 /// The `after` row of the all_types create with id 2, as every converter must decode it.
 pub(crate) fn all_types_row_2() -> Row {
-    Row(vec![
+    Row::from(vec![
         ("id".into(), Value::Int(2)),
         ("num_fixed".into(), dec("-0.001")),
         ("num_any".into(), dec("123456789012345678901234567890.123456789")),

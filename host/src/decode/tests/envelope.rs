@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn mariadb_events_have_no_schema_and_pick_up_the_added_column() {
     let event = find(MARIADB_CUSTOMERS, "c", 4);
-    let expected = Row(vec![
+    let expected = Row::from(vec![
         ("id".into(), Value::Int(4)),
         ("name".into(), text("Erin")),
         ("email".into(), text("erin@example.com")),
@@ -45,8 +45,11 @@ fn mariadb_schema_change_topic_yields_ddl() {
 fn delete_under_default_replica_identity_is_decoded_as_given() {
     for file in [PG_CUSTOMERS_SCHEMA, PG_CUSTOMERS_NOSCHEMA] {
         let event = find(file, "d", 4);
-        let expected =
-            Row(vec![("id".into(), Value::Int(4)), ("name".into(), text("")), ("email".into(), Value::Null)]);
+        let expected = Row::from(vec![
+            ("id".into(), Value::Int(4)),
+            ("name".into(), text("")),
+            ("email".into(), Value::Null),
+        ]);
         assert_eq!((event.before, event.after), (Some(expected), None), "{file}");
     }
 }

@@ -84,7 +84,7 @@ pub(super) fn key_id(message: &Json) -> i64 {
 }
 
 pub(super) fn id_key(id: i64) -> Option<Row> {
-    Some(Row(vec![("id".into(), Value::Int(id))]))
+    Some(Row::from(vec![("id".into(), Value::Int(id))]))
 }
 
 pub(super) fn dec(text: &str) -> Value {

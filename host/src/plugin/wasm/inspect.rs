@@ -8,6 +8,7 @@ use super::bindings::{sink, transform, types};
 use super::engine::PluginRuntime;
 use super::instance::{self, arm_deadline};
 use super::{Capabilities, PluginError, PluginLimits, PluginSettings};
+pub use cdc_event::{ConfigParam, PluginInfo};
 
 /// The `cdc:plugin` world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,38 +27,6 @@ impl PluginWorld {
             PluginWorld::Sink => "sink",
         }
     }
-}
-
-/// A plugin's self-description (WIT `plugin-info`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginInfo {
-    /// Plugin name.
-    pub name: String,
-    /// Plugin version.
-    pub version: String,
-    /// What it does.
-    pub description: String,
-    /// The config parameters it understands.
-    pub config: Vec<ConfigParam>,
-    /// Capabilities it needs, such as `http`, `env` or `files`.
-    pub capabilities: Vec<String>,
-}
-
-/// A config parameter a plugin understands (WIT `config-param`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigParam {
-    /// The key in the plugin's config object.
-    pub name: String,
-    /// `string`, `integer`, `number`, `boolean`, `list` or `object`.
-    pub kind: String,
-    /// Whether the pipeline must set it.
-    pub required: bool,
-    /// JSON text of the default, if any.
-    pub default_value: Option<String>,
-    /// Whether the host redacts its value.
-    pub secret: bool,
-    /// What it does.
-    pub description: String,
 }
 
 /// What [`inspect`] found in a component.

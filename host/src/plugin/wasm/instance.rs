@@ -8,6 +8,7 @@ use super::engine::EPOCH_TICK;
 use super::state::InstanceState;
 use super::{PluginError, PluginLimits, PluginSettings};
 use crate::error::ErrorClass;
+use crate::event::{self, ChangeEvent};
 
 /// A fresh store for one instance of `spec`, with a deadline far enough away for instantiation.
 pub(super) fn new_store(engine: &Engine, spec: &PluginSettings) -> Result<Store<InstanceState>, PluginError> {
@@ -60,6 +61,20 @@ pub(super) fn returned(spec: &PluginSettings, call: &'static str, error: types::
 /// A broken promise of the protocol (bad offsets, output too large, unreadable records).
 pub(super) fn protocol(spec: &PluginSettings, call: &'static str, reason: String) -> PluginError {
     PluginError::Protocol { plugin: spec.name.clone(), call, reason }
+}
+
+/// Packs the events of one call, or says why they do not fit.
+pub(super) fn pack(
+    spec: &PluginSettings,
+    call: &'static str,
+    events: &[ChangeEvent],
+) -> Result<types::Batch, PluginError> {
+    let packed = event::pack(events).map_err(|error| PluginError::InputTooLarge {
+        plugin: spec.name.clone(),
+        call,
+        reason: error.to_string(),
+    })?;
+    Ok(types::Batch { data: packed.data, ends: packed.ends })
 }
 
 /// The host's class for a WIT error class.

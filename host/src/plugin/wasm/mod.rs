@@ -157,6 +157,17 @@ pub enum PluginError {
         /// The plugin's `max_output_bytes`.
         limit: usize,
     },
+    /// The events of one call do not fit in a packed batch: the batch is split, and a record
+    /// that alone does not fit goes to the DLQ.
+    #[error("plugin `{plugin}`: cannot pack the input of `{call}`: {reason}")]
+    InputTooLarge {
+        /// Plugin name.
+        plugin: String,
+        /// The export that was called.
+        call: &'static str,
+        /// Why it does not fit.
+        reason: String,
+    },
     /// The plugin broke the protocol (bad origins or indices, unreadable records).
     #[error("plugin `{plugin}` broke the protocol in `{call}`: {reason}")]
     Protocol {
@@ -177,7 +188,7 @@ impl Classify for PluginError {
             // the instance is rebuilt and the batch retried, then split down to the record.
             PluginError::Trap { .. } => ErrorClass::Fault,
             PluginError::Returned { class, .. } => *class,
-            PluginError::OutputTooLarge { .. } => ErrorClass::Record,
+            PluginError::OutputTooLarge { .. } | PluginError::InputTooLarge { .. } => ErrorClass::Record,
             PluginError::Protocol { .. } => ErrorClass::Fatal,
         }
     }

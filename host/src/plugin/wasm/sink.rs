@@ -6,13 +6,11 @@ use std::sync::Arc;
 use wasmtime::Store;
 
 use super::bindings::sink::{self as bindings, Sink};
-use super::bindings::types;
 use super::engine::PluginRuntime;
 use super::instance::{self, arm_deadline};
 use super::state::InstanceState;
 use super::{PluginError, PluginSettings};
 use crate::event::ChangeEvent;
-use crate::plugin::PackedBatch;
 
 /// A sink component, compiled and linked, ready to instantiate.
 #[derive(Clone)]
@@ -69,8 +67,7 @@ impl SinkInstance {
     /// drops the instance: the next call builds and opens a fresh one, and nothing written
     /// since the last flush counts as delivered.
     pub fn write(&mut self, events: &[ChangeEvent]) -> Result<Vec<(usize, PluginError)>, PluginError> {
-        let input = PackedBatch::from_events(events);
-        let batch = types::Batch { data: input.data, ends: input.ends };
+        let batch = instance::pack(&self.plugin.shared.spec, "write", events)?;
         let refused =
             self.call("write", |bindings, store| bindings.cdc_plugin_writer().call_write(store, &batch))?;
         let spec = &self.plugin.shared.spec;

@@ -12,7 +12,6 @@ use super::instance::{self, arm_deadline};
 use super::state::InstanceState;
 use super::{PluginError, PluginSettings};
 use crate::event::{self, ChangeEvent};
-use crate::plugin::PackedBatch;
 
 use bindings::exports::cdc::plugin::transformer;
 
@@ -84,12 +83,11 @@ impl TransformInstance {
     ///
     /// A trap, deadline or memory fault drops the instance; the next call builds a fresh one.
     pub fn transform(&mut self, events: &[ChangeEvent]) -> Result<TransformOutput, PluginError> {
-        let input = PackedBatch::from_events(events);
+        let call = "transform";
+        let batch = instance::pack(&self.plugin.shared.spec, call, events)?;
         let limits = self.plugin.shared.spec.limits;
         let live = self.ensure_live()?;
-        let call = "transform";
         arm_deadline(&mut live.store, &limits);
-        let batch = types::Batch { data: input.data, ends: input.ends };
         let result = live.bindings.cdc_plugin_transformer().call_transform(&mut live.store, &batch);
         let outcome = match result {
             Ok(outcome) => outcome,
@@ -128,7 +126,8 @@ impl TransformInstance {
         transformed: transformer::Transformed,
     ) -> Result<TransformOutput, PluginError> {
         let call = "transform";
-        let records = PackedBatch { data: transformed.records.data, ends: transformed.records.ends };
+        let records =
+            cdc_event::PackedBatch { data: transformed.records.data, ends: transformed.records.ends };
         let limit = self.plugin.shared.spec.limits.max_output_bytes;
         if records.data.len() > limit {
             let plugin = self.plugin.name().to_owned();

@@ -32,9 +32,12 @@ mod tests {
         let event = ChangeEvent {
             op: Op::Create,
             table: TableId { database: None, schema: Some("public".into()), table: "t".into() },
-            key: Some(Row(vec![("id".into(), Value::Int(1))])),
+            key: Some(Row::from(vec![("id".into(), Value::Int(1))])),
             before: None,
-            after: Some(Row(vec![("id".into(), Value::Int(1)), ("name".into(), Value::Text("a".into()))])),
+            after: Some(Row::from(vec![
+                ("id".into(), Value::Int(1)),
+                ("name".into(), Value::Text("a".into())),
+            ])),
             source: SourceInfo::default(),
             ts_ms: Some(10),
             columns: None,

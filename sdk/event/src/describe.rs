@@ -8,7 +8,7 @@
 /// metadata by the export macros, so most plugins only list their parameters:
 ///
 /// ```
-/// use cdc_sdk::{ConfigParam, PluginInfo};
+/// use cdc_event::{ConfigParam, PluginInfo};
 ///
 /// let info = PluginInfo::new()
 ///     .param(ConfigParam::list("columns").required().doc("Columns to mask"))
