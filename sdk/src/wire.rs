@@ -11,8 +11,8 @@
 //! assert_eq!(Event::from_wire(&bytes).unwrap(), event);
 //! ```
 
-pub use cdc_event::wire::WireError;
 use cdc_event::wire::{RecordRef, read_record, write_record};
+pub use cdc_event::wire::{WireError, write_value};
 pub use cdc_event::{BatchError, PackedBatch};
 
 use crate::event::Event;
@@ -71,10 +71,6 @@ impl Event {
 ///
 /// # Errors
 /// When the batch outgrows the 4 GiB a packed batch can address.
-pub fn pack<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<PackedBatch, BatchError> {
-    let mut batch = PackedBatch::default();
-    for event in events {
-        batch.push_with(|out| event.write_wire(out))?;
-    }
-    Ok(batch)
+pub fn pack(events: &[Event]) -> Result<PackedBatch, BatchError> {
+    PackedBatch::pack(events, Event::write_wire)
 }

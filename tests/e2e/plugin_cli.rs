@@ -72,8 +72,17 @@ fn new_and_build(work: &Path, target_dir: &Path, name: &str, kind: &str) -> (Pat
     for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs", "tests/recorded.rs", "events.jsonl", "README.md"] {
         assert!(project.join(file).is_file(), "`cdc plugin new` wrote no {file}");
     }
-    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs", "wit/transform.wit", "wit/sink.wit", "README.md"] {
-        assert!(project.join("sdk").join(file).is_file(), "`cdc plugin new` wrote no sdk/{file}");
+    for file in [
+        "sdk/Cargo.toml",
+        "sdk/Cargo.lock",
+        "sdk/src/lib.rs",
+        "sdk/README.md",
+        "sdk/event/Cargo.toml",
+        "sdk/event/src/lib.rs",
+        "wit/transform.wit",
+        "wit/sink.wit",
+    ] {
+        assert!(project.join(file).is_file(), "`cdc plugin new` wrote no {file}");
     }
     assert_no_reference_to(&project, &repo_root());
 

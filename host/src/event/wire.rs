@@ -30,11 +30,7 @@ pub fn write_wire(event: &ChangeEvent, out: &mut Vec<u8>) {
 /// # Errors
 /// When the batch outgrows the 4 GiB a packed batch can address.
 pub fn pack(events: &[ChangeEvent]) -> Result<PackedBatch, BatchError> {
-    let mut batch = PackedBatch::with_capacity(events.len(), 512);
-    for event in events {
-        batch.push_with(|out| write_wire(event, out))?;
-    }
-    Ok(batch)
+    PackedBatch::pack(events, write_wire)
 }
 
 /// The wire form of an event as a JSON value (for tools and tests; the hot path uses

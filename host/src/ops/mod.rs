@@ -5,7 +5,6 @@ pub mod connector;
 pub mod crash;
 pub mod debezium;
 pub mod health;
-pub mod lag;
 pub mod metrics;
 pub mod schema_monitor;
 pub mod server;

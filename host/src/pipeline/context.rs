@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use super::acks::AckTracker;
 use super::dlq::{DeadLetterQueue, Failure};
 use crate::decode::Decoder;
 use crate::ops::health::Health;
 use crate::ops::metrics::{Metrics, names};
 use crate::source::SourceRecord;
+use crate::source::acks::AckTracker;
 
 /// Wait between attempts to write to an unavailable DLQ.
 const DLQ_RETRY_WAIT: Duration = Duration::from_secs(2);

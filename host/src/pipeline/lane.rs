@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::acks::PartitionAcks;
 use super::context::{Halted, LaneContext, WorkPermit};
 use super::dlq::Failure;
 use super::pending::Pending;
@@ -18,6 +17,7 @@ use crate::event::{ChangeEvent, Position};
 use crate::ops::metrics::{Counter, Metrics, names};
 use crate::plugin::{PluginError, Transform, TransformOutput};
 use crate::source::SourceRecord;
+use crate::source::acks::PartitionAcks;
 
 /// Events bound for the sinks, with the records they came from.
 #[derive(Debug, Clone)]

@@ -1,9 +1,9 @@
-//! The pipeline (docs/architecture.md): the poll loop feeds one lane per partition; each
-//! partition lane decodes and transforms, then feeds one lane per sink; sink lanes ack what is
-//! durable, and the loop commits the minimum over sinks. A full partition is paused, never the
-//! poll loop, and nothing the loop does blocks it: revokes drain in the background.
+//! The pipeline (docs/architecture.md): the poll loop takes records from a [`Source`] and feeds
+//! one lane per partition; each partition lane decodes and transforms, then feeds one lane per
+//! sink; sink lanes ack what is durable, and the source commits the minimum over sinks. A full
+//! partition is paused, never the poll loop, and nothing the loop does blocks it. The loop
+//! depends on the source contract alone; [`run`] drives it with the Kafka source.
 
-pub mod acks;
 mod context;
 pub mod dlq;
 mod lane;
@@ -17,13 +17,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::Message;
-use rdkafka::consumer::Consumer;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use self::acks::{AckTracker, PartitionAcks, PartitionKey};
 pub use self::context::{Halted, LaneContext, WorkPermit};
 use self::dlq::DeadLetterQueue;
 pub use self::lane::{PartitionLane, SinkBatch};
@@ -32,18 +29,16 @@ pub use self::sink_lane::SinkLane;
 use crate::decode::Decoder;
 use crate::ops::crash;
 use crate::ops::health::Health;
-use crate::ops::lag::LagMonitor;
 use crate::ops::metrics::{Metrics, names};
 use crate::plugin::{Transform, TransformPlugin};
 use crate::sinks::SinkFactory;
-use crate::source::SourceRecord;
-use crate::source::kafka::{self, Assignment, ConsumerSettings, KafkaConsumer, REVOKE_DRAIN_TIMEOUT};
+use crate::source::acks::{AckTracker, PartitionAcks, PartitionKey};
+use crate::source::kafka::{ConsumerSettings, KafkaSource};
+use crate::source::{Source, SourceEvent, SourceRecord};
 
 /// How often the loop reconsiders paused partitions, reports liveness and checks whether a
 /// commit is due.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
-/// How often a revoke in progress checks whether its partitions have drained.
-const REVOKE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Everything a pipeline needs to run, already validated.
 pub struct PipelineSettings {
@@ -121,20 +116,9 @@ struct Lanes {
     paused: HashSet<PartitionKey>,
     /// Partitions being given up: no record of theirs is dispatched any more.
     revoking: HashSet<PartitionKey>,
-    /// Topic names shared by every record of a topic, so that a record costs no allocation for it.
-    topics: HashSet<Arc<str>>,
 }
 
 impl Lanes {
-    fn topic_name(&mut self, topic: &str) -> Arc<str> {
-        if let Some(name) = self.topics.get(topic) {
-            return name.clone();
-        }
-        let name: Arc<str> = Arc::from(topic);
-        self.topics.insert(name.clone());
-        name
-    }
-
     /// Ends a partition's lanes: idle lanes finish (closing their sinks); lanes that still
     /// hold records are aborted, since what they hold belongs to the next owner now.
     fn end(&mut self, partition: &PartitionKey) {
@@ -148,9 +132,8 @@ impl Lanes {
     }
 }
 
-/// Runs the pipeline until `shutdown` resolves or a fatal error halts it, then drains the
-/// lanes, makes the final commit and only then closes the consumer, all within
-/// `shutdown_timeout`.
+/// Runs the pipeline over the Kafka source of `settings` until `shutdown` resolves or a fatal
+/// error halts it (see [`drive`]).
 pub async fn run(
     settings: PipelineSettings,
     dlq: Option<Arc<dyn DeadLetterQueue>>,
@@ -159,15 +142,33 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, Error> {
     let tracker = Arc::new(AckTracker::new(settings.sinks.len()));
-    let commits = metrics.counter(names::COMMITS, "");
-    let (consumer, mut assignments) =
-        kafka::subscribe(&settings.consumer, &settings.topics, tracker.clone(), commits)
-            .map_err(|source| Error::Subscribe { topics: settings.topics.clone(), source })?;
-    tracing::info!(topics = ?settings.topics, group = settings.consumer.group_id.as_str(), "consumer.subscribed");
+    let source = KafkaSource::subscribe(
+        &settings.consumer,
+        &settings.topics,
+        tracker.clone(),
+        metrics.clone(),
+        settings.lag_interval,
+    )
+    .map_err(|source| Error::Subscribe { topics: settings.topics.clone(), source })?;
+    Ok(drive(source, tracker, settings, dlq, health, metrics, shutdown).await)
+}
+
+/// Runs the pipeline over `source` until `shutdown` resolves or a fatal error halts it, then
+/// drains the lanes, and closes the source (its final commit) only then, all within
+/// `shutdown_timeout`. `tracker` is the one the source commits from.
+pub async fn drive(
+    mut source: impl Source,
+    tracker: Arc<AckTracker>,
+    settings: PipelineSettings,
+    dlq: Option<Arc<dyn DeadLetterQueue>>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Outcome {
     let concurrency = (settings.partition_concurrency > 0)
         .then(|| Arc::new(Semaphore::new(settings.partition_concurrency)));
     let (context, mut halt) = LaneContext::new(
-        tracker.clone(),
+        tracker,
         settings.decoder.clone(),
         dlq,
         health.clone(),
@@ -180,13 +181,11 @@ pub async fn run(
         tasks: JoinSet::new(),
         paused: HashSet::new(),
         revoking: HashSet::new(),
-        topics: HashSet::new(),
     };
-    let (drained_sender, mut drained) = mpsc::unbounded_channel::<Vec<PartitionKey>>();
+    let committer = source.committer();
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut last_commit = Instant::now();
     let mut committing: Option<tokio::task::JoinHandle<()>> = None;
-    let mut lag = LagMonitor::new(settings.lag_interval);
     tokio::pin!(shutdown);
 
     let outcome = loop {
@@ -197,69 +196,46 @@ pub async fn run(
                 let reason = halt.borrow().clone().unwrap_or_default();
                 break Outcome::Halted(reason);
             }
-            Some(assignment) = assignments.recv() => {
-                on_assignment(&mut lanes, &drained_sender, assignment);
-                health.set_assigned(has_assignment(&consumer));
-            }
-            Some(partitions) = drained.recv() => {
-                finish_revoke(&consumer, &mut lanes, &partitions);
-                health.set_assigned(has_assignment(&consumer));
-            }
             _ = ticker.tick() => {
                 health.tick();
                 let idle = committing.as_ref().is_none_or(tokio::task::JoinHandle::is_finished);
                 if idle && last_commit.elapsed() >= settings.commit_interval {
-                    // Commits wait for the broker: one at a time, beside the loop.
-                    let consumer = consumer.clone();
-                    committing = Some(tokio::task::spawn_blocking(move || commit(&consumer, |_| true)));
+                    // Commits wait for the source to confirm: one at a time, beside the loop.
+                    let committer = committer.clone();
+                    committing = Some(tokio::task::spawn_blocking(move || committer.commit()));
                     last_commit = Instant::now();
                 }
-                resume_drained(&consumer, &mut lanes, settings.max_buffered_messages);
-                lag.tick(&consumer, &metrics, || {
-                    lanes.partitions.iter().map(|(partition, lanes)| (partition.clone(), lanes.acks.committed())).collect()
-                });
+                resume_drained(&source, &mut lanes, settings.max_buffered_messages);
+                source.tick();
                 reap(&mut lanes.tasks, &context);
             }
-            message = consumer.recv() => match message {
-                Ok(message) => {
-                    let topic = lanes.topic_name(message.topic());
-                    let record = SourceRecord {
-                        topic,
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                    };
-                    drop(message);
+            event = source.next() => match event {
+                SourceEvent::Record(record) => {
                     consumed.add(1);
-                    dispatch(&settings, &consumer, &context, &mut lanes, record);
+                    dispatch(&settings, &source, &context, &mut lanes, record);
                 }
-                Err(error) => {
-                    tracing::warn!(error = %error, "consumer.error");
-                    // Errors such as an unreachable broker repeat at once; do not spin on them.
-                    tokio::time::sleep(HOUSEKEEPING_INTERVAL).await;
+                SourceEvent::Assigned(_) => health.set_assigned(source.has_assignment()),
+                SourceEvent::Revoking(partitions) => lanes.revoking.extend(partitions),
+                SourceEvent::Revoked(partitions) => {
+                    for partition in &partitions {
+                        lanes.end(partition);
+                    }
+                    health.set_assigned(source.has_assignment());
                 }
             },
         }
     };
-    stop(consumer, lanes, &lag, &health, &outcome, settings.shutdown_timeout).await;
-    Ok(outcome)
+    stop(source, lanes, &health, &outcome, settings.shutdown_timeout).await;
+    outcome
 }
 
-/// The shutdown: drain the lanes, commit, close, within `timeout` as a whole.
-async fn stop(
-    consumer: Arc<KafkaConsumer>,
-    mut lanes: Lanes,
-    lag: &LagMonitor,
-    health: &Health,
-    outcome: &Outcome,
-    timeout: Duration,
-) {
+/// The shutdown: drain the lanes, then close the source (final commit, leave), within
+/// `timeout` as a whole.
+async fn stop(source: impl Source, mut lanes: Lanes, health: &Health, outcome: &Outcome, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     // The final commit and the close get a share of the budget the drain cannot take.
     let reserve = (timeout / 4).min(Duration::from_secs(5));
     health.set_stopping();
-    lag.cancel();
     tracing::info!(outcome = ?outcome, timeout = ?timeout, "pipeline.draining");
     // Dropping the senders lets each lane finish what it holds, close its sinks and end.
     lanes.partitions.clear();
@@ -271,32 +247,12 @@ async fn stop(
         tracing::warn!(timeout = ?timeout, "pipeline.drain_timeout");
         lanes.tasks.abort_all();
     }
-    // The final commit happens while the consumer is still a member of the group.
-    let committing = consumer.clone();
-    let committed =
-        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || commit(&committing, |_| true)))
-            .await;
-    if committed.is_err() {
-        tracing::warn!("pipeline.final_commit_timeout");
-    }
-    consumer.context().set_closing();
-    let revoking: Vec<PartitionKey> = lanes.revoking.drain().collect();
-    if !revoking.is_empty() {
-        kafka::finish_revoke(&consumer, &revoking);
-    }
-    consumer.unsubscribe();
-    // Closing leaves the group and may wait on the broker: never past the deadline.
-    let closing = tokio::task::spawn_blocking(move || drop(consumer));
-    let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-    match tokio::time::timeout(remaining, closing).await {
-        Ok(_) => tracing::info!("pipeline.stopped"),
-        Err(_) => tracing::warn!(timeout = ?timeout, "pipeline.close_timeout"),
-    }
+    source.close(deadline).await;
 }
 
 fn dispatch(
     settings: &PipelineSettings,
-    consumer: &KafkaConsumer,
+    source: &impl Source,
     context: &Arc<LaneContext>,
     lanes: &mut Lanes,
     record: SourceRecord,
@@ -310,7 +266,7 @@ fn dispatch(
     // dispatched just before is delivered again by the next owner, at least once), so
     // ownership is checked only when a partition's first record arrives.
     if !lanes.partitions.contains_key(&partition) {
-        if !consumer.context().owns(&partition) {
+        if !source.owns(&partition) {
             // A record fetched before a revoke completed: its new owner will read it again.
             return;
         }
@@ -329,10 +285,7 @@ fn dispatch(
     if partition_lanes.acks.in_flight() >= settings.max_buffered_messages as i64
         && lanes.paused.insert(partition.clone())
     {
-        match kafka::set_paused(consumer, &partition, true) {
-            Ok(()) => tracing::debug!(topic = %partition.0, partition = partition.1, "consumer.paused"),
-            Err(error) => tracing::warn!(error = %error, "consumer.pause_failed"),
-        }
+        source.set_paused(&partition, true);
     }
 }
 
@@ -405,66 +358,7 @@ fn reap(tasks: &mut JoinSet<()>, context: &LaneContext) {
     }
 }
 
-fn on_assignment(
-    lanes: &mut Lanes,
-    drained: &mpsc::UnboundedSender<Vec<PartitionKey>>,
-    assignment: Assignment,
-) {
-    match assignment {
-        Assignment::Assigned(_) => {}
-        Assignment::Revoking(partitions) => {
-            lanes.revoking.extend(partitions.iter().cloned());
-            let acks: Vec<Arc<PartitionAcks>> = partitions
-                .iter()
-                .filter_map(|partition| lanes.partitions.get(partition))
-                .map(|l| l.acks.clone())
-                .collect();
-            let drained = drained.clone();
-            // Waits beside the loop, which keeps polling, committing and serving the lanes.
-            tokio::spawn(async move {
-                let deadline = Instant::now() + REVOKE_DRAIN_TIMEOUT;
-                while acks.iter().any(|acks| acks.in_flight() > 0) {
-                    if Instant::now() >= deadline {
-                        tracing::warn!(timeout = ?REVOKE_DRAIN_TIMEOUT, "consumer.revoke_drain_timeout");
-                        break;
-                    }
-                    tokio::time::sleep(REVOKE_POLL_INTERVAL).await;
-                }
-                let _ = drained.send(partitions);
-            });
-        }
-        Assignment::Revoked(partitions) => {
-            for partition in &partitions {
-                lanes.end(partition);
-            }
-        }
-    }
-}
-
-/// Completes a revoke whose partitions drained (or ran out of time): commit what is durable,
-/// give the partitions up, end their lanes.
-fn finish_revoke(consumer: &KafkaConsumer, lanes: &mut Lanes, partitions: &[PartitionKey]) {
-    // A short blocking call; another worker takes over the runtime meanwhile.
-    tokio::task::block_in_place(|| commit(consumer, |partition| partitions.contains(partition)));
-    kafka::finish_revoke(consumer, partitions);
-    for partition in partitions {
-        lanes.end(partition);
-    }
-}
-
-fn has_assignment(consumer: &KafkaConsumer) -> bool {
-    consumer.assignment().map(|list| list.count() > 0).unwrap_or(false)
-}
-
-/// Commits what is durable in the partitions `include` selects; blocks until the broker
-/// answers. A refused commit is logged and sent again by the next one.
-fn commit(consumer: &KafkaConsumer, include: impl Fn(&PartitionKey) -> bool) {
-    if let Err(error) = kafka::commit_durable(consumer, include) {
-        tracing::warn!(error = %error, "consumer.commit_failed");
-    }
-}
-
-fn resume_drained(consumer: &KafkaConsumer, lanes: &mut Lanes, max_buffered: usize) {
+fn resume_drained(source: &impl Source, lanes: &mut Lanes, max_buffered: usize) {
     let partitions = &lanes.partitions;
     let revoking = &lanes.revoking;
     lanes.paused.retain(|partition| {
@@ -475,11 +369,7 @@ fn resume_drained(consumer: &KafkaConsumer, lanes: &mut Lanes, max_buffered: usi
         if in_flight > (max_buffered / 2) as i64 {
             return true;
         }
-        if let Err(error) = kafka::set_paused(consumer, partition, false) {
-            tracing::warn!(error = %error, "consumer.resume_failed");
-            return true;
-        }
-        tracing::debug!(topic = %partition.0, partition = partition.1, "consumer.resumed");
+        source.set_paused(partition, false);
         false
     });
 }

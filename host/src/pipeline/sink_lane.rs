@@ -14,7 +14,6 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::SinkSettings;
-use super::acks::PartitionAcks;
 use super::context::{Halted, LaneContext, WorkPermit};
 use super::dlq::Failure;
 use super::lane::SinkBatch;
@@ -25,6 +24,7 @@ use crate::event::ChangeEvent;
 use crate::ops::metrics::{Counter, names};
 use crate::sinks::{Sink, SinkError};
 use crate::source::SourceRecord;
+use crate::source::acks::PartitionAcks;
 
 /// One sink's lane for one partition.
 pub struct SinkLane {

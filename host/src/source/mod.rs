@@ -1,9 +1,20 @@
-//! Sources: where change records come from. Today the Kafka consumer over Debezium topics; the
-//! embedded PostgreSQL replication reader will yield the same [`SourceRecord`]s.
+//! Sources: where change records come from, behind one contract, [`Source`], that the pipeline
+//! depends on alone (docs/architecture.md, sources). The Kafka consumer over Debezium topics
+//! ([`kafka::KafkaSource`]) is one; the embedded PostgreSQL replication reader is to be another.
+//!
+//! A source delivers [`SourceRecord`]s of the partitions it owns, says when ownership changes,
+//! pauses a partition whose lanes are full, and commits the positions the pipeline
+//! acknowledged as durable in the [`acks::AckTracker`] the two share. What only one source
+//! needs (Kafka's rebalance drain and lag) stays inside it.
 
+pub mod acks;
 pub mod kafka;
 
 use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use self::acks::PartitionKey;
 
 /// One record as the source delivered it, before decoding: kept whole so that a record that
 /// fails can go to the DLQ byte for byte.
@@ -19,4 +30,52 @@ pub struct SourceRecord {
     pub key: Option<Vec<u8>>,
     /// Value bytes; `None` for a tombstone.
     pub value: Option<Vec<u8>>,
+}
+
+/// What a source has for the pipeline next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceEvent {
+    /// A record of an owned partition.
+    Record(SourceRecord),
+    /// Partitions this source now owns.
+    Assigned(Vec<PartitionKey>),
+    /// Partitions the source is giving up: dispatch nothing more of them. The source lets
+    /// their lanes drain and commits, then reports them [`SourceEvent::Revoked`].
+    Revoking(Vec<PartitionKey>),
+    /// Partitions that are gone: their lanes end, and what they still hold is delivered again
+    /// by the next owner.
+    Revoked(Vec<PartitionKey>),
+}
+
+/// Commits the durable positions of the shared [`acks::AckTracker`]. Blocks until the source
+/// confirmed them: run it off the async threads.
+pub trait Committer: Send + Sync {
+    /// Commits what is durable in every owned partition; a failure is logged, and the next
+    /// commit sends the positions again.
+    fn commit(&self);
+}
+
+/// Where change records come from (see the module documentation).
+pub trait Source: Send + 'static {
+    /// The next record or change of ownership. Cancellation-safe: the pipeline polls it in a
+    /// `select!`, and nothing is lost when another branch wins.
+    fn next(&mut self) -> impl Future<Output = SourceEvent> + Send;
+
+    /// Whether this source currently owns `partition`.
+    fn owns(&self, partition: &PartitionKey) -> bool;
+
+    /// Pauses (stops fetching) or resumes one partition, for backpressure.
+    fn set_paused(&self, partition: &PartitionKey, paused: bool);
+
+    /// Whether the source owns any partition (a replica may own none).
+    fn has_assignment(&self) -> bool;
+
+    /// The committer, for commits beside the poll loop.
+    fn committer(&self) -> Arc<dyn Committer>;
+
+    /// Periodic work of the source itself (lag figures), at every housekeeping tick of the loop.
+    fn tick(&mut self);
+
+    /// Ends the source after the lanes drained: the final commit, then leaving, by `deadline`.
+    fn close(self, deadline: Instant) -> impl Future<Output = ()> + Send;
 }

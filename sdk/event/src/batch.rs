@@ -54,6 +54,24 @@ impl PackedBatch {
         PackedBatch { data: Vec::with_capacity(records * record_bytes), ends: Vec::with_capacity(records) }
     }
 
+    /// Packs `items`, each written by `write`. The buffer is sized from the first record, so that
+    /// a batch of similar records is allocated about once.
+    ///
+    /// # Errors
+    /// When the buffer outgrows the 4 GiB that `u32` offsets address.
+    pub fn pack<T>(items: &[T], mut write: impl FnMut(&T, &mut Vec<u8>)) -> Result<Self, BatchError> {
+        let mut batch = PackedBatch::with_capacity(items.len(), 0);
+        let Some((first, rest)) = items.split_first() else { return Ok(batch) };
+        batch.push_with(|out| write(first, out))?;
+        // Room for the rest at the first record's size, plus an eighth for variation.
+        let estimate = batch.data.len() + batch.data.len() / 8;
+        batch.data.reserve(estimate.saturating_mul(rest.len()));
+        for item in rest {
+            batch.push_with(|out| write(item, out))?;
+        }
+        Ok(batch)
+    }
+
     /// Appends one record, written by `write` at the end of the buffer.
     ///
     /// # Errors
@@ -72,6 +90,12 @@ impl PackedBatch {
                 Err(BatchError::TooLarge { bytes })
             }
         }
+    }
+
+    /// Empties the batch, keeping its buffers for the next one.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
     }
 
     /// The number of records.
@@ -144,6 +168,14 @@ mod tests {
             batch.records().unwrap_err().to_string(),
             "malformed batch: record 0 ends at 5, after 0, in 2 bytes"
         );
+    }
+
+    #[test]
+    fn packed_items_end_where_each_was_written() {
+        let batch =
+            PackedBatch::pack(&["a", "", "bcd"], |item, out| out.extend_from_slice(item.as_bytes())).unwrap();
+        assert_eq!((batch.data.as_slice(), batch.ends.as_slice()), (&b"abcd"[..], &[1, 1, 4][..]));
+        assert!(PackedBatch::pack(&[] as &[&str], |_, _| ()).unwrap().is_empty());
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 use super::LaneContext;
-use super::acks::{AckTracker, PartitionKey};
 use super::dlq::DeadLetterQueue;
 use super::retry::RetrySettings;
 use crate::decode::Decoder;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
+use crate::source::acks::{AckTracker, PartitionKey};
 use crate::testing::MemoryDlq;
 
 const TOPIC: &str = "shop.public.t";

@@ -30,7 +30,7 @@ use serde_json::{Map, Value as Json};
 use crate::{Op, Row, TableId};
 
 pub use read::read_record;
-pub use write::write_record;
+pub use write::{write_record, write_value};
 
 /// One record to write, borrowed from whichever event type holds it.
 pub struct RecordRef<'a> {

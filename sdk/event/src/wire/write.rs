@@ -60,7 +60,8 @@ fn write_row(row: &Row, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn write_value(value: &Value, out: &mut Vec<u8>) {
+/// Appends the wire form of one column value to `out` (for plugins that compare or show values).
+pub fn write_value(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -140,31 +141,50 @@ fn write_display(value: &dyn fmt::Display, out: &mut Vec<u8>) {
 /// Writes `text` as a JSON string, escaped exactly as `serde_json` does.
 pub(crate) fn write_str(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    // Most text has nothing to escape: find that out a word at a time, then copy it whole.
+    let first_dirty_word = (0..bytes.len()).step_by(8).find(|&at| word_needs_escape(load_word(bytes, at)));
     out.push(b'"');
-    let mut run_start = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        // Skip eight clean bytes at once; look at a word with something to escape byte by byte.
-        if let Some(word) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-            if !word_needs_escape(word) {
-                at += 8;
-                continue;
-            }
+    match first_dirty_word {
+        None => out.extend_from_slice(bytes),
+        Some(at) => {
+            out.extend_from_slice(&bytes[..at]);
+            write_escaped(&bytes[at..], out);
         }
-        let word_end = (at + 8).min(bytes.len());
-        while at < word_end {
-            if let Some(escaped) = escape(bytes[at]) {
-                out.extend_from_slice(&bytes[run_start..at]);
-                escaped.write(out);
-                run_start = at + 1;
-            }
-            at += 1;
+    }
+    out.push(b'"');
+}
+
+/// Writes bytes of a text that has something to escape, byte by byte.
+fn write_escaped(bytes: &[u8], out: &mut Vec<u8>) {
+    let mut run_start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        if let Some(escaped) = escape(byte) {
+            out.extend_from_slice(&bytes[run_start..at]);
+            escaped.write(out);
+            run_start = at + 1;
         }
     }
     out.extend_from_slice(&bytes[run_start..]);
-    out.push(b'"');
+}
+
+/// A word holding the bytes of `bytes` from `at` to its end (at most eight), in registers: the
+/// next eight bytes; for the tail of a longer text, its last eight bytes (bytes before `at`
+/// were clean or are already written); for a text shorter than a word, its bytes padded with
+/// spaces, which need no escape.
+fn load_word(bytes: &[u8], at: usize) -> u64 {
+    let word = |slice: &[u8]| u64::from_le_bytes(slice.try_into().expect("eight bytes"));
+    if let Some(next) = bytes.get(at..at + 8) {
+        return word(next);
+    }
+    if bytes.len() >= 8 {
+        return word(&bytes[bytes.len() - 8..]);
+    }
+    let mut padded = ONES * u64::from(b' ');
+    for (lane, &byte) in bytes[at..].iter().enumerate() {
+        let shift = 8 * lane;
+        padded = (padded & !(0xFF << shift)) | (u64::from(byte) << shift);
+    }
+    padded
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -235,6 +255,26 @@ mod tests {
             let mut ours = Vec::new();
             write_str(&text, &mut ours);
             assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&text).unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_character_to_escape_is_found_at_every_position_of_every_length() {
+        for len in 1..=24 {
+            for at in 0..len {
+                for special in ['"', '\\', '\n', '\u{1}'] {
+                    let mut text: Vec<char> = "abcdefghijklmnopqrstuvwx"[..len].chars().collect();
+                    text[at] = special;
+                    let text: String = text.into_iter().collect();
+                    let mut ours = Vec::new();
+                    write_str(&text, &mut ours);
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        serde_json::to_string(&text).unwrap(),
+                        "{text:?}"
+                    );
+                }
+            }
         }
     }
 

@@ -85,6 +85,12 @@ impl AckTracker {
         }
     }
 
+    /// Every tracked partition with the position last committed for it, if any.
+    pub fn committed_positions(&self) -> Vec<(PartitionKey, Option<i64>)> {
+        let partitions = self.partitions.lock().expect("ack tracker lock poisoned");
+        partitions.iter().map(|(partition, acks)| (partition.clone(), acks.committed())).collect()
+    }
+
     /// Drops a partition's state (after revoke: a later owner starts from the committed offset).
     pub fn remove(&self, partition: &PartitionKey) {
         self.partitions.lock().expect("ack tracker lock poisoned").remove(partition);

@@ -1,9 +1,10 @@
-//! The Kafka consumer: manual commits only, offsets stored by the pipeline, rebalances reported
-//! to the pipeline through a channel.
+//! The Kafka source: a consumer over Debezium topics with manual commits only, offsets taken
+//! from what the pipeline acknowledged, rebalances reported through a channel
+//! ([`KafkaSource`] puts it behind the [`Source`](super::Source) contract).
 //!
 //! A revoke is not served inside the rebalance callback, which runs on the poll loop's task:
-//! the callback pauses the partitions and reports them as [`Assignment::Revoking`]; the poll
-//! loop lets their lanes drain (bounded) without blocking, commits, and only then gives the
+//! the callback pauses the partitions and reports them as [`Assignment::Revoking`]; the source
+//! lets their lanes drain (bounded) without blocking the loop, commits, and only then gives the
 //! partitions up with [`finish_revoke`]. librdkafka keeps the rebalance open until then.
 //!
 //! Commits are synchronous ([`commit_durable`], run off the async threads): librdkafka reports
@@ -24,20 +25,25 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::acks::{AckTracker, PartitionKey};
 use crate::config::{AuthMechanism, AutoOffsetReset, KafkaConfig};
 use crate::ops::metrics::Counter;
-use crate::pipeline::acks::{AckTracker, PartitionKey};
+
+mod lag;
+mod source;
+
+pub use source::KafkaSource;
 
 /// The consumer type the pipeline drives.
 pub type KafkaConsumer = StreamConsumer<SourceContext>;
 
-/// A change of assignment, reported to the poll loop.
+/// A change of assignment, reported by the rebalance callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Assignment {
+enum Assignment {
     /// Partitions were assigned to this consumer.
     Assigned(Vec<PartitionKey>),
-    /// Partitions are to be given up: they are paused, their lanes should drain, then the loop
-    /// commits and calls [`finish_revoke`].
+    /// Partitions are to be given up: they are paused, their lanes should drain, then the
+    /// source commits and calls [`finish_revoke`].
     Revoking(Vec<PartitionKey>),
     /// Partitions are gone already (lost, or the consumer is closing): their lanes must stop.
     Revoked(Vec<PartitionKey>),
@@ -46,9 +52,9 @@ pub enum Assignment {
 /// How long a revoke waits for the lanes of the revoked partitions to make what they hold
 /// durable before it commits and lets the partitions go; what is not durable by then is
 /// delivered again by the next owner (at least once, never lost).
-pub const REVOKE_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const REVOKE_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Consumer callbacks: report assignment changes to the poll loop and defer revokes to it;
+/// Consumer callbacks: report assignment changes to the source and defer revokes to it;
 /// ownership and commits.
 pub struct SourceContext {
     tracker: Arc<AckTracker>,
@@ -70,7 +76,7 @@ impl SourceContext {
 
     /// The pipeline has drained and made its final commit: revokes from now on (the consumer
     /// leaving the group) are served at once.
-    pub fn set_closing(&self) {
+    fn set_closing(&self) {
         self.closing.store(true, Ordering::Release);
     }
 
@@ -240,7 +246,7 @@ pub fn connection_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
 }
 
 /// Creates the consumer and subscribes it to `topics`.
-pub fn subscribe(
+fn subscribe(
     settings: &ConsumerSettings,
     topics: &[String],
     tracker: Arc<AckTracker>,
@@ -278,10 +284,7 @@ pub fn subscribe(
 /// returns how many positions moved. Blocks until the broker answers: call it where blocking is
 /// allowed. Only an accepted commit marks positions as committed; a refused one is sent again
 /// by the next call.
-pub fn commit_durable(
-    consumer: &KafkaConsumer,
-    include: impl Fn(&PartitionKey) -> bool,
-) -> KafkaResult<usize> {
+fn commit_durable(consumer: &KafkaConsumer, include: impl Fn(&PartitionKey) -> bool) -> KafkaResult<usize> {
     let context = consumer.context();
     let _one_at_a_time = context.commit_lock.lock().expect("commit lock poisoned");
     let positions = context.tracker.committable(|partition| include(partition) && context.owns(partition));
@@ -294,8 +297,8 @@ pub fn commit_durable(
     Ok(positions.len())
 }
 
-/// Gives up partitions whose revoke the poll loop has served (drained and committed).
-pub fn finish_revoke(consumer: &KafkaConsumer, partitions: &[PartitionKey]) {
+/// Gives up partitions whose revoke the source has served (drained and committed).
+fn finish_revoke(consumer: &KafkaConsumer, partitions: &[PartitionKey]) {
     consumer.context().disown(partitions);
     match consumer.incremental_unassign(&partitions_list(partitions)) {
         Ok(()) => tracing::info!(partitions = %describe(partitions), "consumer.revoked"),
@@ -304,7 +307,7 @@ pub fn finish_revoke(consumer: &KafkaConsumer, partitions: &[PartitionKey]) {
 }
 
 /// Pauses or resumes one partition.
-pub fn set_paused(consumer: &KafkaConsumer, partition: &PartitionKey, paused: bool) -> KafkaResult<()> {
+fn set_paused(consumer: &KafkaConsumer, partition: &PartitionKey, paused: bool) -> KafkaResult<()> {
     let list = partitions_list(std::slice::from_ref(partition));
     if paused { consumer.pause(&list) } else { consumer.resume(&list) }
 }

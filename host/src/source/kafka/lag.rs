@@ -9,15 +9,15 @@ use rdkafka::consumer::Consumer;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::metrics::{Metrics, names};
-use crate::pipeline::acks::PartitionKey;
-use crate::source::kafka::KafkaConsumer;
+use super::KafkaConsumer;
+use crate::ops::metrics::{Metrics, names};
+use crate::source::acks::PartitionKey;
 
 /// How long one watermark request may take.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schedules lag rounds: one at a time, every `interval` (never when it is zero).
-pub struct LagMonitor {
+pub(super) struct LagMonitor {
     interval: Duration,
     last: Instant,
     round: Option<JoinHandle<()>>,
@@ -26,12 +26,12 @@ pub struct LagMonitor {
 
 impl LagMonitor {
     /// A monitor that reports every `interval`.
-    pub fn new(interval: Duration) -> Self {
+    pub(super) fn new(interval: Duration) -> Self {
         LagMonitor { interval, last: Instant::now(), round: None, cancelled: Arc::default() }
     }
 
     /// Starts a round if one is due and none is running. `partitions` is called only then.
-    pub fn tick(
+    pub(super) fn tick(
         &mut self,
         consumer: &Arc<KafkaConsumer>,
         metrics: &Arc<Metrics>,
@@ -51,7 +51,7 @@ impl LagMonitor {
 
     /// Stops a running round after its current request, without waiting for it: a shutdown
     /// does not wait for lag figures.
-    pub fn cancel(&self) {
+    pub(super) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
     }
 }
@@ -59,7 +59,7 @@ impl LagMonitor {
 /// Measures and reports the lag of `partitions`, each with its committed position (`None`:
 /// nothing committed yet, so the whole partition counts). Blocking: call it off the async
 /// threads. Stops early once `cancelled` is set.
-pub fn report(
+fn report(
     consumer: &KafkaConsumer,
     partitions: &[(PartitionKey, Option<i64>)],
     metrics: &Metrics,
