@@ -25,8 +25,8 @@ fi
 eval "$(bash scripts/test-env.sh env)"
 
 log=$(mktemp)
-echo "== plugin SDK and example plugins (native tests)"
-cargo test --manifest-path sdk/Cargo.toml --locked 2>&1 | tee -a "$log"
+echo "== plugin SDK, its shared event crate and the example plugins (native tests)"
+cargo test --manifest-path sdk/Cargo.toml --workspace --locked 2>&1 | tee -a "$log"
 for plugin in plugins/*/; do
     # A plugin without native tests (a sink that is only glue) builds for wasm in the e2e suite.
     if grep -q 'rlib' "$plugin/Cargo.toml"; then
