@@ -1,5 +1,6 @@
-//! Writes the wire form byte by byte into the caller's buffer: no JSON tree and no serializer
-//! state machine on the way, and strings are copied in runs found eight bytes at a time.
+//! Writes the wire form straight into the caller's buffer: no JSON tree and no serializer
+//! state machine on the way. Text is checked for characters to escape eight bytes at a time
+//! and, as it nearly always has none, copied whole.
 
 use std::fmt;
 use std::io::Write as _;
@@ -168,9 +169,9 @@ fn write_escaped(bytes: &[u8], out: &mut Vec<u8>) {
 }
 
 /// A word holding the bytes of `bytes` from `at` to its end (at most eight), in registers: the
-/// next eight bytes; for the tail of a longer text, its last eight bytes (bytes before `at`
-/// were clean or are already written); for a text shorter than a word, its bytes padded with
-/// spaces, which need no escape.
+/// next eight bytes; for the tail of a longer text, its last eight bytes (those before `at`
+/// were found clean already); for a text shorter than a word, its bytes padded with spaces,
+/// which need no escape.
 fn load_word(bytes: &[u8], at: usize) -> u64 {
     let word = |slice: &[u8]| u64::from_le_bytes(slice.try_into().expect("eight bytes"));
     if let Some(next) = bytes.get(at..at + 8) {
