@@ -28,6 +28,10 @@
 #[path = "../fixtures/plugins/bench-mask/src/lib.rs"]
 mod bench_mask;
 
+// The allocator of the `cdc` binary: packing and reading allocate per batch and per value.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
