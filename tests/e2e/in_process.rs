@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
-use cdc_host::pipeline::dlq::{DlqSettings, KafkaDlq};
-use cdc_host::pipeline::{self, Outcome, SinkSettings};
-use cdc_host::sinks::webhook::{WebhookFactory, WebhookSettings};
+use cdc_host::pipeline::{self, Outcome};
 use cdc_tests::kafka::{committed_offsets, produce, read_topic};
-use cdc_tests::pipeline::{mock_pipeline, quick_retry};
+use cdc_tests::pipeline::{WebhookPipeline, mock_pipeline};
 use cdc_tests::receiver::{WebhookReceiver, eventually};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use serde_json::json;
@@ -23,7 +21,8 @@ const TOPIC: &str = "mock.public.customers";
 const DLQ_TOPIC: &str = "mock.public.customers.dlq";
 const GROUP: &str = "cdc-dlq-outage";
 
-fn envelope(id: i64) -> (Vec<u8>, Vec<u8>) {
+/// A Debezium insert of customer `id`: its key and value.
+pub(crate) fn envelope(id: i64) -> (Vec<u8>, Vec<u8>) {
     let key = json!({"id": id}).to_string().into_bytes();
     let value = json!({
         "before": null,
@@ -57,35 +56,9 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
     cluster.broker_down(2).unwrap();
 
     let receiver = WebhookReceiver::start().await;
-    let webhook = WebhookSettings {
-        url: receiver.url(),
-        method: "POST".into(),
-        headers: Vec::new(),
-        timeout: Duration::from_secs(5),
-        auth_token: None,
-        status_classes: Default::default(),
-    };
-    let factory = Arc::new(WebhookFactory::new("hook", &webhook).unwrap());
-    let dlq_settings = DlqSettings {
-        topic_suffix: "dlq".into(),
-        include_headers: true,
-        write_timeout: Duration::from_secs(2),
-    };
-    let dlq = KafkaDlq::new(&[("bootstrap.servers".to_owned(), bootstrap.clone())], dlq_settings).unwrap();
-    let options =
-        mock_pipeline(&bootstrap, GROUP, TOPIC, vec![SinkSettings { factory, retry: quick_retry() }]);
-    let health = Arc::new(Health::new(["hook".to_owned()]));
-    health.set_connector(Ok(()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = tokio::spawn(pipeline::run(
-        options,
-        Some(std::sync::Arc::new(dlq)),
-        health.clone(),
-        Arc::new(Metrics::default()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let pipeline =
+        WebhookPipeline::spawn(&bootstrap, GROUP, TOPIC, &receiver.settings(), Duration::from_secs(2));
+    let health = pipeline.health.clone();
 
     // The records before the poison are delivered and committed; the poison cannot be
     // dead-lettered, so the partition holds.
@@ -121,9 +94,7 @@ async fn an_unwritable_dlq_holds_the_partition_and_nothing_is_committed_past_it(
     assert_eq!(dead[0].value.as_deref(), Some(&b"{this is not json"[..]));
     assert_eq!(dead[0].headers["__connect.errors.offset"], poison_offset.to_string());
 
-    stop.send(()).unwrap();
-    let outcome = pipeline.await.unwrap().unwrap();
-    assert_eq!(outcome, Outcome::Stopped);
+    assert_eq!(pipeline.stop().await, Outcome::Stopped);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

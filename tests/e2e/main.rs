@@ -18,3 +18,4 @@ mod replicas;
 mod restarts;
 mod shared_codec;
 mod sink_conformance;
+mod webhook_batches;

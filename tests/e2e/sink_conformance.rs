@@ -13,7 +13,7 @@ use cdc_host::plugin::{
     Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSettings, SinkPlugin,
 };
 use cdc_host::sinks::wasm::WasmSinkFactory;
-use cdc_host::sinks::webhook::{WebhookFactory, WebhookSettings};
+use cdc_host::sinks::webhook::WebhookFactory;
 use cdc_host::sinks::{Sink, SinkFactory};
 use cdc_tests::build::plugin_wasm;
 use cdc_tests::receiver::WebhookReceiver;
@@ -34,14 +34,7 @@ struct UnderTest {
 async fn webhook() -> UnderTest {
     let receiver = WebhookReceiver::start().await;
     receiver.respond_with(|body| if body["key"]["id"] == REFUSED_ID { 422 } else { 200 });
-    let options = WebhookSettings {
-        url: receiver.url(),
-        method: "POST".into(),
-        headers: Vec::new(),
-        timeout: Duration::from_secs(5),
-        auth_token: None,
-        status_classes: Default::default(),
-    };
+    let options = receiver.settings();
     let factory = Arc::new(WebhookFactory::new("webhook", &options).unwrap());
     let receiver = Arc::new(receiver);
     let reader = receiver.clone();

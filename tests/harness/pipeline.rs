@@ -1,12 +1,19 @@
 //! Pipelines run in process against librdkafka's mock cluster: the options every such suite
-//! starts from.
+//! starts from, and a pipeline into one webhook sink with a DLQ topic.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cdc_host::decode::Decoder;
+use cdc_host::ops::health::Health;
+use cdc_host::ops::metrics::Metrics;
+use cdc_host::pipeline::dlq::{DlqSettings, KafkaDlq};
 use cdc_host::pipeline::retry::RetrySettings;
-use cdc_host::pipeline::{PipelineSettings, SinkSettings};
+use cdc_host::pipeline::{self, Outcome, PipelineSettings, SinkSettings};
+use cdc_host::sinks::webhook::{WebhookFactory, WebhookSettings};
 use cdc_host::source::kafka::ConsumerSettings;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// A short backoff: three attempts, 100 ms to 500 ms.
 pub fn quick_retry() -> RetrySettings {
@@ -47,5 +54,55 @@ pub fn mock_pipeline(
         commit_interval: Duration::ZERO,
         lag_interval: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(10),
+    }
+}
+
+/// A pipeline on `topic` into one webhook sink, `hook`, dead-lettering into `<topic>.dlq`,
+/// running until [`WebhookPipeline::stop`].
+pub struct WebhookPipeline {
+    /// The pipeline's health, as `/readyz` shows it.
+    pub health: Arc<Health>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<Outcome, pipeline::Error>>,
+}
+
+impl WebhookPipeline {
+    /// Starts it; DLQ writes time out after `dlq_write_timeout`.
+    pub fn spawn(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        webhook: &WebhookSettings,
+        dlq_write_timeout: Duration,
+    ) -> Self {
+        let factory = Arc::new(WebhookFactory::new("hook", webhook).expect("valid webhook settings"));
+        let dlq_settings = DlqSettings {
+            topic_suffix: "dlq".into(),
+            include_headers: true,
+            write_timeout: dlq_write_timeout,
+        };
+        let dlq = KafkaDlq::new(&[("bootstrap.servers".to_owned(), bootstrap.to_owned())], dlq_settings)
+            .expect("the DLQ producer starts");
+        let options =
+            mock_pipeline(bootstrap, group, topic, vec![SinkSettings { factory, retry: quick_retry() }]);
+        let health = Arc::new(Health::new(["hook".to_owned()]));
+        health.set_connector(Ok(()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pipeline::run(
+            options,
+            Some(Arc::new(dlq)),
+            health.clone(),
+            Arc::new(Metrics::default()),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        WebhookPipeline { health, stop, task }
+    }
+
+    /// Stops it and returns how it ended.
+    pub async fn stop(self) -> Outcome {
+        let _ = self.stop.send(());
+        self.task.await.expect("the pipeline task ends").expect("the pipeline started")
     }
 }

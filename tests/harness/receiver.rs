@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use cdc_host::sinks::webhook::WebhookSettings;
 use serde_json::Value as Json;
 use tokio::sync::Notify;
 
@@ -21,6 +22,14 @@ pub struct Delivery {
     pub idempotency_key: Option<String>,
     /// The `authorization` header.
     pub authorization: Option<String>,
+    /// The body as it arrived, for checking signatures over it.
+    pub raw_body: Vec<u8>,
+    /// The Standard Webhooks headers: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    pub webhook_id: Option<String>,
+    /// See `webhook_id`.
+    pub webhook_timestamp: Option<String>,
+    /// See `webhook_id`.
+    pub webhook_signature: Option<String>,
 }
 
 /// Decides the status of each request from its body; 2xx requests count as delivered.
@@ -61,6 +70,20 @@ impl WebhookReceiver {
     /// The URL the sink should call.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.address)
+    }
+
+    /// Settings of a webhook sink calling this receiver: one unsigned event per request.
+    pub fn settings(&self) -> WebhookSettings {
+        WebhookSettings {
+            url: self.url(),
+            method: "POST".into(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            auth_token: None,
+            status_classes: Default::default(),
+            batch_size: 1,
+            signing_secrets: Vec::new(),
+        }
     }
 
     /// Answers each request with the status `responder` picks.
@@ -106,6 +129,7 @@ async fn accept(
     body: axum::body::Bytes,
 ) -> StatusCode {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let raw_body = body.to_vec();
     let Ok(body) = serde_json::from_slice::<Json>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
@@ -115,8 +139,15 @@ async fn accept(
     if !status.is_success() {
         return status;
     }
-    let delivery =
-        Delivery { body, idempotency_key: header("idempotency-key"), authorization: header("authorization") };
+    let delivery = Delivery {
+        body,
+        idempotency_key: header("idempotency-key"),
+        authorization: header("authorization"),
+        raw_body,
+        webhook_id: header("webhook-id"),
+        webhook_timestamp: header("webhook-timestamp"),
+        webhook_signature: header("webhook-signature"),
+    };
     shared.deliveries.lock().unwrap().push(delivery);
     shared.arrived.notify_waiters();
     status

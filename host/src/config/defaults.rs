@@ -26,6 +26,10 @@ pub const AUTH_SOURCE: &str = "admin";
 pub const SINK_ENABLED: bool = true;
 /// `sinks[].webhook.method`.
 pub const WEBHOOK_METHOD: &str = "POST";
+/// `sinks[].webhook.batch_size`: one event per request, the seed's payload.
+pub const WEBHOOK_BATCH_SIZE: usize = 1;
+/// The largest `sinks[].webhook.batch_size`.
+pub const WEBHOOK_MAX_BATCH_SIZE: i64 = 10_000;
 /// `sinks[].webhook.timeout_seconds`.
 pub const WEBHOOK_TIMEOUT_SECONDS: f64 = 30.0;
 /// `sinks[].postgres.batch_size`.

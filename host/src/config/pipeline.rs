@@ -179,6 +179,10 @@ pub struct WebhookSinkConfig {
     /// Statuses the endpoint uses its own way, with the class they get (`delivered`,
     /// `transient`, `record`, `fatal`); every other status keeps its default class.
     pub status_classes: BTreeMap<u16, WebhookStatusClass>,
+    /// Events per request: 1 sends each event as the body; more send `{"events": [...]}`.
+    pub batch_size: usize,
+    /// Standard Webhooks secrets (`whsec_…`, checked): every request is signed with each.
+    pub signing_secrets: Vec<Secret>,
 }
 
 /// How the webhook sink treats an HTTP status (`webhook.status_classes`).

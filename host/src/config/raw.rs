@@ -115,6 +115,12 @@ pub(super) struct Webhook {
     pub auth_token: Option<Secret>,
     /// HTTP status → how it is handled, where the endpoint differs from the defaults.
     pub status_classes: Option<BTreeMap<String, WebhookStatusClass>>,
+    /// Events per request.
+    pub batch_size: Option<i64>,
+    /// Standard Webhooks secret (`whsec_…`).
+    pub signing_secret: Option<Secret>,
+    /// Several secrets, while they rotate.
+    pub signing_secrets: Option<Vec<Secret>>,
 }
 
 /// `sinks[].postgres:`.

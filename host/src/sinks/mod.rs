@@ -98,6 +98,17 @@ impl SinkError {
         }
     }
 
+    /// The events from number `accepted` of the write on failed together (one request carried
+    /// them); the events before them were accepted.
+    pub fn from_event(
+        sink_id: &str,
+        accepted: usize,
+        class: ErrorClass,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        SinkError { accepted, ..SinkError::batch(sink_id, class, source) }
+    }
+
     /// A failure of event number `index` of the write; the events before it were accepted.
     pub fn event(sink_id: &str, index: usize, class: ErrorClass, source: impl Into<BoxError>) -> Self {
         SinkError {

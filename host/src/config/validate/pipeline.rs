@@ -3,6 +3,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use super::platform::{non_empty, retry};
 use super::{Ctx, is_qualified};
 use crate::config::Secret;
@@ -151,6 +154,41 @@ const fn block_name(sink_type: SinkType) -> &'static str {
     }
 }
 
+/// `signing_secret`, or `signing_secrets` while secrets rotate: each `whsec_` and base64.
+fn signing_secrets(
+    one: Option<Secret>,
+    several: Option<Vec<Secret>>,
+    path: &str,
+    ctx: &mut Ctx<'_>,
+) -> Vec<Secret> {
+    let secrets = match (one, several) {
+        (Some(_), Some(_)) => {
+            ctx.invalid(
+                &format!("{path}.signing_secrets"),
+                "set `signing_secret` or `signing_secrets`, not both",
+            );
+            return Vec::new();
+        }
+        (Some(secret), None) => vec![secret],
+        (None, several) => several.unwrap_or_default(),
+    };
+    for (index, secret) in secrets.iter().enumerate() {
+        let key = secret.expose().strip_prefix("whsec_").map(|encoded| BASE64.decode(encoded));
+        if !matches!(key, Some(Ok(key)) if !key.is_empty()) {
+            let field = if secrets.len() == 1 {
+                "signing_secret".to_owned()
+            } else {
+                format!("signing_secrets[{index}]")
+            };
+            ctx.invalid(
+                &format!("{path}.{field}"),
+                "must be a Standard Webhooks secret: `whsec_` followed by base64",
+            );
+        }
+    }
+    secrets
+}
+
 fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfig {
     let at = |field: &str| format!("{path}.{field}");
     let url = ctx.required_str(raw.url, &at("url"));
@@ -161,9 +199,17 @@ fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfi
     if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
         ctx.invalid(&at("method"), "must be one of `POST`, `PUT`, `PATCH`");
     }
+    let signing_secrets = signing_secrets(raw.signing_secret, raw.signing_secrets, path, ctx);
     WebhookSinkConfig {
         url,
         method,
+        batch_size: ctx.int(
+            raw.batch_size,
+            d::WEBHOOK_BATCH_SIZE,
+            1..=d::WEBHOOK_MAX_BATCH_SIZE,
+            &at("batch_size"),
+        ),
+        signing_secrets,
         headers: raw.headers.unwrap_or_default(),
         timeout: ctx.seconds(raw.timeout_seconds, d::WEBHOOK_TIMEOUT_SECONDS, false, &at("timeout_seconds")),
         auth_token: raw.auth_token,

@@ -1,7 +1,8 @@
-//! The webhook's HTTP client: one request per event, each answer classed by its status (see
-//! [`StatusClasses`]): 2xx delivered; 400, 413, 415 and 422 refuse this payload (a record
-//! error); 401 and 403 refuse the credentials (fatal); every other status, and connection,
-//! TLS and timeout errors, are transient, retried after the peer's `Retry-After`.
+//! The webhook's HTTP client: one request per event or per batch of events, signed when the
+//! sink has secrets, each answer classed by its status (see [`StatusClasses`]): 2xx delivered;
+//! 400, 413, 415 and 422 refuse this payload (a record error); 401 and 403 refuse the
+//! credentials (fatal); every other status, and connection, TLS and timeout errors, are
+//! transient, retried after the peer's `Retry-After`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,13 +12,18 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
 use super::request;
+use super::signing::SigningKeys;
 use crate::config::WebhookSinkConfig;
 pub use crate::config::WebhookStatusClass as StatusClass;
 use crate::error::{ErrorClass, chain};
 use crate::event::ChangeEvent;
 
-/// The header that carries the event's stable id, the same on every redelivery.
+/// The header that carries the stable id of the request's events, the same on every redelivery.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Standard Webhooks headers, sent when the sink signs its requests.
+const WEBHOOK_ID: &str = "webhook-id";
+const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
 /// The class of every status: the defaults, with a sink's own overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +65,10 @@ pub struct WebhookSettings {
     pub auth_token: Option<String>,
     /// How answers are classed.
     pub status_classes: StatusClasses,
+    /// Events per request: 1 sends the event as the body, more send `{"events": [...]}`.
+    pub batch_size: usize,
+    /// Standard Webhooks secrets (`whsec_…`) every request is signed with.
+    pub signing_secrets: Vec<String>,
 }
 
 impl WebhookSettings {
@@ -75,6 +85,8 @@ impl WebhookSettings {
             timeout: config.timeout,
             auth_token: config.auth_token.as_ref().map(|token| token.expose().to_owned()),
             status_classes: StatusClasses { overrides: config.status_classes.clone() },
+            batch_size: config.batch_size.max(1),
+            signing_secrets: config.signing_secrets.iter().map(|secret| secret.expose().to_owned()).collect(),
         }
     }
 }
@@ -88,6 +100,8 @@ impl fmt::Debug for WebhookSettings {
             .field("timeout", &self.timeout)
             .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
             .field("status_classes", &self.status_classes)
+            .field("batch_size", &self.batch_size)
+            .field("signing_secrets", &self.signing_secrets.len())
             .finish()
     }
 }
@@ -116,13 +130,15 @@ pub enum WebhookError {
     },
 }
 
-/// The HTTP side of a webhook sink, shared by its lanes: one request per event.
+/// The HTTP side of a webhook sink, shared by its lanes.
 pub struct WebhookClient {
     client: reqwest::Client,
     method: Method,
     url: String,
     headers: HeaderMap,
     status_classes: StatusClasses,
+    batch_size: usize,
+    signing: SigningKeys,
 }
 
 impl WebhookClient {
@@ -149,29 +165,44 @@ impl WebhookClient {
             .timeout(settings.timeout)
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {}", chain(&error)))?;
+        let signing = SigningKeys::parse(settings.signing_secrets.iter().map(String::as_str))?;
         Ok(WebhookClient {
             client,
             method,
             url: settings.url.clone(),
             headers,
             status_classes: settings.status_classes.clone(),
+            batch_size: settings.batch_size.max(1),
+            signing,
         })
     }
 
-    /// Sends one event; `Err` with the class of the failure unless its status delivers it.
-    pub async fn send(&self, event: &ChangeEvent) -> Result<(), (ErrorClass, WebhookError)> {
-        let response = self
+    /// Events per request.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sends events (at most [`WebhookClient::batch_size`]) in one request; `Err` with the
+    /// class of the failure unless its status delivers them.
+    pub async fn send(&self, events: &[ChangeEvent]) -> Result<(), (ErrorClass, WebhookError)> {
+        let (id, body) = request::body(events, self.batch_size);
+        let mut request = self
             .client
             .request(self.method.clone(), &self.url)
             .headers(self.headers.clone())
-            .header(IDEMPOTENCY_HEADER, event.idempotency_id())
-            .json(&request::payload(event))
-            .send()
-            .await
-            .map_err(|error| {
-                let error = WebhookError::Request { url: self.url.clone(), source: error.without_url() };
-                (ErrorClass::TRANSIENT, error)
-            })?;
+            .header(IDEMPOTENCY_HEADER, &id);
+        let timestamp =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+        if let Some(signature) = self.signing.signature(&id, timestamp, &body) {
+            request = request
+                .header(WEBHOOK_ID, &id)
+                .header(WEBHOOK_TIMESTAMP, timestamp)
+                .header(WEBHOOK_SIGNATURE, signature);
+        }
+        let response = request.body(body).send().await.map_err(|error| {
+            let error = WebhookError::Request { url: self.url.clone(), source: error.without_url() };
+            (ErrorClass::TRANSIENT, error)
+        })?;
         let status = response.status();
         let class = match self.status_classes.of(status) {
             StatusClass::Delivered => return Ok(()),
@@ -248,8 +279,11 @@ mod tests {
             timeout: Duration::from_secs(1),
             auth_token: Some("token-secret".into()),
             status_classes: StatusClasses::default(),
+            batch_size: 1,
+            signing_secrets: vec!["whsec_c2VjcmV0".into()],
         };
         let debug = format!("{options:?}");
         assert!(!debug.contains("token-secret") && !debug.contains("header-secret"), "{debug}");
+        assert!(!debug.contains("whsec_c2VjcmV0"), "{debug}");
     }
 }

@@ -1,6 +1,8 @@
-//! The webhook sink: its lanes share one [`WebhookClient`]; each lane sends its events one at a
-//! time, in order, and stops at the first that fails, naming it, so that the lane settles it
-//! before anything after it.
+//! The webhook sink: its lanes share one [`WebhookClient`]; each lane sends its events in
+//! order, one request at a time (of one event, or of up to `batch_size`), and stops at the
+//! first request that fails: naming its event when it carried one, so that the lane settles it
+//! before anything after it, or reporting the events from that request on, which the lane then
+//! retries or splits.
 
 use std::sync::Arc;
 
@@ -43,11 +45,13 @@ impl Sink for WebhookSink {
     fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             // One request at a time keeps per-key order; the first failure stops the write.
-            for (index, event) in events.iter().enumerate() {
-                self.client
-                    .send(event)
-                    .await
-                    .map_err(|(class, error)| SinkError::event(&self.sink_id, index, class, error))?;
+            let mut start = 0;
+            for request in events.chunks(self.client.batch_size()) {
+                self.client.send(request).await.map_err(|(class, error)| match request.len() {
+                    1 => SinkError::event(&self.sink_id, start, class, error),
+                    _ => SinkError::from_event(&self.sink_id, start, class, error),
+                })?;
+                start += request.len();
             }
             Ok(())
         })
