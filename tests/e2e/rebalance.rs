@@ -59,6 +59,7 @@ struct Running {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<Outcome, pipeline::Error>>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
 fn start(options: PipelineSettings) -> Running {
@@ -66,10 +67,10 @@ fn start(options: PipelineSettings) -> Running {
     health.set_connector(Ok(()));
     let metrics = Arc::new(Metrics::default());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(pipeline::run(options, None, health, metrics.clone(), async {
+    let task = tokio::spawn(pipeline::run(options, None, health.clone(), metrics.clone(), async {
         let _ = stopped.await;
     }));
-    Running { stop, task, metrics }
+    Running { stop, task, metrics, health }
 }
 
 /// A second member of the group, polled on its own thread; `assigned` counts its partitions.
@@ -283,4 +284,32 @@ async fn shutdown_is_bounded_even_with_a_stuck_sink_and_closes_the_sinks_that_fi
     let took = stopping.elapsed();
     assert!(took < Duration::from_secs(5), "the shutdown took {took:?} for a timeout of 3 s");
     assert_eq!(committed_offsets(&bootstrap, group, TOPIC)[&0], 2, "nothing stuck was committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_partitions_is_ready_and_says_so() {
+    // One partition, two replicas: the second gets nothing, and must not hold a rollout back.
+    let group = "cdc-spare-replica";
+    let cluster = cluster(1, group);
+    let bootstrap = cluster.bootstrap_servers();
+    let sink = ScriptedSinkFactory::reliable("sink");
+    let first = start(options(&bootstrap, group, &sink, 100));
+    let second = start(options(&bootstrap, group, &sink, 100));
+    let partitions = |running: &Running| running.health.readiness().1["consumer"]["partitions"].as_u64();
+    let settled = eventually(Duration::from_secs(60), || async {
+        let mut owned = [partitions(&first), partitions(&second)];
+        owned.sort();
+        first.health.readiness().0 && second.health.readiness().0 && owned == [Some(0), Some(1)]
+    })
+    .await;
+    assert!(
+        settled,
+        "both replicas should be ready, one with the partition: {} / {}",
+        first.health.readiness().1,
+        second.health.readiness().1
+    );
+    for running in [first, second] {
+        running.stop.send(()).unwrap();
+        assert_eq!(running.task.await.unwrap().unwrap(), Outcome::Stopped);
+    }
 }

@@ -173,14 +173,6 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         provisioned
             .extend(source_topics.iter().map(|topic| dlq_topic(topic, &config.platform.dlq.topic_suffix)));
     }
-    topics::ensure_topics(
-        &kafka.bootstrap_servers,
-        &provisioned,
-        i32::try_from(kafka.topic_num_partitions).unwrap_or(i32::MAX),
-        i32::from(kafka.topic_replication_factor),
-    )
-    .await?;
-
     let connect = ConnectClient::new(
         &config.platform.connector.connect_url,
         &debezium::connector_name(config),
@@ -188,8 +180,22 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         config.platform.connector.retry_max_attempts,
         config.platform.connector.retry_wait,
     );
-    connect.put_config(&debezium::connector_config(config)).await?;
-    connect.wait_running(CONNECTOR_START_TIMEOUT).await?;
+    // Provisioning may take minutes (topics, the connector's snapshot start): it is progress,
+    // so `/healthz` stays alive through it.
+    health
+        .alive_during(async {
+            topics::ensure_topics(
+                &kafka.bootstrap_servers,
+                &provisioned,
+                i32::try_from(kafka.topic_num_partitions).unwrap_or(i32::MAX),
+                i32::from(kafka.topic_replication_factor),
+            )
+            .await?;
+            connect.put_config(&debezium::connector_config(config)).await?;
+            connect.wait_running(CONNECTOR_START_TIMEOUT).await?;
+            anyhow::Ok(())
+        })
+        .await?;
     health.set_connector(Ok(()));
     tracing::info!(connector = connect.name(), "provision.connector_running");
     let mut companions = vec![tokio::spawn(watch_connector(connect, health.clone()))];

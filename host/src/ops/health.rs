@@ -1,14 +1,20 @@
-//! Health and readiness (docs/architecture.md, operations): liveness is "the consume loop ticked recently";
-//! readiness needs the connector running, an assignment, every sink healthy and no halt.
+//! Health and readiness (docs/architecture.md, operations): liveness is "the process made
+//! progress recently": the consume loop ticks, and so does provisioning while it runs
+//! ([`Health::alive_during`]), which may legitimately take minutes. Readiness needs the
+//! connector running, membership of the consumer group (with or without partitions: a replica
+//! beyond the partition count is ready and says so), every sink healthy and no halt.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value as Json, json};
+use tokio::time::Instant;
 
-/// How long the consume loop may go without a tick before the process counts as not alive.
+/// How long the process may go without a tick before it counts as not alive.
 pub const LIVENESS_WINDOW: Duration = Duration::from_secs(30);
+/// How often work that is progress by itself (provisioning) ticks liveness.
+const PROGRESS_TICK: Duration = Duration::from_secs(1);
 
 /// Shared health state, written by the pipeline's parts and read by the HTTP server.
 #[derive(Debug)]
@@ -20,7 +26,8 @@ pub struct Health {
 struct State {
     last_tick: Instant,
     connector: Result<(), String>,
-    assigned: bool,
+    /// Partitions the consumer owns, once it joined its group.
+    partitions: Option<usize>,
     sinks: BTreeMap<String, Result<(), String>>,
     dlq: Result<(), String>,
     halted: Option<String>,
@@ -34,7 +41,7 @@ impl Health {
             state: Mutex::new(State {
                 last_tick: Instant::now(),
                 connector: Err("not yet checked".into()),
-                assigned: false,
+                partitions: None,
                 sinks: sink_ids.into_iter().map(|id| (id, Ok(()))).collect(),
                 dlq: Ok(()),
                 halted: None,
@@ -47,9 +54,22 @@ impl Health {
         f(&mut self.state.lock().expect("health lock poisoned"))
     }
 
-    /// The consume loop is alive.
+    /// The process made progress.
     pub fn tick(&self) {
         self.with(|state| state.last_tick = Instant::now());
+    }
+
+    /// Runs `work`, ticking liveness while it runs: it is progress of its own (provisioning
+    /// topics and the connector), however long it takes within its own timeouts.
+    pub async fn alive_during<T>(&self, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        let mut ticker = tokio::time::interval(PROGRESS_TICK);
+        loop {
+            tokio::select! {
+                output = &mut work => return output,
+                _ = ticker.tick() => self.tick(),
+            }
+        }
     }
 
     /// The connector's state: `Ok` when it and all its tasks run.
@@ -57,9 +77,9 @@ impl Health {
         self.with(|state| state.connector = status);
     }
 
-    /// Whether the consumer holds an assignment.
-    pub fn set_assigned(&self, assigned: bool) {
-        self.with(|state| state.assigned = assigned);
+    /// The consumer is a member of its group and owns `partitions` partitions (maybe none).
+    pub fn set_partitions(&self, partitions: usize) {
+        self.with(|state| state.partitions = Some(partitions));
     }
 
     /// A sink's health.
@@ -109,9 +129,18 @@ impl Health {
             if let Err(reason) = &state.connector {
                 failing.insert("connector".into(), json!(reason));
             }
-            if !state.assigned {
-                failing.insert("consumer".into(), json!("no partitions assigned yet"));
-            }
+            let consumer = match state.partitions {
+                None => {
+                    failing.insert("consumer".into(), json!("joining the consumer group"));
+                    json!({"member": false})
+                }
+                Some(0) => json!({
+                    "member": true,
+                    "partitions": 0,
+                    "note": "a member of the group without partitions: more replicas than partitions, or a rebalance in progress",
+                }),
+                Some(partitions) => json!({"member": true, "partitions": partitions}),
+            };
             if let Err(reason) = &state.dlq {
                 failing.insert("dlq".into(), json!(reason));
             }
@@ -122,7 +151,7 @@ impl Health {
             }
             let ready = failing.is_empty();
             let status = if ready { "ready" } else { "not ready" };
-            (ready, json!({ "status": status, "failing": failing }))
+            (ready, json!({ "status": status, "failing": failing, "consumer": consumer }))
         })
     }
 }
@@ -136,12 +165,39 @@ mod tests {
         let health = Health::new(["hook".to_owned()]);
         assert!(!health.readiness().0);
         health.set_connector(Ok(()));
-        health.set_assigned(true);
-        assert_eq!(health.readiness(), (true, json!({"status": "ready", "failing": {}})));
+        assert_eq!(health.readiness().1["failing"]["consumer"], "joining the consumer group");
+        health.set_partitions(3);
+        assert_eq!(
+            health.readiness(),
+            (true, json!({"status": "ready", "failing": {}, "consumer": {"member": true, "partitions": 3}}))
+        );
         health.set_sink("hook", Err("503 from endpoint".into()));
         let (ready, body) = health.readiness();
         assert!(!ready);
         assert_eq!(body["failing"]["sink:hook"], "503 from endpoint");
+    }
+
+    #[test]
+    fn a_member_without_partitions_is_ready_and_says_so() {
+        let health = Health::new([]);
+        health.set_connector(Ok(()));
+        health.set_partitions(0);
+        let (ready, body) = health.readiness();
+        assert!(ready, "{body}");
+        assert_eq!(body["consumer"]["partitions"], 0);
+        assert!(body["consumer"]["note"].as_str().unwrap().contains("more replicas than partitions"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn provisioning_keeps_the_process_alive_however_long_it_takes() {
+        let health = Health::new([]);
+        let slow = health.alive_during(async {
+            tokio::time::sleep(LIVENESS_WINDOW * 3).await;
+            health.alive()
+        });
+        assert!(slow.await, "alive at the end of a provisioning three liveness windows long");
+        tokio::time::sleep(LIVENESS_WINDOW + Duration::from_secs(1)).await;
+        assert!(!health.alive(), "without ticks the process is not alive");
     }
 
     #[test]

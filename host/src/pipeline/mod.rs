@@ -214,13 +214,13 @@ pub async fn drive(
                     consumed.add(1);
                     dispatch(&settings, &source, &context, &mut lanes, record);
                 }
-                SourceEvent::Assigned(_) => health.set_assigned(source.has_assignment()),
+                SourceEvent::Assigned(_) => health.set_partitions(source.assigned_partitions()),
                 SourceEvent::Revoking(partitions) => lanes.revoking.extend(partitions),
                 SourceEvent::Revoked(partitions) => {
                     for partition in &partitions {
                         lanes.end(partition);
                     }
-                    health.set_assigned(source.has_assignment());
+                    health.set_partitions(source.assigned_partitions());
                 }
             },
         }

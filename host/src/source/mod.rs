@@ -67,8 +67,8 @@ pub trait Source: Send + 'static {
     /// Pauses (stops fetching) or resumes one partition, for backpressure.
     fn set_paused(&self, partition: &PartitionKey, paused: bool);
 
-    /// Whether the source owns any partition (a replica may own none).
-    fn has_assignment(&self) -> bool;
+    /// How many partitions the source owns (a replica may own none).
+    fn assigned_partitions(&self) -> usize;
 
     /// The committer, for commits beside the poll loop.
     fn committer(&self) -> Arc<dyn Committer>;

@@ -153,8 +153,8 @@ impl Source for KafkaSource {
         }
     }
 
-    fn has_assignment(&self) -> bool {
-        self.consumer.assignment().map(|list| list.count() > 0).unwrap_or(false)
+    fn assigned_partitions(&self) -> usize {
+        self.consumer.assignment().map(|list| list.count()).unwrap_or(0)
     }
 
     fn committer(&self) -> Arc<dyn Committer> {
