@@ -63,6 +63,7 @@ fn main() {
                 status_classes: Default::default(),
                 batch_size,
                 signing_secrets: vec![SECRET.into()],
+                compression: Default::default(),
             };
             let factory = WebhookFactory::new("bench", &settings).unwrap();
             let mut sink = factory.build();

@@ -1,6 +1,7 @@
-//! The webhook sink with `batch_size` and a signing secret, in a whole pipeline (librdkafka's
-//! mock cluster, a real HTTP receiver, a DLQ topic): every request is signed as Standard Webhooks
-//! prescribe and the receiver checks it; a batch answered 500 comes again under the same id;
+//! The webhook sink with `batch_size`, a signing secret and gzip, in a whole pipeline
+//! (librdkafka's mock cluster, a real HTTP receiver, a DLQ topic): every request is gzipped and
+//! signed as Standard Webhooks prescribe (over the JSON before compression), and the receiver
+//! checks it; a batch answered 500 comes again under the same id;
 //! a batch answered 422 is split until the one event the endpoint refuses goes to the DLQ,
 //! while every other event arrives, in order.
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use cdc_host::config::WebhookCompression;
 use cdc_host::pipeline::Outcome;
 use cdc_host::sinks::webhook::WebhookSettings;
 use cdc_tests::kafka::{committed_offsets, produce, read_topic};
@@ -86,8 +88,12 @@ async fn batched_signed_requests_retry_under_their_id_and_split_down_to_the_refu
         }
         200
     });
-    let settings =
-        WebhookSettings { batch_size: 3, signing_secrets: vec![SECRET.into()], ..receiver.settings() };
+    let settings = WebhookSettings {
+        batch_size: 3,
+        signing_secrets: vec![SECRET.into()],
+        compression: WebhookCompression::Gzip,
+        ..receiver.settings()
+    };
     let pipeline = WebhookPipeline::spawn(&bootstrap, GROUP, TOPIC, &settings, Duration::from_secs(5));
 
     let done = eventually(Duration::from_secs(60), || async {
@@ -101,6 +107,7 @@ async fn batched_signed_requests_retry_under_their_id_and_split_down_to_the_refu
     for delivery in &deliveries {
         assert!(signature_verifies(delivery), "a signature does not verify: {delivery:?}");
         assert_eq!(delivery.webhook_id, delivery.idempotency_key);
+        assert_eq!(delivery.content_encoding.as_deref(), Some("gzip"));
         assert!(ids_in(&delivery.body).len() <= 3, "a request carries at most batch_size events");
     }
     // Everything but the refused event arrives, in order (a retried request may repeat some).

@@ -22,8 +22,10 @@ pub struct Delivery {
     pub idempotency_key: Option<String>,
     /// The `authorization` header.
     pub authorization: Option<String>,
-    /// The body as it arrived, for checking signatures over it.
+    /// The body as it arrived, decompressed, for checking signatures over it.
     pub raw_body: Vec<u8>,
+    /// The `content-encoding` header.
+    pub content_encoding: Option<String>,
     /// The Standard Webhooks headers: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
     pub webhook_id: Option<String>,
     /// See `webhook_id`.
@@ -83,6 +85,7 @@ impl WebhookReceiver {
             status_classes: Default::default(),
             batch_size: 1,
             signing_secrets: Vec::new(),
+            compression: Default::default(),
         }
     }
 
@@ -129,8 +132,18 @@ async fn accept(
     body: axum::body::Bytes,
 ) -> StatusCode {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let raw_body = body.to_vec();
-    let Ok(body) = serde_json::from_slice::<Json>(&body) else {
+    let content_encoding = header("content-encoding");
+    let raw_body = match content_encoding.as_deref() {
+        Some("gzip") => {
+            let mut plain = Vec::new();
+            if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain).is_err() {
+                return StatusCode::BAD_REQUEST;
+            }
+            plain
+        }
+        _ => body.to_vec(),
+    };
+    let Ok(body) = serde_json::from_slice::<Json>(&raw_body) else {
         return StatusCode::BAD_REQUEST;
     };
     *shared.attempts.lock().unwrap() += 1;
@@ -144,6 +157,7 @@ async fn accept(
         idempotency_key: header("idempotency-key"),
         authorization: header("authorization"),
         raw_body,
+        content_encoding,
         webhook_id: header("webhook-id"),
         webhook_timestamp: header("webhook-timestamp"),
         webhook_signature: header("webhook-signature"),

@@ -183,6 +183,19 @@ pub struct WebhookSinkConfig {
     pub batch_size: usize,
     /// Standard Webhooks secrets (`whsec_…`, checked): every request is signed with each.
     pub signing_secrets: Vec<Secret>,
+    /// How request bodies are compressed.
+    pub compression: WebhookCompression,
+}
+
+/// How the webhook sink compresses request bodies (`webhook.compression`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookCompression {
+    /// Sent as they are.
+    #[default]
+    None,
+    /// `Content-Encoding: gzip`.
+    Gzip,
 }
 
 /// How the webhook sink treats an HTTP status (`webhook.status_classes`).

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::Secret;
-use super::pipeline::{SinkType, SnapshotMode, SourceType, WebhookStatusClass, WriteMode};
+use super::pipeline::{
+    SinkType, SnapshotMode, SourceType, WebhookCompression, WebhookStatusClass, WriteMode,
+};
 use super::platform::{AuthMechanism, AutoOffsetReset, SecurityProtocol, TransportMode, ValueConverter};
 
 /// `pipeline.yaml`.
@@ -121,6 +123,8 @@ pub(super) struct Webhook {
     pub signing_secret: Option<Secret>,
     /// Several secrets, while they rotate.
     pub signing_secrets: Option<Vec<Secret>>,
+    /// Body compression.
+    pub compression: Option<WebhookCompression>,
 }
 
 /// `sinks[].postgres:`.

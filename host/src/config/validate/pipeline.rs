@@ -210,6 +210,7 @@ fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfi
             &at("batch_size"),
         ),
         signing_secrets,
+        compression: raw.compression.unwrap_or_default(),
         headers: raw.headers.unwrap_or_default(),
         timeout: ctx.seconds(raw.timeout_seconds, d::WEBHOOK_TIMEOUT_SECONDS, false, &at("timeout_seconds")),
         auth_token: raw.auth_token,
