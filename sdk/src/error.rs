@@ -72,3 +72,10 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<cdc_event::BatchError> for Error {
+    /// A batch that cannot be packed or split: nothing in it can be handled, so fatal.
+    fn from(error: cdc_event::BatchError) -> Self {
+        Error::fatal(error.to_string())
+    }
+}

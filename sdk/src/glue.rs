@@ -41,7 +41,7 @@ pub fn transform<T: Transform>(
     ends: &[u32],
 ) -> Result<Transformed, Error> {
     let plugin = slot.as_mut().ok_or_else(|| Error::fatal("transform called before configure"))?;
-    let records = split(data, ends).map_err(malformed)?;
+    let records = split(data, ends)?;
     let mut out = Transformed {
         records: PackedBatch { data: Vec::with_capacity(data.len()), ends: Vec::with_capacity(ends.len()) },
         origins: Vec::with_capacity(ends.len()),
@@ -54,12 +54,12 @@ pub fn transform<T: Transform>(
         };
         match outcome {
             Outcome::Keep(event) => {
-                push(&mut out.records, &event)?;
+                out.records.push_with(|out| event.write_wire(out))?;
                 out.origins.push(index);
             }
             Outcome::Many(events) => {
                 for event in &events {
-                    push(&mut out.records, event)?;
+                    out.records.push_with(|out| event.write_wire(out))?;
                     out.origins.push(index);
                 }
             }
@@ -69,16 +69,6 @@ pub fn transform<T: Transform>(
         }
     }
     Ok(out)
-}
-
-fn push(records: &mut PackedBatch, event: &Event) -> Result<(), Error> {
-    records
-        .push_with(|out| event.write_wire(out))
-        .map_err(|error| Error::fatal(format!("{error}; the host should send smaller batches")))
-}
-
-fn malformed(error: cdc_event::BatchError) -> Error {
-    Error::fatal(error.to_string())
 }
 
 /// `open`: builds the sink from the config text, replacing any previous one.
@@ -97,7 +87,7 @@ pub fn write<S: Sink>(slot: &mut Option<S>, data: &[u8], ends: &[u32]) -> Result
     let mut errors = Vec::new();
     let mut events = Vec::with_capacity(ends.len());
     let mut indexes = Vec::with_capacity(ends.len());
-    for (index, bytes) in (0u32..).zip(split(data, ends).map_err(malformed)?) {
+    for (index, bytes) in (0u32..).zip(split(data, ends)?) {
         match Event::from_wire(bytes) {
             Ok(event) => {
                 events.push(event);

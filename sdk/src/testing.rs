@@ -72,9 +72,9 @@ pub fn transform_batch<T: Transform>(
 ) -> Result<BatchOutput, Error> {
     let mut slot = None;
     glue::configure::<T>(&mut slot, &config.to_string())?;
-    let input = wire::pack(events).map_err(|error| Error::fatal(error.to_string()))?;
+    let input = wire::pack(events)?;
     let output = glue::transform(&mut slot, &input.data, &input.ends)?;
-    let records = output.records.records().map_err(|error| Error::fatal(error.to_string()))?;
+    let records = output.records.records()?;
     let events = output
         .origins
         .iter()
@@ -135,7 +135,7 @@ impl<S: Sink> SinkHarness<S> {
     /// # Errors
     /// An error of the whole batch.
     pub fn write(&mut self, events: Vec<Event>) -> Result<Vec<(usize, Error)>, Error> {
-        let input = wire::pack(&events).map_err(|error| Error::fatal(error.to_string()))?;
+        let input = wire::pack(&events)?;
         let errors = glue::write(&mut self.slot, &input.data, &input.ends)?;
         Ok(errors.into_iter().map(|(index, error)| (index as usize, error)).collect())
     }

@@ -26,7 +26,7 @@ pub use self::load::{load, load_str, load_with_env};
 pub use self::pipeline::{
     IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginDirectory, PluginLimits,
     PostgresSinkConfig, SinkConfig, SinkKind, SinkType, SnapshotMode, SourceConfig, SourceType,
-    TransformConfig, WebhookCompression, WebhookSinkConfig, WebhookStatusClass, WriteMode,
+    TransformConfig, WebhookCompression, WebhookSinkConfig, WebhookStatusClass, WriteMode, signing_key,
 };
 pub use self::platform::{
     AuthMechanism, AutoOffsetReset, ConnectorConfig, DlqConfig, KafkaConfig, PlatformConfig, RetryConfig,

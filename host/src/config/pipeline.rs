@@ -187,6 +187,14 @@ pub struct WebhookSinkConfig {
     pub compression: WebhookCompression,
 }
 
+/// The HMAC key of a Standard Webhooks secret: the base64 after `whsec_`; `None` when the
+/// secret is not one.
+pub fn signing_key(secret: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let encoded = secret.strip_prefix("whsec_")?;
+    base64::engine::general_purpose::STANDARD.decode(encoded).ok().filter(|key| !key.is_empty())
+}
+
 /// How the webhook sink compresses request bodies (`webhook.compression`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

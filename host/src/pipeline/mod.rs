@@ -114,8 +114,6 @@ struct Lanes {
     partitions: HashMap<PartitionKey, PartitionLanes>,
     tasks: JoinSet<()>,
     paused: HashSet<PartitionKey>,
-    /// Partitions being given up: no record of theirs is dispatched any more.
-    revoking: HashSet<PartitionKey>,
 }
 
 impl Lanes {
@@ -128,7 +126,6 @@ impl Lanes {
             lanes.tasks.iter().for_each(AbortHandle::abort);
         }
         self.paused.remove(partition);
-        self.revoking.remove(partition);
     }
 }
 
@@ -176,12 +173,7 @@ pub async fn drive(
         concurrency,
     );
     let consumed = metrics.counter(names::RECORDS_CONSUMED, "");
-    let mut lanes = Lanes {
-        partitions: HashMap::new(),
-        tasks: JoinSet::new(),
-        paused: HashSet::new(),
-        revoking: HashSet::new(),
-    };
+    let mut lanes = Lanes { partitions: HashMap::new(), tasks: JoinSet::new(), paused: HashSet::new() };
     let committer = source.committer();
     let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut last_commit = Instant::now();
@@ -215,7 +207,6 @@ pub async fn drive(
                     dispatch(&settings, &source, &context, &mut lanes, record);
                 }
                 SourceEvent::Assigned(_) => health.set_partitions(source.assigned_partitions()),
-                SourceEvent::Revoking(partitions) => lanes.revoking.extend(partitions),
                 SourceEvent::Revoked(partitions) => {
                     for partition in &partitions {
                         lanes.end(partition);
@@ -258,10 +249,6 @@ fn dispatch(
     record: SourceRecord,
 ) {
     let partition: PartitionKey = (record.topic.clone(), record.partition);
-    if !lanes.revoking.is_empty() && lanes.revoking.contains(&partition) {
-        // Fetched before the pause took effect: the next owner reads it again.
-        return;
-    }
     // Lanes exist only for partitions this consumer owns (a revoke removes them; a record
     // dispatched just before is delivered again by the next owner, at least once), so
     // ownership is checked only when a partition's first record arrives.
@@ -360,11 +347,7 @@ fn reap(tasks: &mut JoinSet<()>, context: &LaneContext) {
 
 fn resume_drained(source: &impl Source, lanes: &mut Lanes, max_buffered: usize) {
     let partitions = &lanes.partitions;
-    let revoking = &lanes.revoking;
     lanes.paused.retain(|partition| {
-        if revoking.contains(partition) {
-            return true;
-        }
         let in_flight = partitions.get(partition).map_or(0, |lanes| lanes.acks.in_flight());
         if in_flight > (max_buffered / 2) as i64 {
             return true;

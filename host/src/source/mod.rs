@@ -39,11 +39,9 @@ pub enum SourceEvent {
     Record(SourceRecord),
     /// Partitions this source now owns.
     Assigned(Vec<PartitionKey>),
-    /// Partitions the source is giving up: dispatch nothing more of them. The source lets
-    /// their lanes drain and commits, then reports them [`SourceEvent::Revoked`].
-    Revoking(Vec<PartitionKey>),
     /// Partitions that are gone: their lanes end, and what they still hold is delivered again
-    /// by the next owner.
+    /// by the next owner. A source giving partitions up in order first stops delivering their
+    /// records, lets their lanes drain and commits, then reports them here.
     Revoked(Vec<PartitionKey>),
 }
 
@@ -64,7 +62,8 @@ pub trait Source: Send + 'static {
     /// Whether this source currently owns `partition`.
     fn owns(&self, partition: &PartitionKey) -> bool;
 
-    /// Pauses (stops fetching) or resumes one partition, for backpressure.
+    /// Pauses (stops fetching) or resumes one partition, for backpressure. A partition being
+    /// given up stays paused.
     fn set_paused(&self, partition: &PartitionKey, paused: bool);
 
     /// How many partitions the source owns (a replica may own none).

@@ -3,9 +3,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
 use super::platform::{non_empty, retry};
 use super::{Ctx, is_qualified};
 use crate::config::Secret;
@@ -13,6 +10,7 @@ use crate::config::defaults as d;
 use crate::config::pipeline::{
     IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginDirectory, PluginLimits,
     PostgresSinkConfig, SinkConfig, SinkKind, SinkType, SourceConfig, TransformConfig, WebhookSinkConfig,
+    signing_key,
 };
 use crate::config::platform::RetryConfig;
 use crate::config::raw;
@@ -173,8 +171,7 @@ fn signing_secrets(
         (None, several) => several.unwrap_or_default(),
     };
     for (index, secret) in secrets.iter().enumerate() {
-        let key = secret.expose().strip_prefix("whsec_").map(|encoded| BASE64.decode(encoded));
-        if !matches!(key, Some(Ok(key)) if !key.is_empty()) {
+        if signing_key(secret.expose()).is_none() {
             let field = if secrets.len() == 1 {
                 "signing_secret".to_owned()
             } else {

@@ -8,8 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The prefix of a Standard Webhooks secret; the rest is the key in base64.
-const SECRET_PREFIX: &str = "whsec_";
+use crate::config::signing_key;
 
 /// The keys requests are signed with, decoded from their `whsec_` secrets.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -21,10 +20,7 @@ impl SigningKeys {
     pub fn parse<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         let mut keys = Vec::new();
         for (index, secret) in secrets.into_iter().enumerate() {
-            let key = secret
-                .strip_prefix(SECRET_PREFIX)
-                .and_then(|encoded| BASE64.decode(encoded).ok())
-                .filter(|key| !key.is_empty())
+            let key = signing_key(secret)
                 .ok_or_else(|| format!("signing secret {} is not `whsec_` followed by base64", index + 1))?;
             keys.push(key);
         }

@@ -34,7 +34,8 @@ pub struct KafkaSource {
     /// Revokes whose lanes drained (or ran out of time), to be committed and given up.
     drained: mpsc::UnboundedReceiver<Vec<PartitionKey>>,
     drained_sender: mpsc::UnboundedSender<Vec<PartitionKey>>,
-    /// Partitions being given up and not yet released.
+    /// Partitions being given up and not yet released: their records are not delivered (the
+    /// next owner reads them again) and backpressure does not resume them.
     revoking: HashSet<PartitionKey>,
     /// Topic names shared by every record of a topic, so that a record costs no allocation for it.
     topics: HashSet<Arc<str>>,
@@ -109,10 +110,7 @@ impl Source for KafkaSource {
                 biased;
                 Some(assignment) = self.assignments.recv() => match assignment {
                     Assignment::Assigned(partitions) => return SourceEvent::Assigned(partitions),
-                    Assignment::Revoking(partitions) => {
-                        self.drain_then_release(partitions.clone());
-                        return SourceEvent::Revoking(partitions);
-                    }
+                    Assignment::Revoking(partitions) => self.drain_then_release(partitions),
                     Assignment::Revoked(partitions) => return SourceEvent::Revoked(partitions),
                 },
                 Some(partitions) = self.drained.recv() => {
@@ -122,6 +120,10 @@ impl Source for KafkaSource {
                 message = self.consumer.recv() => match message {
                     Ok(message) => {
                         let topic = intern(&mut self.topics, message.topic());
+                        if !self.revoking.is_empty() && self.revoking.contains(&(topic.clone(), message.partition())) {
+                            // Fetched before the pause took effect: the next owner reads it again.
+                            continue;
+                        }
                         return SourceEvent::Record(SourceRecord {
                             topic,
                             partition: message.partition(),
@@ -144,6 +146,9 @@ impl Source for KafkaSource {
     }
 
     fn set_paused(&self, partition: &PartitionKey, paused: bool) {
+        if !paused && self.revoking.contains(partition) {
+            return;
+        }
         match set_paused(&self.consumer, partition, paused) {
             Ok(()) if paused => {
                 tracing::debug!(topic = %partition.0, partition = partition.1, "consumer.paused")
