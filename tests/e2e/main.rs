@@ -10,6 +10,8 @@ mod plugin_cli;
 mod plugin_http;
 mod plugin_sandbox;
 mod poison;
+mod postgres_replica;
+mod postgres_sink;
 mod postgres_to_webhook;
 mod process_exit;
 mod python_plugin;

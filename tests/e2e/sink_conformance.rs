@@ -1,21 +1,25 @@
 //! One conformance suite for every sink, native or wasm: in-order delivery made durable by
 //! `flush`, a record refused on its own reported as a record error at its index while the
 //! others are delivered after it, and replays that keep each event's idempotency id (exactly once where
-//! the sink stores its position). Runs the built-in webhook sink against a real HTTP endpoint
-//! and the example wasm sink `plugins/file-sink` against a granted directory.
+//! the sink stores its position). Runs the built-in webhook sink against a real HTTP endpoint,
+//! the built-in PostgreSQL sink against the test database, and the example wasm sink
+//! `plugins/file-sink` against a granted directory.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use cdc_host::config::{PostgresSslMode, Secret};
 use cdc_host::error::ErrorClass;
 use cdc_host::event::ChangeEvent;
 use cdc_host::plugin::{
     Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSettings, SinkPlugin,
 };
+use cdc_host::sinks::postgres::{ConnectSettings, PostgresFactory, PostgresSettings, Target};
 use cdc_host::sinks::wasm::WasmSinkFactory;
 use cdc_host::sinks::webhook::WebhookFactory;
 use cdc_host::sinks::{Sink, SinkFactory};
 use cdc_tests::build::plugin_wasm;
+use cdc_tests::env::{TestEnv, unique_suffix};
 use cdc_tests::receiver::WebhookReceiver;
 
 /// The key id every sink under test refuses.
@@ -92,6 +96,59 @@ fn file_sink() -> UnderTest {
     }
 }
 
+/// The PostgreSQL sink in event-log mode, into a table made beforehand with a check that
+/// refuses one key (the sink takes a table that already exists).
+async fn postgres_event_log() -> UnderTest {
+    let env = TestEnv::from_env();
+    let schema = format!("conformance_{}", unique_suffix());
+    let (client, connection) =
+        tokio_postgres::connect(&env.pg_config(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.events (\
+               source_topic text NOT NULL, source_partition integer NOT NULL, source_offset bigint NOT NULL, \
+               output_index integer NOT NULL DEFAULT 0, event_key jsonb, event_value jsonb, \
+               written_at timestamptz NOT NULL DEFAULT now(), \
+               PRIMARY KEY (source_topic, source_partition, source_offset, output_index), \
+               CHECK ((event_key->>'id')::bigint <> {REFUSED_ID}))"
+        ))
+        .await
+        .unwrap();
+    let settings = PostgresSettings {
+        pipeline_id: "conformance".into(),
+        connect: ConnectSettings {
+            host: env.pg_host.clone(),
+            port: env.pg_port,
+            database: env.pg_db.clone(),
+            username: env.pg_user.clone(),
+            password: Secret::new(""),
+            sslmode: PostgresSslMode::Disable,
+            sslrootcert: None,
+        },
+        target: Target::EventLog { table: format!("{schema}.events"), upsert: false },
+        rows_per_statement: 100,
+    };
+    let factory = Arc::new(PostgresFactory::new("postgres", &settings).unwrap());
+    let client = Arc::new(client);
+    let reader = client.clone();
+    UnderTest {
+        factory,
+        delivered: Box::new(move || {
+            let query = format!(
+                "SELECT source_topic || '/' || source_partition || '/' || source_offset FROM {schema}.events \
+                 ORDER BY source_offset"
+            );
+            let rows = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(reader.query(&query, &[]))
+            });
+            rows.unwrap().iter().map(|row| row.get(0)).collect()
+        }),
+        exactly_once: true,
+        _keep: Box::new(client),
+    }
+}
+
 fn event(id: i64) -> ChangeEvent {
     cdc_tests::events::insert("conformance", id)
 }
@@ -101,17 +158,22 @@ fn ids(events: &[ChangeEvent]) -> Vec<String> {
 }
 
 /// Drives a sink the way a sink lane does: writes, skips the event a write refuses (noting its
-/// index and class), writes the rest, then flushes. Returns the refused events' indices.
+/// index and class), halves a write refused as a whole until the refusal names its event,
+/// writes the rest, then flushes. Returns the refused events' indices.
 async fn deliver(sink: &mut Box<dyn Sink>, events: &[ChangeEvent]) -> Vec<(usize, ErrorClass)> {
     let mut refused = Vec::new();
-    let mut start = 0;
+    let (mut start, mut end) = (0, events.len());
     while start < events.len() {
-        match sink.write(&events[start..]).await {
-            Ok(()) => start = events.len(),
-            Err(error) => {
-                assert!(error.names_event, "a refusal of one event names it: {error}");
+        match sink.write(&events[start..end]).await {
+            Ok(()) => (start, end) = (end, events.len()),
+            Err(error) if error.names_event => {
                 refused.push((start + error.accepted, error.class));
-                start += error.accepted + 1;
+                (start, end) = (start + error.accepted + 1, events.len());
+            }
+            Err(error) => {
+                assert_eq!(error.class, ErrorClass::Record, "a refusal of the data: {error}");
+                start += error.accepted;
+                end = start + ((end - start) / 2).max(1);
             }
         }
     }
@@ -151,6 +213,11 @@ async fn conforms(under_test: UnderTest) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_sink_conforms() {
     conforms(webhook().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_sink_conforms() {
+    conforms(postgres_event_log().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

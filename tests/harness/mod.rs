@@ -10,6 +10,7 @@ pub mod events;
 pub mod kafka;
 pub mod pipeline;
 pub mod process;
+pub mod proxy;
 pub mod receiver;
 pub mod scenario;
 pub mod schema_registry;

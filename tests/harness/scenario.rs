@@ -74,6 +74,18 @@ pub fn webhook_sink(sink_id: &str, url: &str) -> String {
     )
 }
 
+/// A PostgreSQL sink item for [`PipelineParts::sinks`], writing to the test database: replica
+/// tables in schema `target_schema`.
+pub fn postgres_replica_sink(sink_id: &str, env: &TestEnv, target_schema: &str) -> String {
+    format!(
+        "  - sink_id: {sink_id}\n    sink_type: postgres\n    retry: {{initial_wait_seconds: 0.2, max_wait_seconds: 2, max_attempts: 3}}\n    postgres:\n      mode: replica\n      host: {host}\n      port: {port}\n      database: {db}\n      username: {user}\n      target_schema: {target_schema}\n      batch_size: 1000\n",
+        host = env.pg_host,
+        port = env.pg_port,
+        db = env.pg_db,
+        user = env.pg_user,
+    )
+}
+
 /// A running scenario.
 pub struct Scenario {
     /// The services.

@@ -148,7 +148,7 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         .iter()
         .filter(|sink| sink.enabled)
         .map(|sink| {
-            let factory = sinks::factory(sink, &plugin_runtime)?;
+            let factory = sinks::factory(&config.pipeline.pipeline_id, sink, &plugin_runtime)?;
             Ok(SinkSettings { factory, retry: RetrySettings::from(&sink.retry) })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -34,6 +34,8 @@ pub const WEBHOOK_MAX_BATCH_SIZE: i64 = 10_000;
 pub const WEBHOOK_TIMEOUT_SECONDS: f64 = 30.0;
 /// `sinks[].postgres.batch_size`.
 pub const POSTGRES_BATCH_SIZE: usize = 100;
+/// `sinks[].postgres.target_schema` (replica mode).
+pub const POSTGRES_TARGET_SCHEMA: &str = "public";
 /// `sinks[].postgres.upsert`.
 pub const POSTGRES_UPSERT: bool = false;
 /// `sinks[].iceberg.catalog_name`.

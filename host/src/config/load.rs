@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use super::env::{Env, substitute_tree};
 use super::error::{Error, ErrorKind, Errors};
 use super::node::{self, Node, Value};
-use super::pipeline::SourceType;
-use super::platform::TransportMode;
+use super::pipeline::{PostgresMode, SinkKind, SourceType};
+use super::platform::{TransportMode, ValueConverter};
 use super::validate::{self, Ctx};
 use super::{Config, de, raw};
 
@@ -122,6 +122,22 @@ fn load_documents(
                 "source.source_type",
                 "transport_mode `embedded` (platform) needs source_type `postgres`",
             );
+        }
+        if let Some(p) = &platform
+            && p.transport_mode == TransportMode::Kafka
+            && p.kafka.value_converter == ValueConverter::Json
+            && !p.kafka.schemas_enable
+        {
+            for (index, sink) in spec.sinks.iter().enumerate() {
+                if let SinkKind::Postgres(pg) = &sink.kind
+                    && pg.mode == PostgresMode::Replica
+                {
+                    ctx.invalid(
+                        &format!("sinks[{index}].postgres.mode"),
+                        "replica mode creates tables from the source schema: set kafka.schemas_enable: true (platform) or value_converter: avro",
+                    );
+                }
+            }
         }
         pipeline_errors.extend(ctx.into_errors());
         spec

@@ -25,8 +25,9 @@ pub use self::error::{Error, ErrorKind, Errors, Location};
 pub use self::load::{load, load_str, load_with_env};
 pub use self::pipeline::{
     IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginDirectory, PluginLimits,
-    PostgresSinkConfig, SinkConfig, SinkKind, SinkType, SnapshotMode, SourceConfig, SourceType,
-    TransformConfig, WebhookCompression, WebhookSinkConfig, WebhookStatusClass, WriteMode, signing_key,
+    PostgresMode, PostgresSinkConfig, PostgresSslMode, SinkConfig, SinkKind, SinkType, SnapshotMode,
+    SourceConfig, SourceType, TransformConfig, WebhookCompression, WebhookSinkConfig, WebhookStatusClass,
+    WriteMode, signing_key,
 };
 pub use self::platform::{
     AuthMechanism, AutoOffsetReset, ConnectorConfig, DlqConfig, KafkaConfig, PlatformConfig, RetryConfig,
@@ -97,9 +98,14 @@ impl Config {
             let state = if sink.enabled { "enabled" } else { "disabled" };
             let target = match &sink.kind {
                 SinkKind::Webhook(w) => format!("{} {}", w.method, w.url),
-                SinkKind::Postgres(pg) => {
-                    format!("{}:{}/{} table {}", pg.host, pg.port, pg.database, pg.target_table)
-                }
+                SinkKind::Postgres(pg) => match pg.mode {
+                    PostgresMode::EventLog => {
+                        format!("{}:{}/{} table {}", pg.host, pg.port, pg.database, pg.target_table)
+                    }
+                    PostgresMode::Replica => {
+                        format!("{}:{}/{} replica in {}", pg.host, pg.port, pg.database, pg.target_schema)
+                    }
+                },
                 SinkKind::Iceberg(i) => {
                     format!(
                         "{}.{} in {} ({})",

@@ -220,7 +220,7 @@ pub enum WebhookStatusClass {
     Fatal,
 }
 
-/// Writes to a PostgreSQL table.
+/// Writes to PostgreSQL: a replica of each source table, or one event-log table.
 #[derive(Debug, Clone)]
 pub struct PostgresSinkConfig {
     /// Host name or address.
@@ -233,12 +233,45 @@ pub struct PostgresSinkConfig {
     pub username: String,
     /// Login password.
     pub password: Secret,
-    /// Target table as `schema.table`.
+    /// TLS to the target.
+    pub sslmode: PostgresSslMode,
+    /// A PEM file of further trusted CA certificates, for `verify-full`.
+    pub sslrootcert: Option<PathBuf>,
+    /// Replica tables or an event log.
+    pub mode: PostgresMode,
+    /// Event-log mode: the table, as `schema.table`.
     pub target_table: String,
-    /// Rows per write (≥ 1).
+    /// Replica mode: the schema of tables the map does not name.
+    pub target_schema: String,
+    /// Replica mode: `source_schema.table` → `target_schema.table`.
+    pub table_map: BTreeMap<String, String>,
+    /// Most rows per statement (≥ 1).
     pub batch_size: usize,
-    /// Upsert by primary key instead of appending.
+    /// Event-log mode: a record written again replaces its row (else the first write stays).
     pub upsert: bool,
+}
+
+/// What the PostgreSQL sink writes (`postgres.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostgresMode {
+    /// One row per change in `target_table` (the seed's behaviour).
+    #[default]
+    EventLog,
+    /// One target table per source table holding its current rows.
+    Replica,
+}
+
+/// TLS to the target database (`postgres.sslmode`), named as libpq names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostgresSslMode {
+    /// Plain TCP (the seed's behaviour).
+    #[default]
+    Disable,
+    /// TLS, with the server's certificate checked against the system's trust store (and
+    /// `sslrootcert`, when given) and its name against `host`.
+    VerifyFull,
 }
 
 /// How rows are written to Iceberg.

@@ -11,7 +11,8 @@ use serde::de::IgnoredAny;
 
 use super::Secret;
 use super::pipeline::{
-    SinkType, SnapshotMode, SourceType, WebhookCompression, WebhookStatusClass, WriteMode,
+    PostgresMode, PostgresSslMode, SinkType, SnapshotMode, SourceType, WebhookCompression,
+    WebhookStatusClass, WriteMode,
 };
 use super::platform::{AuthMechanism, AutoOffsetReset, SecurityProtocol, TransportMode, ValueConverter};
 
@@ -141,8 +142,18 @@ pub(super) struct PostgresSink {
     pub username: Option<String>,
     /// Login password.
     pub password: Option<Secret>,
-    /// `schema.table` (required).
+    /// TLS to the target.
+    pub sslmode: Option<PostgresSslMode>,
+    /// Further trusted CA certificates (PEM).
+    pub sslrootcert: Option<String>,
+    /// Replica tables or an event log.
+    pub mode: Option<PostgresMode>,
+    /// `schema.table` (required in event-log mode).
     pub target_table: Option<String>,
+    /// Replica mode: schema of the target tables.
+    pub target_schema: Option<String>,
+    /// Replica mode: source table → target table.
+    pub table_map: Option<BTreeMap<String, String>>,
     /// Rows per write.
     pub batch_size: Option<i64>,
     /// Upsert by key instead of insert.

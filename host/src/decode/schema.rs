@@ -12,6 +12,11 @@ use super::logical::{self, Logical};
 use super::{Error, Path};
 use crate::event::{Column, Row, Value};
 
+/// The parameter holding a column's source database type, when the connector propagates it.
+const SOURCE_TYPE: &str = "__debezium.source.column.type";
+/// The parameter holding its length.
+const SOURCE_LENGTH: &str = "__debezium.source.column.length";
+
 /// A Kafka Connect schema (`{"type", "optional", "name", "fields", …}`).
 #[derive(Debug, Deserialize)]
 pub(super) struct ConnectSchema {
@@ -83,6 +88,15 @@ impl ConnectSchema {
         self.parameters.get(name)
     }
 
+    /// A parameter holding a number (Connect writes them as text).
+    fn numeric_parameter(&self, name: &str) -> Option<u32> {
+        match self.parameter(name)? {
+            Json::String(text) => text.parse().ok(),
+            Json::Number(number) => number.as_u64().and_then(|n| u32::try_from(n).ok()),
+            _ => None,
+        }
+    }
+
     /// The columns of a row schema (a struct), in order.
     pub(super) fn columns(&self, path: Path<'_>) -> Result<Vec<Column>, Error> {
         self.struct_fields(path)?
@@ -92,6 +106,11 @@ impl ConnectSchema {
                     connect_type: field.kind.name().to_owned(),
                     logical_type: field.name.clone(),
                     optional: field.optional,
+                    precision: field.numeric_parameter("connect.decimal.precision"),
+                    scale: field.numeric_parameter("scale"),
+                    items: field.items.as_ref().map(|items| items.kind.name().to_owned()),
+                    source_type: field.parameter(SOURCE_TYPE).and_then(Json::as_str).map(str::to_owned),
+                    source_length: field.numeric_parameter(SOURCE_LENGTH),
                 })
             })
             .collect()

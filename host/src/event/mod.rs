@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub use cdc_event::{Decimal, Op, Row, TableId, Value};
 
 /// A column's declared type, where the source tells it (Debezium with schemas, Avro).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Column {
     /// Column name.
     pub name: String,
@@ -21,6 +21,17 @@ pub struct Column {
     pub logical_type: Option<String>,
     /// Whether the column may be null.
     pub optional: bool,
+    /// A decimal's precision and scale, where the schema gives them.
+    pub precision: Option<u32>,
+    /// See [`Column::precision`].
+    pub scale: Option<u32>,
+    /// The Connect type of an array's elements.
+    pub items: Option<String>,
+    /// The column's type in the source database (`JSONB`, `VARCHAR`, `_INT4`), when the
+    /// connector propagates it (`column.propagate.source.type`).
+    pub source_type: Option<String>,
+    /// The source type's length (`VARCHAR(n)`), when propagated.
+    pub source_length: Option<u32>,
 }
 
 /// Where an event sits in its source: what the host acknowledges and commits.

@@ -32,6 +32,11 @@ pub fn connector_config(config: &Config) -> BTreeMap<String, String> {
     set("database.password", source.password.expose().to_owned());
     set("table.include.list", source.tables.join(","));
     set("tasks.max", "1".into());
+    // Each column's schema names its database type (`JSONB`, `VARCHAR` and its length), so
+    // that a sink creating tables maps types faithfully.
+    set("column.propagate.source.type", ".*".into());
+    // Truncates are changes too: a replica applies them (Debezium skips them by default).
+    set("skipped.operations", "none".into());
     let snapshot_mode = match source.snapshot_mode {
         SnapshotMode::Initial => "initial",
         // Debezium 3 calls "never" `no_data`.

@@ -1,5 +1,6 @@
 //! Sinks: the contract every sink implements, native or wasm, and the built-in sinks.
 
+pub mod postgres;
 pub mod wasm;
 pub mod webhook;
 
@@ -16,7 +17,11 @@ use crate::plugin::PluginRuntime;
 /// The registry of sink kinds: the factory of an enabled sink, from its validated config. A new
 /// sink is a folder beside this file and one arm here. A kind this build cannot run yet is an
 /// error naming the sink.
-pub fn factory(sink: &SinkConfig, plugins: &PluginRuntime) -> anyhow::Result<Arc<dyn SinkFactory>> {
+pub fn factory(
+    pipeline_id: &str,
+    sink: &SinkConfig,
+    plugins: &PluginRuntime,
+) -> anyhow::Result<Arc<dyn SinkFactory>> {
     let id = sink.sink_id.as_str();
     let factory: Arc<dyn SinkFactory> = match &sink.kind {
         SinkKind::Webhook(config) => Arc::new(
@@ -24,7 +29,11 @@ pub fn factory(sink: &SinkConfig, plugins: &PluginRuntime) -> anyhow::Result<Arc
                 .map_err(|reason| anyhow::anyhow!("sink `{id}`: {reason}"))?,
         ),
         SinkKind::Wasm(config) => Arc::new(wasm::WasmSinkFactory::load(id, config, plugins)?),
-        SinkKind::Postgres(_) | SinkKind::Iceberg(_) => {
+        SinkKind::Postgres(config) => Arc::new(
+            postgres::PostgresFactory::new(id, &postgres::PostgresSettings::from_config(pipeline_id, config))
+                .map_err(|reason| anyhow::anyhow!("sink `{id}`: {reason}"))?,
+        ),
+        SinkKind::Iceberg(_) => {
             let sink_type = sink.sink_type().as_str();
             anyhow::bail!("sink `{id}`: sink_type `{sink_type}` is not available in this build yet")
         }

@@ -9,8 +9,8 @@ use crate::config::Secret;
 use crate::config::defaults as d;
 use crate::config::pipeline::{
     IcebergSinkConfig, MaintenanceConfig, PipelineConfig, PluginConfig, PluginDirectory, PluginLimits,
-    PostgresSinkConfig, SinkConfig, SinkKind, SinkType, SourceConfig, TransformConfig, WebhookSinkConfig,
-    signing_key,
+    PostgresMode, PostgresSinkConfig, SinkConfig, SinkKind, SinkType, SourceConfig, TransformConfig,
+    WebhookSinkConfig, signing_key,
 };
 use crate::config::platform::RetryConfig;
 use crate::config::raw;
@@ -134,7 +134,9 @@ fn sink(
     let missing = || format!("`{block}` block is required when sink_type is `{}`", sink_type.as_str());
     let kind = match sink_type {
         SinkType::Webhook => raw.webhook.map(|w| SinkKind::Webhook(webhook(w, &at(block), ctx))),
-        SinkType::Postgres => raw.postgres.map(|p| SinkKind::Postgres(postgres(p, &at(block), ctx))),
+        SinkType::Postgres => {
+            raw.postgres.map(|p| SinkKind::Postgres(postgres(p, &at(block), base_dir, ctx)))
+        }
         SinkType::Iceberg => raw.iceberg.map(|i| SinkKind::Iceberg(iceberg(i, &at(block), ctx))),
         SinkType::Wasm => raw.plugin.map(|p| SinkKind::Wasm(plugin(p, &at(block), base_dir, ctx))),
     };
@@ -229,14 +231,27 @@ fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfi
     }
 }
 
-fn postgres(raw: raw::PostgresSink, path: &str, ctx: &mut Ctx<'_>) -> PostgresSinkConfig {
+fn postgres(raw: raw::PostgresSink, path: &str, base_dir: &Path, ctx: &mut Ctx<'_>) -> PostgresSinkConfig {
     let at = |field: &str| format!("{path}.{field}");
-    let target_table = ctx.required_str(raw.target_table, &at("target_table"));
+    let mode = raw.mode.unwrap_or_default();
+    let target_table = match mode {
+        PostgresMode::EventLog => ctx.required_str(raw.target_table, &at("target_table")),
+        PostgresMode::Replica => raw.target_table.unwrap_or_default(),
+    };
     if !target_table.is_empty() && !is_qualified(&target_table) {
         ctx.invalid(
             &at("target_table"),
             format!("target_table `{target_table}` must be schema-qualified (e.g. `public.cdc_events`)"),
         );
+    }
+    let table_map = raw.table_map.unwrap_or_default();
+    for (source, target) in &table_map {
+        for (side, name) in [("source", source), ("target", target)] {
+            if !is_qualified(name) {
+                let message = format!("{side} table `{name}` must be schema-qualified (`schema.table`)");
+                ctx.invalid(&at(&format!("table_map.{source}")), message);
+            }
+        }
     }
     PostgresSinkConfig {
         host: non_empty(raw.host, d::SOURCE_HOST, &at("host"), ctx),
@@ -244,7 +259,12 @@ fn postgres(raw: raw::PostgresSink, path: &str, ctx: &mut Ctx<'_>) -> PostgresSi
         database: ctx.required_str(raw.database, &at("database")),
         username: raw.username.unwrap_or_else(|| d::SOURCE_USERNAME.into()),
         password: raw.password.unwrap_or_else(|| Secret::new(d::SOURCE_PASSWORD)),
+        sslmode: raw.sslmode.unwrap_or_default(),
+        sslrootcert: raw.sslrootcert.map(|file| base_dir.join(file)),
+        mode,
         target_table,
+        target_schema: non_empty(raw.target_schema, d::POSTGRES_TARGET_SCHEMA, &at("target_schema"), ctx),
+        table_map,
         batch_size: ctx.positive_count(raw.batch_size, d::POSTGRES_BATCH_SIZE, &at("batch_size")),
         upsert: raw.upsert.unwrap_or(d::POSTGRES_UPSERT),
     }

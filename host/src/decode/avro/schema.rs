@@ -61,7 +61,7 @@ pub(super) struct Node {
     pub(super) kind: Kind,
     /// The full name of a record, enum or fixed.
     pub(super) full_name: Option<String>,
-    /// The JSON attributes that matter to Connect: `connect.*`, `logicalType`, `scale`.
+    /// The JSON attributes that matter to Connect: `connect.*`, `logicalType`, `scale`, `precision`.
     pub(super) attributes: Map<String, Json>,
 }
 
@@ -230,7 +230,9 @@ impl Parser {
     ) -> Result<NodeId, AvroSchemaError> {
         let attributes: Map<String, Json> = object
             .iter()
-            .filter(|(key, _)| key.starts_with("connect.") || matches!(key.as_str(), "logicalType" | "scale"))
+            .filter(|(key, _)| {
+                key.starts_with("connect.") || matches!(key.as_str(), "logicalType" | "scale" | "precision")
+            })
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         let kind = match object.get("type") {

@@ -193,8 +193,12 @@ fn every_logical_type_decodes_as_on_the_json_path() {
         connect_type: connect.into(),
         logical_type: logical.map(str::to_owned),
         optional: true,
+        ..Column::default()
     };
-    assert_eq!(column("dec"), expected("dec", "bytes", Some("org.apache.kafka.connect.data.Decimal")));
+    let decimal = expected("dec", "bytes", Some("org.apache.kafka.connect.data.Decimal"));
+    assert_eq!(column("dec"), Column { precision: Some(10), scale: Some(2), ..decimal });
+    let plain_avro = expected("avro_dec", "bytes", Some("org.apache.kafka.connect.data.Decimal"));
+    assert_eq!(column("avro_dec"), Column { precision: Some(5), scale: Some(3), ..plain_avro });
     assert_eq!(column("vsd"), expected("vsd", "struct", Some("io.debezium.data.VariableScaleDecimal")));
     assert_eq!(column("small"), expected("small", "int16", None));
     assert_eq!(column("f4"), expected("f4", "float32", None));

@@ -132,5 +132,11 @@ fn logical_name(node: &Node) -> (Option<String>, Map<String, Json>) {
         let scale = attribute("scale").and_then(Json::as_i64).unwrap_or(0);
         parameters.insert("scale".into(), Json::String(scale.to_string()));
     }
+    if logical == Some("decimal")
+        && !parameters.contains_key("connect.decimal.precision")
+        && let Some(precision) = attribute("precision").and_then(Json::as_i64)
+    {
+        parameters.insert("connect.decimal.precision".into(), Json::String(precision.to_string()));
+    }
     (name, parameters)
 }

@@ -72,6 +72,7 @@ fn schema_columns_come_from_the_connect_schema() {
         connect_type: connect.into(),
         logical_type: logical.map(str::to_owned),
         optional,
+        ..Column::default()
     };
     for (name, connect, logical, optional) in [
         ("id", "int32", None, false),
@@ -82,9 +83,19 @@ fn schema_columns_come_from_the_connect_schema() {
         ("f8", "float64", None, true),
         ("int_arr", "array", None, true),
     ] {
-        let expected = Column { name: name.into(), ..expect(connect, logical, optional) };
+        let decimal = name == "num_fixed";
+        let expected = Column {
+            name: name.into(),
+            items: (connect == "array").then(|| "int32".into()),
+            precision: decimal.then_some(12),
+            scale: decimal.then_some(3),
+            ..expect(connect, logical, optional)
+        };
         assert_eq!(column(name), &expected);
     }
+    // Decimals keep their precision and scale.
+    assert_eq!((column("money_like").precision, column("money_like").scale), (Some(10), Some(2)));
+    assert_eq!((column("num_any").precision, column("num_any").scale), (None, None));
 }
 
 #[test]

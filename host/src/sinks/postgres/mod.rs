@@ -1,0 +1,431 @@
+//! The PostgreSQL sink: a replica of each source table (upsert by primary key, deletes,
+//! truncates, tables created and widened from the source schema) or the seed's event log,
+//! exactly-once either way.
+//!
+//! Each lane has its own connection. A lane's writes go into one transaction, each inside a
+//! savepoint, so that a row the target refuses costs only its write (the lane then halves it
+//! to find the row); `flush` stores the next position of each stream in
+//! [`positions::TABLE`] and commits, rows and position together. A record below the stored
+//! position is already in the target and is skipped, so a restart after a crash writes
+//! nothing twice. A lost connection loses the open transaction: the next flush says so and
+//! the lane writes the batch again, on a new connection.
+
+mod connection;
+mod event_log;
+mod literal;
+mod positions;
+mod replica;
+mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+pub use self::connection::ConnectSettings;
+use self::connection::{Connection, classify, session_lost};
+use self::positions::{PositionTable, stream_of};
+use self::replica::{ApplyError, Replica, TableMapping};
+use self::schema::TableName;
+use crate::config::{PostgresMode, PostgresSinkConfig};
+use crate::error::ErrorClass;
+use crate::event::ChangeEvent;
+use crate::sinks::{Sink, SinkError, SinkFactory};
+
+/// What the sink writes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// One row per change in this table (`schema.table`); `upsert` replaces a row written again.
+    EventLog {
+        /// The table.
+        table: String,
+        /// Replace a row written again.
+        upsert: bool,
+    },
+    /// Replica tables.
+    Replica {
+        /// Schema of the tables `table_map` does not name.
+        target_schema: String,
+        /// `schema.table` of a source table → `schema.table` of its target.
+        table_map: Vec<(String, String)>,
+    },
+}
+
+/// Everything the sink needs, validated.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// The pipeline's id: positions are stored per pipeline and sink.
+    pub pipeline_id: String,
+    /// Where to connect.
+    pub connect: ConnectSettings,
+    /// What to write.
+    pub target: Target,
+    /// Most rows per statement.
+    pub rows_per_statement: usize,
+}
+
+impl PostgresSettings {
+    /// Settings from the sink's config block.
+    pub fn from_config(pipeline_id: &str, config: &PostgresSinkConfig) -> Self {
+        let target = match config.mode {
+            PostgresMode::EventLog => {
+                Target::EventLog { table: config.target_table.clone(), upsert: config.upsert }
+            }
+            PostgresMode::Replica => Target::Replica {
+                target_schema: config.target_schema.clone(),
+                table_map: config.table_map.clone().into_iter().collect(),
+            },
+        };
+        PostgresSettings {
+            pipeline_id: pipeline_id.to_owned(),
+            connect: ConnectSettings::from_config(config),
+            target,
+            rows_per_statement: config.batch_size.max(1),
+        }
+    }
+}
+
+/// What the lanes of one sink share.
+struct Shared {
+    sink_id: String,
+    connect: ConnectSettings,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    writer: Writer,
+    positions: PositionTable,
+    rows_per_statement: usize,
+}
+
+enum Writer {
+    EventLog { table: TableName, upsert: bool },
+    Replica(TableMapping),
+}
+
+/// Builds PostgreSQL sinks, one connection per lane.
+pub struct PostgresFactory {
+    shared: Arc<Shared>,
+}
+
+impl PostgresFactory {
+    /// Checks the settings (TLS roots) without connecting.
+    pub fn new(sink_id: &str, settings: &PostgresSettings) -> Result<Self, String> {
+        let tls = settings.connect.tls()?;
+        let (writer, schema) = match &settings.target {
+            Target::EventLog { table, upsert } => {
+                let table = TableName::parse(table);
+                let schema = table.schema.clone();
+                (Writer::EventLog { table, upsert: *upsert }, schema)
+            }
+            Target::Replica { target_schema, table_map } => {
+                let table_map = table_map
+                    .iter()
+                    .map(|(source, target)| (source.clone(), TableName::parse(target)))
+                    .collect();
+                (
+                    Writer::Replica(TableMapping { target_schema: target_schema.clone(), table_map }),
+                    target_schema.clone(),
+                )
+            }
+        };
+        let shared = Shared {
+            sink_id: sink_id.to_owned(),
+            connect: settings.connect.clone(),
+            tls,
+            writer,
+            positions: PositionTable::new(&schema, &settings.pipeline_id, sink_id),
+            rows_per_statement: settings.rows_per_statement,
+        };
+        Ok(PostgresFactory { shared: Arc::new(shared) })
+    }
+}
+
+impl SinkFactory for PostgresFactory {
+    fn sink_id(&self) -> &str {
+        &self.shared.sink_id
+    }
+
+    fn build(&self) -> Box<dyn Sink> {
+        let replica = match &self.shared.writer {
+            Writer::Replica(mapping) => Some(Replica::new(mapping.clone())),
+            Writer::EventLog { .. } => None,
+        };
+        Box::new(PostgresSink {
+            shared: self.shared.clone(),
+            connection: None,
+            replica,
+            held: HashMap::new(),
+            written: HashMap::new(),
+            in_transaction: false,
+            lost: false,
+            last_error: None,
+        })
+    }
+}
+
+type Stream = (String, i32);
+
+/// The sink of one lane.
+struct PostgresSink {
+    shared: Arc<Shared>,
+    connection: Option<Connection>,
+    replica: Option<Replica>,
+    /// The next position the target holds per stream, as last read or committed.
+    held: HashMap<Stream, i64>,
+    /// The next position per stream written in the open transaction.
+    written: HashMap<Stream, i64>,
+    in_transaction: bool,
+    /// Writes accepted in a transaction that was lost with its connection.
+    lost: bool,
+    last_error: Option<String>,
+}
+
+impl PostgresSink {
+    fn error(&self, accepted: usize, class: ErrorClass, message: String) -> SinkError {
+        SinkError::from_event(&self.shared.sink_id, accepted, class, message)
+    }
+
+    /// The connection, opened (and the tables ensured) when there is none.
+    async fn connect(&mut self) -> Result<&mut Connection, SinkError> {
+        if self.connection.as_ref().is_some_and(Connection::is_closed) {
+            self.drop_session();
+        }
+        if self.connection.is_none() {
+            let where_ = self.shared.connect.describe();
+            let connection = Connection::open(&self.shared.connect, self.shared.tls.as_ref())
+                .await
+                .map_err(|error| self.db_error(0, &format!("cannot connect to {where_}"), &error))?;
+            self.shared.positions.ensure(connection.client()).await.map_err(|error| {
+                self.db_error(0, &format!("cannot create the positions table in {where_}"), &error)
+            })?;
+            if let Writer::EventLog { table, .. } = &self.shared.writer {
+                event_log::ensure(&connection, table)
+                    .await
+                    .map_err(|error| self.db_error(0, &format!("cannot create {table}"), &error))?;
+            }
+            tracing::info!(
+                sink_id = self.shared.sink_id.as_str(),
+                target = where_.as_str(),
+                "postgres.connected"
+            );
+            self.connection = Some(connection);
+            self.last_error = None;
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
+    }
+
+    /// Forgets the session: the connection, its transaction and what was read through it.
+    fn drop_session(&mut self) {
+        if self.in_transaction && !self.written.is_empty() {
+            self.lost = true;
+        }
+        self.connection = None;
+        self.in_transaction = false;
+        self.written.clear();
+        self.held.clear();
+        if let Some(replica) = &mut self.replica {
+            replica.forget_tables();
+        }
+    }
+
+    fn db_error(&self, accepted: usize, context: &str, error: &tokio_postgres::Error) -> SinkError {
+        self.error(accepted, classify(error), format!("{context}: {}", describe(error)))
+    }
+
+    /// How many leading events the target already holds.
+    async fn held_prefix(&mut self, events: &[ChangeEvent]) -> Result<usize, tokio_postgres::Error> {
+        let mut skipped = 0;
+        for event in events {
+            let ((topic, partition), offset) = stream_of(&event.position);
+            let stream = (topic.to_owned(), partition);
+            let next = match self.held.get(&stream) {
+                Some(next) => *next,
+                None => {
+                    let connection = self.connection.as_mut().expect("connected before");
+                    let next =
+                        self.shared.positions.load(connection, (topic, partition)).await?.unwrap_or(i64::MIN);
+                    self.held.insert(stream, next);
+                    next
+                }
+            };
+            if offset >= next {
+                break;
+            }
+            skipped += 1;
+        }
+        Ok(skipped)
+    }
+
+    async fn apply(&mut self, events: &[ChangeEvent]) -> Result<(), ApplyError> {
+        let connection = self.connection.as_mut().expect("connected before");
+        match (&self.shared.writer, &mut self.replica) {
+            (Writer::Replica(_), Some(replica)) => {
+                replica.apply(connection, events, self.shared.rows_per_statement).await
+            }
+            (Writer::EventLog { table, upsert }, _) => {
+                Ok(event_log::append(connection, table, events, *upsert, self.shared.rows_per_statement)
+                    .await?)
+            }
+            (Writer::Replica(_), None) => unreachable!("a replica sink has a replica writer"),
+        }
+    }
+
+    async fn write_events(&mut self, events: &[ChangeEvent]) -> Result<(), SinkError> {
+        self.connect().await?;
+        let skipped = match self.held_prefix(events).await {
+            Ok(skipped) => skipped,
+            Err(error) => return Err(self.session_error(0, "cannot read stored positions", &error)),
+        };
+        let events = &events[skipped..];
+        if events.is_empty() {
+            return Ok(());
+        }
+        let begin = if self.in_transaction { "SAVEPOINT write" } else { "BEGIN; SAVEPOINT write" };
+        let connection = self.connection.as_mut().expect("connected above");
+        if let Err(error) = connection.client().batch_execute(begin).await {
+            return Err(self.session_error(skipped, "cannot begin", &error));
+        }
+        self.in_transaction = true;
+        let (applied, refused) = match self.apply(events).await {
+            Ok(()) => (events.len(), None),
+            Err(ApplyError::Event { index, reason }) => (index, Some(reason)),
+            Err(ApplyError::Database(error)) => {
+                let mut error = self.session_error(skipped, "write failed", &error);
+                // A statement fails as a whole; alone, the event is the one at fault.
+                error.names_event = events.len() == 1;
+                if let Some(connection) = &self.connection
+                    && let Err(rollback) =
+                        connection.client().batch_execute("ROLLBACK TO SAVEPOINT write").await
+                {
+                    tracing::warn!(error = %describe(&rollback), "postgres.rollback_failed");
+                    self.drop_session();
+                }
+                if let Some(replica) = &mut self.replica {
+                    replica.forget_tables();
+                }
+                return Err(error);
+            }
+        };
+        let connection = self.connection.as_mut().expect("connected above");
+        if let Err(error) = connection.client().batch_execute("RELEASE SAVEPOINT write").await {
+            return Err(self.session_error(skipped, "write failed", &error));
+        }
+        for event in &events[..applied] {
+            let ((topic, partition), offset) = stream_of(&event.position);
+            let next = self.written.entry((topic.to_owned(), partition)).or_insert(i64::MIN);
+            *next = (*next).max(offset.saturating_add(1));
+        }
+        match refused {
+            None => Ok(()),
+            Some(reason) => {
+                Err(SinkError::event(&self.shared.sink_id, skipped + applied, ErrorClass::Record, reason))
+            }
+        }
+    }
+
+    /// A database error during a write: the session is dropped when it is gone.
+    fn session_error(&mut self, accepted: usize, context: &str, error: &tokio_postgres::Error) -> SinkError {
+        let sink_error = self.db_error(accepted, context, error);
+        self.last_error = Some(sink_error.source.to_string());
+        if self.connection.as_ref().is_none_or(|connection| session_lost(error, connection)) {
+            self.drop_session();
+        }
+        sink_error
+    }
+
+    async fn commit(&mut self) -> Result<(), SinkError> {
+        if self.lost {
+            self.lost = false;
+            let message = format!(
+                "the connection to {} was lost with uncommitted writes: they are written again",
+                self.shared.connect.describe()
+            );
+            return Err(self.error(0, ErrorClass::Transient { retry_after: None }, message));
+        }
+        if !self.in_transaction {
+            return Ok(());
+        }
+        let written = std::mem::take(&mut self.written);
+        let connection = self.connection.as_mut().expect("a transaction has a connection");
+        let mut result = Ok(());
+        for ((topic, partition), next) in &written {
+            result = self.shared.positions.store(connection, (topic, *partition), *next).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = connection.client().batch_execute("COMMIT").await;
+        }
+        self.in_transaction = false;
+        match result {
+            Ok(()) => {
+                self.held.extend(written);
+                Ok(())
+            }
+            Err(error) => {
+                // Whether a failed COMMIT took effect is unknown: start over from what the
+                // database says.
+                let error = self.db_error(0, "commit failed", &error);
+                self.last_error = Some(error.source.to_string());
+                self.drop_session();
+                self.lost = false;
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Sink for PostgresSink {
+    fn open(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move { self.connect().await.map(drop) })
+    }
+
+    fn write<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write_events(events))
+    }
+
+    fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(self.commit())
+    }
+
+    fn health(&mut self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let where_ = self.shared.connect.describe();
+            match (&self.connection, &self.last_error) {
+                (Some(connection), _) if !connection.is_closed() => Ok(()),
+                (_, Some(error)) => Err(format!("not connected to {where_}: {error}")),
+                _ => Err(format!("not connected to {where_}")),
+            }
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.in_transaction
+                && let Some(connection) = &self.connection
+            {
+                let _ = connection.client().batch_execute("ROLLBACK").await;
+            }
+            self.connection = None;
+        })
+    }
+}
+
+/// A database error as one line: the server's message with its code, detail and the object it
+/// names, or the client's error.
+fn describe(error: &tokio_postgres::Error) -> String {
+    let Some(db) = error.as_db_error() else {
+        return error.to_string();
+    };
+    let mut text = format!("{} ({})", db.message(), db.code().code());
+    for (label, part) in [
+        ("detail", db.detail()),
+        ("table", db.table()),
+        ("column", db.column()),
+        ("constraint", db.constraint()),
+    ] {
+        if let Some(part) = part {
+            text.push_str(&format!("; {label}: {part}"));
+        }
+    }
+    text
+}

@@ -1,0 +1,90 @@
+//! The positions the sink holds: per (pipeline, sink, topic, partition) the next position not
+//! yet written, stored in the target database in the same transaction as the rows. A record
+//! below it is already in the target and is skipped, which makes delivery exactly-once: a crash
+//! at any moment leaves rows and position either both written or both not.
+
+use tokio_postgres::Client;
+
+use super::connection::Connection;
+use super::schema::{TableName, quote};
+use crate::event::Position;
+
+/// The table holding positions, in the sink's schema.
+pub(super) const TABLE: &str = "cdc_sink_positions";
+
+/// The stream and offset of a position as the table keys them: a Kafka partition, or the one
+/// stream of a WAL (topic `""`, partition 0, offset the LSN).
+pub(super) fn stream_of(position: &Position) -> ((&str, i32), i64) {
+    match position {
+        Position::Kafka { topic, partition, offset } => ((topic, *partition), *offset),
+        // LSNs fit an i64 for the next few million terabytes of WAL.
+        Position::Lsn(lsn) => (("", 0), i64::try_from(*lsn).unwrap_or(i64::MAX)),
+    }
+}
+
+/// The positions table of one sink of one pipeline.
+#[derive(Debug, Clone)]
+pub(super) struct PositionTable {
+    name: TableName,
+    pipeline_id: String,
+    sink_id: String,
+}
+
+impl PositionTable {
+    pub fn new(schema: &str, pipeline_id: &str, sink_id: &str) -> Self {
+        PositionTable {
+            name: TableName { schema: schema.to_owned(), table: TABLE.to_owned() },
+            pipeline_id: pipeline_id.to_owned(),
+            sink_id: sink_id.to_owned(),
+        }
+    }
+
+    /// Creates the schema and the table when absent.
+    pub async fn ensure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; \
+             CREATE TABLE IF NOT EXISTS {name} (\
+               pipeline_id text NOT NULL, sink_id text NOT NULL, topic text NOT NULL, \
+               partition integer NOT NULL, next_offset bigint NOT NULL, \
+               updated_at timestamptz NOT NULL DEFAULT now(), \
+               PRIMARY KEY (pipeline_id, sink_id, topic, partition))",
+            schema = quote(&self.name.schema),
+            name = self.name,
+        );
+        client.batch_execute(&sql).await
+    }
+
+    /// The next position held for a stream; `None` when the sink never wrote to it.
+    pub async fn load(
+        &self,
+        connection: &mut Connection,
+        stream: (&str, i32),
+    ) -> Result<Option<i64>, tokio_postgres::Error> {
+        let sql = format!(
+            "SELECT next_offset FROM {} WHERE pipeline_id = $1 AND sink_id = $2 AND topic = $3 AND partition = $4",
+            self.name
+        );
+        let rows = connection
+            .client()
+            .query(&sql, &[&self.pipeline_id, &self.sink_id, &stream.0, &stream.1])
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    /// Stores the next position of a stream (inside the caller's transaction).
+    pub async fn store(
+        &self,
+        connection: &mut Connection,
+        stream: (&str, i32),
+        next: i64,
+    ) -> Result<(), tokio_postgres::Error> {
+        let sql = format!(
+            "INSERT INTO {} (pipeline_id, sink_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (pipeline_id, sink_id, topic, partition) \
+             DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+            self.name
+        );
+        connection.execute(&sql, &[&self.pipeline_id, &self.sink_id, &stream.0, &stream.1, &next]).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,402 @@
+//! Replica mode: one target table per source table holding the source's current rows.
+//!
+//! A write is reduced first, per table, to the last change per key: an upsert of the newest row
+//! (unchanged TOAST columns filled from an earlier change of the same key in the write, else
+//! left out so the target keeps them) or a delete; a key change becomes a delete of the old key
+//! and an upsert of the new; a truncate drops what came before it. Then each table gets at most
+//! a truncate, a bulk delete and one bulk upsert per set of columns present, every value
+//! passed as text in an array parameter and cast by the server to the column's type.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_postgres::types::ToSql;
+
+use super::connection::Connection;
+use super::literal;
+use super::schema::{self, TableName, TargetTable, quote};
+use crate::event::{ChangeEvent, Column, Op, Row, TableId, Value};
+
+/// Why a write could not be applied.
+#[derive(Debug)]
+pub(super) enum ApplyError {
+    /// Event number `index` of the write cannot be written (no key, a type with no PostgreSQL
+    /// form, …); nothing of the write was applied.
+    Event { index: usize, reason: String },
+    /// The database refused a statement.
+    Database(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for ApplyError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        ApplyError::Database(error)
+    }
+}
+
+/// Where source tables go.
+#[derive(Debug, Clone)]
+pub(super) struct TableMapping {
+    /// Schema of the tables the map does not name.
+    pub target_schema: String,
+    /// `schema.table` of the source → target.
+    pub table_map: HashMap<String, TableName>,
+}
+
+impl TableMapping {
+    fn target(&self, source: &TableId) -> TableName {
+        self.table_map
+            .get(&source.to_string())
+            .cloned()
+            .unwrap_or_else(|| TableName { schema: self.target_schema.clone(), table: source.table.clone() })
+    }
+}
+
+/// A target table with its columns by name.
+struct Resolved {
+    table: TargetTable,
+    index: HashMap<String, usize>,
+    /// Positions of the key columns in `table.columns`.
+    key: Vec<usize>,
+}
+
+/// The replica writer of one lane: the target tables it resolved.
+pub(super) struct Replica {
+    mapping: TableMapping,
+    tables: HashMap<TableId, Arc<Resolved>>,
+}
+
+/// A column's value in a change: text (`None` for NULL), or not sent (unchanged TOAST, or a
+/// column the source row does not have), which leaves the target's value alone.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Value(Option<String>),
+    Unchanged,
+}
+
+type Key = Vec<String>;
+
+enum Change {
+    Upsert(Vec<Cell>),
+    Delete,
+}
+
+/// One table's net changes in a write.
+struct TableChanges {
+    table: Arc<Resolved>,
+    truncate: bool,
+    changes: HashMap<Key, Change>,
+}
+
+impl Replica {
+    pub fn new(mapping: TableMapping) -> Self {
+        Replica { mapping, tables: HashMap::new() }
+    }
+
+    /// Forgets resolved tables: after a rollback, DDL of the transaction is undone.
+    pub fn forget_tables(&mut self) {
+        self.tables.clear();
+    }
+
+    /// Applies `events` inside the caller's transaction. When an event cannot be written, the
+    /// events before it are applied and the error names it.
+    pub async fn apply(
+        &mut self,
+        connection: &mut Connection,
+        events: &[ChangeEvent],
+        rows_per_statement: usize,
+    ) -> Result<(), ApplyError> {
+        let mut changes: HashMap<TableName, TableChanges> = HashMap::new();
+        let mut refused = None;
+        for (index, event) in events.iter().enumerate() {
+            if event.op == Op::Truncate
+                && !self.tables.contains_key(&event.table)
+                && TargetTable::load(connection.client(), &self.mapping.target(&event.table)).await?.is_none()
+            {
+                // Nothing to empty: the table was never written.
+                continue;
+            }
+            let result = match self.resolve(connection, event).await {
+                Ok(table) => reduce(&mut changes, table, event),
+                Err(ApplyError::Event { reason, .. }) => Err(reason),
+                Err(error) => return Err(error),
+            };
+            if let Err(reason) = result {
+                refused = Some(ApplyError::Event { index, reason: format!("{}: {reason}", event.table) });
+                break;
+            }
+        }
+        for table_changes in changes.into_values() {
+            write_table(connection, table_changes, rows_per_statement).await?;
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// The target table of an event: read from the catalog, created from the source schema
+    /// when absent, and widened by the columns the source gained.
+    async fn resolve(
+        &mut self,
+        connection: &mut Connection,
+        event: &ChangeEvent,
+    ) -> Result<Arc<Resolved>, ApplyError> {
+        let refuse = |reason: String| ApplyError::Event { index: 0, reason };
+        if let Some(resolved) = self.tables.get(&event.table)
+            && event
+                .columns
+                .as_ref()
+                .is_none_or(|columns| columns.iter().all(|c| resolved.index.contains_key(&c.name)))
+        {
+            return Ok(resolved.clone());
+        }
+        let name = self.mapping.target(&event.table);
+        let columns = event.columns.as_deref().unwrap_or_default();
+        let table = match TargetTable::load(connection.client(), &name).await? {
+            None if columns.is_empty() => {
+                let reason = format!(
+                    "target table {name} does not exist and the event has no source schema to create it from"
+                );
+                return Err(refuse(reason));
+            }
+            None => {
+                let key = key_columns(event).ok_or_else(|| {
+                    refuse("the source table has no primary key: replica mode needs one (or use mode: event_log)".into())
+                })?;
+                let create = schema::create_table(&name, columns, &key).map_err(refuse)?;
+                let sql = format!("CREATE SCHEMA IF NOT EXISTS {}; {create}", quote(&name.schema));
+                connection.client().batch_execute(&sql).await?;
+                tracing::info!(table = %name, "postgres.table_created");
+                connection.forget_statements();
+                TargetTable::load(connection.client(), &name).await?
+            }
+            Some(existing) => {
+                let added: Vec<&Column> =
+                    columns.iter().filter(|c| existing.column(&c.name).is_none()).collect();
+                if added.is_empty() {
+                    Some(existing)
+                } else {
+                    for column in added {
+                        let sql = schema::add_column(&name, column).map_err(refuse)?;
+                        connection.client().batch_execute(&sql).await?;
+                        tracing::info!(table = %name, column = column.name.as_str(), "postgres.column_added");
+                    }
+                    connection.forget_statements();
+                    TargetTable::load(connection.client(), &name).await?
+                }
+            }
+        };
+        let table =
+            table.ok_or_else(|| refuse(format!("target table {name} vanished while it was created")))?;
+        if table.key.is_empty() {
+            return Err(refuse(format!(
+                "target table {name} has no primary key: replica mode upserts by it"
+            )));
+        }
+        let index: HashMap<String, usize> =
+            table.columns.iter().enumerate().map(|(i, column)| (column.name.clone(), i)).collect();
+        let key = table.key.iter().map(|k| index[k]).collect();
+        let resolved = Arc::new(Resolved { table, index, key });
+        self.tables.insert(event.table.clone(), resolved.clone());
+        Ok(resolved)
+    }
+}
+
+/// The key columns the source names: those of the message key.
+fn key_columns(event: &ChangeEvent) -> Option<Vec<String>> {
+    let key = event.key.as_ref()?;
+    let columns: Vec<String> = key.columns().map(str::to_owned).collect();
+    (!columns.is_empty()).then_some(columns)
+}
+
+/// Folds one event into the write's net changes.
+fn reduce(
+    changes: &mut HashMap<TableName, TableChanges>,
+    table: Arc<Resolved>,
+    event: &ChangeEvent,
+) -> Result<(), String> {
+    let entry = changes.entry(table.table.name.clone()).or_insert_with(|| TableChanges {
+        table: table.clone(),
+        truncate: false,
+        changes: HashMap::new(),
+    });
+    match event.op {
+        Op::Truncate => {
+            entry.truncate = true;
+            entry.changes.clear();
+        }
+        Op::Delete => {
+            let row = event
+                .key
+                .as_ref()
+                .or(event.before.as_ref())
+                .ok_or("a delete with neither key nor before row")?;
+            let key = key_of(&table, &cells(&table, row)?)?;
+            entry.changes.insert(key, Change::Delete);
+        }
+        Op::Create | Op::Read | Op::Update => {
+            let after = event.after.as_ref().ok_or("a change with no after row")?;
+            let mut row = cells(&table, after)?;
+            let key = key_of(&table, &row)?;
+            if let Some(before) = &event.before
+                && let Ok(old_key) = key_of(&table, &cells(&table, before)?)
+                && old_key != key
+            {
+                entry.changes.insert(old_key, Change::Delete);
+            }
+            if let Some(Change::Upsert(earlier)) = entry.changes.get(&key) {
+                for (cell, earlier) in row.iter_mut().zip(earlier) {
+                    if *cell == Cell::Unchanged {
+                        *cell = earlier.clone();
+                    }
+                }
+            }
+            entry.changes.insert(key, Change::Upsert(row));
+        }
+    }
+    Ok(())
+}
+
+/// A row's cells in the target's column order.
+fn cells(table: &Resolved, row: &Row) -> Result<Vec<Cell>, String> {
+    let mut cells = vec![Cell::Unchanged; table.table.columns.len()];
+    for (name, value) in row.iter() {
+        let index = *table.index.get(name).ok_or_else(|| {
+            format!(
+                "column `{name}` is not in target table {} and the event has no schema to add it from",
+                table.table.name
+            )
+        })?;
+        cells[index] = match value {
+            Value::Unavailable => Cell::Unchanged,
+            value => Cell::Value(literal::text(value)),
+        };
+    }
+    Ok(cells)
+}
+
+fn key_of(table: &Resolved, cells: &[Cell]) -> Result<Key, String> {
+    table
+        .key
+        .iter()
+        .map(|&index| match &cells[index] {
+            Cell::Value(Some(text)) => Ok(text.clone()),
+            _ => Err(format!("key column `{}` has no value", table.table.columns[index].name)),
+        })
+        .collect()
+}
+
+/// Writes one table's net changes: truncate, deletes, then upserts by column set.
+async fn write_table(
+    connection: &mut Connection,
+    changes: TableChanges,
+    rows_per_statement: usize,
+) -> Result<(), ApplyError> {
+    let resolved = &changes.table;
+    let table = &resolved.table;
+    if changes.truncate {
+        connection.client().batch_execute(&format!("TRUNCATE {}", table.name)).await?;
+    }
+    let mut deletes: Vec<Key> = Vec::new();
+    let mut upserts: HashMap<Vec<bool>, Vec<Vec<Cell>>> = HashMap::new();
+    for (key, change) in changes.changes {
+        match change {
+            Change::Delete => deletes.push(key),
+            Change::Upsert(row) => {
+                let shape = row.iter().map(|cell| *cell != Cell::Unchanged).collect();
+                upserts.entry(shape).or_default().push(row);
+            }
+        }
+    }
+    if !deletes.is_empty() {
+        let sql = delete_sql(resolved);
+        for chunk in deletes.chunks(rows_per_statement) {
+            let columns: Vec<Vec<Option<&str>>> = (0..resolved.key.len())
+                .map(|k| chunk.iter().map(|key| Some(key[k].as_str())).collect())
+                .collect();
+            execute(connection, &sql, &columns).await?;
+        }
+    }
+    for (shape, rows) in upserts {
+        let present: Vec<usize> = (0..shape.len()).filter(|&i| shape[i]).collect();
+        let sql = upsert_sql(resolved, &present);
+        for chunk in rows.chunks(rows_per_statement) {
+            let columns: Vec<Vec<Option<&str>>> = present
+                .iter()
+                .map(|&i| {
+                    chunk
+                        .iter()
+                        .map(|row| match &row[i] {
+                            Cell::Value(text) => text.as_deref(),
+                            Cell::Unchanged => None,
+                        })
+                        .collect()
+                })
+                .collect();
+            execute(connection, &sql, &columns).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn execute(
+    connection: &mut Connection,
+    sql: &str,
+    columns: &[Vec<Option<&str>>],
+) -> Result<(), tokio_postgres::Error> {
+    let params: Vec<&(dyn ToSql + Sync)> =
+        columns.iter().map(|column| column as &(dyn ToSql + Sync)).collect();
+    connection.execute(sql, &params).await.map(drop)
+}
+
+/// `unnest($1::text[], …) AS u(c0, …)` over `count` columns.
+fn unnest(count: usize) -> String {
+    let arrays: Vec<String> = (1..=count).map(|i| format!("${i}::text[]")).collect();
+    let names: Vec<String> = (0..count).map(|i| format!("c{i}")).collect();
+    format!("unnest({}) AS u({})", arrays.join(", "), names.join(", "))
+}
+
+fn delete_sql(resolved: &Resolved) -> String {
+    let table = &resolved.table;
+    let matches: Vec<String> = resolved
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, &column)| {
+            let column = &table.columns[column];
+            format!("target.{} = u.c{i}::{}", quote(&column.name), column.sql_type)
+        })
+        .collect();
+    format!(
+        "DELETE FROM {} AS target USING {} WHERE {}",
+        table.name,
+        unnest(resolved.key.len()),
+        matches.join(" AND ")
+    )
+}
+
+fn upsert_sql(resolved: &Resolved, present: &[usize]) -> String {
+    let table = &resolved.table;
+    let names: Vec<String> = present.iter().map(|&i| quote(&table.columns[i].name)).collect();
+    let casts: Vec<String> =
+        present.iter().enumerate().map(|(n, &i)| format!("u.c{n}::{}", table.columns[i].sql_type)).collect();
+    let key: Vec<String> = table.key.iter().map(|k| quote(k)).collect();
+    let updates: Vec<String> = present
+        .iter()
+        .filter(|i| !resolved.key.contains(i))
+        .map(|&i| {
+            let name = quote(&table.columns[i].name);
+            format!("{name} = EXCLUDED.{name}")
+        })
+        .collect();
+    let on_conflict = if updates.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
+    format!(
+        "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) {on_conflict}",
+        table.name,
+        names.join(", "),
+        casts.join(", "),
+        unnest(present.len()),
+        key.join(", "),
+    )
+}
