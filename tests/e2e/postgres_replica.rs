@@ -1,12 +1,15 @@
 //! The PostgreSQL sink in replica mode, end to end: PostgreSQL → Debezium → Kafka → `cdc run` →
 //! replica tables in the same database, compared with the source row for row and type for type,
 //! in JSON and Avro, through inserts, updates (a key change and an unchanged TOAST value among
-//! them), deletes and a truncate.
+//! them), deletes and a truncate; kill -9 under load, repeated, writes every change once; a
+//! target unreachable for 30 s loses nothing.
 
 use std::time::Duration;
 
+use cdc_tests::env::TestEnv;
+use cdc_tests::proxy::TcpProxy;
 use cdc_tests::receiver::eventually;
-use cdc_tests::scenario::{PipelineParts, Scenario, postgres_replica_sink};
+use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, postgres_replica_sink};
 use cdc_tests::schema_registry::TestSchemaRegistry;
 
 /// Every type of the Debezium all-types fixture, and a few more.
@@ -117,4 +120,122 @@ async fn a_replica_equals_its_source_through_every_change_and_type_in_avro() {
     let registry = TestSchemaRegistry::start().await.expect("test registry starts");
     let kafka = format!("  value_converter: avro\n  schema_registry_url: {}\n", registry.url());
     replica_follows_every_change(kafka, registry).await;
+}
+
+/// Counts, per position, the rows the target committed into an event-log table: a trigger
+/// sees every row an insert proposes, even one its `ON CONFLICT` then drops, so a record
+/// written twice counts twice.
+async fn count_log_attempts(scenario: &Scenario, schema: &str) {
+    scenario
+        .sql(&format!(
+            "CREATE SCHEMA {schema};
+             CREATE TABLE {schema}.events (source_topic text NOT NULL, source_partition integer NOT NULL, \
+               source_offset bigint NOT NULL, output_index integer NOT NULL DEFAULT 0, event_key jsonb, \
+               event_value jsonb, written_at timestamptz NOT NULL DEFAULT now(), \
+               PRIMARY KEY (source_topic, source_partition, source_offset, output_index));
+             CREATE TABLE {schema}.attempts (source_offset bigint PRIMARY KEY, n integer NOT NULL);
+             CREATE FUNCTION {schema}.count_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               INSERT INTO {schema}.attempts VALUES (NEW.source_offset, 1)
+                 ON CONFLICT (source_offset) DO UPDATE SET n = {schema}.attempts.n + 1;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER count_attempt BEFORE INSERT ON {schema}.events
+               FOR EACH ROW EXECUTE FUNCTION {schema}.count_attempt();"
+        ))
+        .await;
+}
+
+async fn count(scenario: &Scenario, sql: &str) -> i64 {
+    scenario.pg.query_one(sql, &[]).await.map(|row| row.get(0)).unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_leaves_the_replica_equal_and_every_change_written_once() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let schema = format!("kill_{}", scenario.names.table);
+    count_log_attempts(&scenario, &schema).await;
+    let env = &scenario.env;
+    let event_log = format!(
+        "  - sink_id: log\n    sink_type: postgres\n    postgres:\n      host: {}\n      port: {}\n      database: {}\n      username: {}\n      target_table: {schema}.events\n",
+        env.pg_host, env.pg_port, env.pg_db, env.pg_user
+    );
+    let parts = PipelineParts {
+        sinks: format!("{}{event_log}", postgres_replica_sink("replica", env, &schema)),
+        // Rare commits: every restart reads again records the sinks already hold.
+        kafka: "  schemas_enable: true\n  commit_interval_seconds: 5\n".into(),
+        ..PipelineParts::default()
+    };
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+
+    let total: i64 = 300;
+    let load = scenario.spawn_load(total, Duration::from_millis(30), Some(3));
+    let logged = format!("SELECT count(*) FROM {schema}.events");
+    let mut logs = String::new();
+    for round in 0..3 {
+        let seen = count(&scenario, &logged).await;
+        let progressed =
+            eventually(CONVERGE_TIMEOUT, || async { count(&scenario, &logged).await >= seen + 20 }).await;
+        assert!(progressed, "no progress in round {round}:\n{logs}\n{}", cdc.log());
+        cdc.kill();
+        logs.push_str(&format!("--- run {round} ---\n{}", cdc.log()));
+        cdc = scenario.start(&parts, &[]).0;
+    }
+    load.await.unwrap();
+
+    let source = format!("public.{}", scenario.names.table);
+    let replica = format!("{schema}.{}", scenario.names.table);
+    assert_converges(&scenario, &source, &replica, || format!("{logs}\n--- last ---\n{}", cdc.log())).await;
+    let changes = total + total / 3;
+    let all_logged =
+        eventually(CONVERGE_TIMEOUT, || async { count(&scenario, &logged).await == changes }).await;
+    assert!(all_logged, "{} of {changes} changes logged\n{}", count(&scenario, &logged).await, cdc.log());
+    let attempts = format!("SELECT count(*) FROM {schema}.attempts WHERE n > 1");
+    assert_eq!(count(&scenario, &attempts).await, 0, "a change was written twice\n{logs}\n{}", cdc.log());
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
+    scenario.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_unreachable_for_30_seconds_under_load_loses_nothing() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let proxy = TcpProxy::start(format!("{}:{}", scenario.env.pg_host, scenario.env.pg_port)).await;
+    let schema = format!("outage_{}", scenario.names.table);
+    let through_proxy = TestEnv { pg_port: proxy.port(), ..scenario.env.clone() };
+    let parts = PipelineParts {
+        sinks: postgres_replica_sink("replica", &through_proxy, &schema),
+        kafka: "  schemas_enable: true\n".into(),
+        ..PipelineParts::default()
+    };
+    let (mut cdc, health_port) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    let load = scenario.spawn_load(600, Duration::from_millis(80), Some(5));
+    let replica = format!("{schema}.{}", scenario.names.table);
+    let replicated = format!("SELECT count(*) FROM {replica}");
+    let started = eventually(CONVERGE_TIMEOUT, || async { count(&scenario, &replicated).await >= 20 }).await;
+    assert!(started, "nothing replicated:\n{}", cdc.log());
+
+    proxy.cut();
+    let readyz = format!("http://127.0.0.1:{health_port}/readyz");
+    let named = eventually(Duration::from_secs(20), || async {
+        let Ok(response) = reqwest::get(&readyz).await else { return false };
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        status == 503
+            && body["failing"]["sink:replica"].as_str().is_some_and(|reason| reason.contains("not connected"))
+    })
+    .await;
+    assert!(named, "/readyz never named the unreachable sink:\n{}", cdc.log());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    proxy.restore();
+
+    load.await.unwrap();
+    let source = format!("public.{}", scenario.names.table);
+    assert_converges(&scenario, &source, &replica, || cdc.log()).await;
+    scenario.wait_ready(health_port, &cdc, Duration::from_secs(60)).await;
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
+    scenario.cleanup().await;
 }

@@ -102,7 +102,7 @@ fn change(
         after,
         source: SourceInfo::default(),
         ts_ms: Some(1),
-        columns: Some(columns()),
+        columns: Some(columns().into()),
         position: Position::Kafka { topic: Arc::from(format!("shop.public.{table}")), partition: 0, offset },
         output_index: 0,
     }

@@ -34,12 +34,13 @@ pub fn mock_pipeline(
     topic: &str,
     sinks: Vec<SinkSettings>,
 ) -> PipelineSettings {
-    let properties = vec![
+    let mut properties = vec![
         ("bootstrap.servers".to_owned(), bootstrap.to_owned()),
         ("auto.offset.reset".to_owned(), "earliest".to_owned()),
         ("session.timeout.ms".to_owned(), "6000".to_owned()),
         ("heartbeat.interval.ms".to_owned(), "300".to_owned()),
     ];
+    properties.extend(cdc_host::source::kafka::consumer_tuning());
     PipelineSettings {
         consumer: ConsumerSettings { group_id: group.into(), properties },
         topics: vec![topic.into()],

@@ -1,7 +1,11 @@
 //! The JsonConverter envelope: key and value, each with or without a schema, into a [`Decoded`].
 
-use serde::Deserialize as _;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use super::schema::{self, ConnectSchema, kind_of};
 use super::{Decoded, Error, MessagePart, Path, envelope, plain};
@@ -37,28 +41,59 @@ pub fn decode_json(key: Option<&[u8]>, value: Option<&[u8]>, position: Position)
     if !envelope.contains_key("op") && envelope.contains_key("ddl") {
         return envelope::schema_change(envelope, position).map(Decoded::SchemaChange);
     }
-    envelope::change(decode_key(key)?, schema.as_ref(), envelope, position).map(Decoded::Change)
+    envelope::change(decode_key(key)?, schema.as_deref(), envelope, position).map(Decoded::Change)
 }
 
-/// Parses a key or value and splits off its schema, if it has one.
-fn split(part: MessagePart, bytes: &[u8]) -> Result<(Option<ConnectSchema>, Json), Error> {
-    let json: Json = serde_json::from_slice(bytes).map_err(|source| Error::NotJson { part, source })?;
-    match json {
-        Json::Object(mut object)
-            if object.len() == 2 && object.contains_key("schema") && object.contains_key("payload") =>
-        {
-            let payload = object.remove("payload").unwrap_or(Json::Null);
-            let schema = match object.remove("schema") {
-                None | Some(Json::Null) => None,
-                Some(schema) => Some(
-                    ConnectSchema::deserialize(schema)
-                        .map_err(|source| Error::InvalidSchema { part, source })?,
-                ),
-            };
-            Ok((schema, payload))
-        }
-        other => Ok((None, other)),
+/// Parses a key or value and splits off its schema, if it has one. JsonConverter repeats the
+/// same schema in every record of a table: a schema is parsed once per thread and shared after.
+fn split(part: MessagePart, bytes: &[u8]) -> Result<(Option<Arc<ConnectSchema>>, Json), Error> {
+    // An object only: serde would read a struct from a two-element array too.
+    let object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    if object && let Ok(enveloped) = serde_json::from_slice::<WithSchema<'_>>(bytes) {
+        let payload = serde_json::from_str(enveloped.payload.get())
+            .map_err(|source| Error::NotJson { part, source })?;
+        let schema = match enveloped.schema.get() {
+            "null" => None,
+            schema => Some(cached_schema(part, schema)?),
+        };
+        return Ok((schema, payload));
     }
+    // Not exactly `{"schema", "payload"}` (or not JSON: the full parse says where).
+    let json: Json = serde_json::from_slice(bytes).map_err(|source| Error::NotJson { part, source })?;
+    Ok((None, json))
+}
+
+/// A record as JsonConverter writes it with schemas, both parts left unparsed.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithSchema<'a> {
+    #[serde(borrow)]
+    schema: &'a RawValue,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+/// How many distinct schemas a thread keeps parsed; past it the cache starts over.
+const SCHEMA_CACHE_SIZE: usize = 256;
+
+thread_local! {
+    static SCHEMAS: RefCell<HashMap<Box<str>, Arc<ConnectSchema>>> = RefCell::new(HashMap::new());
+}
+
+fn cached_schema(part: MessagePart, text: &str) -> Result<Arc<ConnectSchema>, Error> {
+    if let Some(schema) = SCHEMAS.with_borrow(|schemas| schemas.get(text).cloned()) {
+        return Ok(schema);
+    }
+    let schema: ConnectSchema =
+        serde_json::from_str(text).map_err(|source| Error::InvalidSchema { part, source })?;
+    let schema = Arc::new(schema);
+    SCHEMAS.with_borrow_mut(|schemas| {
+        if schemas.len() >= SCHEMA_CACHE_SIZE {
+            schemas.clear();
+        }
+        schemas.insert(text.into(), schema.clone());
+    });
+    Ok(schema)
 }
 
 fn decode_key(key: Option<&[u8]>) -> Result<Option<Row>, Error> {

@@ -3,6 +3,8 @@
 //! A field's Debezium logical name is tried first ([`super::logical`]); otherwise its Connect
 //! type decides the [`Value`] variant. A value that does not fit its schema is an error.
 
+use std::sync::{Arc, OnceLock};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
@@ -35,6 +37,9 @@ pub(super) struct ConnectSchema {
     items: Option<Box<ConnectSchema>>,
     #[serde(default)]
     parameters: Map<String, Json>,
+    /// The columns of this (row) schema, once computed: events of one schema share them.
+    #[serde(skip)]
+    columns: OnceLock<Arc<[Column]>>,
 }
 
 /// The Connect schema types; JsonConverter spells `float32`/`float64` as `float`/`double`.
@@ -98,8 +103,12 @@ impl ConnectSchema {
     }
 
     /// The columns of a row schema (a struct), in order.
-    pub(super) fn columns(&self, path: Path<'_>) -> Result<Vec<Column>, Error> {
-        self.struct_fields(path)?
+    pub(super) fn columns(&self, path: Path<'_>) -> Result<Arc<[Column]>, Error> {
+        if let Some(columns) = self.columns.get() {
+            return Ok(columns.clone());
+        }
+        let columns: Arc<[Column]> = self
+            .struct_fields(path)?
             .map(|(name, field)| {
                 Ok(Column {
                     name: name.to_owned(),
@@ -113,7 +122,8 @@ impl ConnectSchema {
                     source_length: field.numeric_parameter(SOURCE_LENGTH),
                 })
             })
-            .collect()
+            .collect::<Result<_, Error>>()?;
+        Ok(self.columns.get_or_init(|| columns).clone())
     }
 
     /// The named fields of a struct schema; errors if this is not a struct or a field has no name.

@@ -94,8 +94,8 @@ pub struct ChangeEvent {
     pub source: SourceInfo,
     /// When the connector processed the change, milliseconds since the epoch.
     pub ts_ms: Option<i64>,
-    /// The column types of the row, where known.
-    pub columns: Option<Vec<Column>>,
+    /// The column types of the row, where known; shared by the events of one schema.
+    pub columns: Option<Arc<[Column]>>,
     /// Where the event sits in its source.
     pub position: Position,
     /// Which of the events its source record yielded this is, from 0: a transform may turn one

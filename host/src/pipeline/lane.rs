@@ -22,10 +22,10 @@ use crate::source::acks::PartitionAcks;
 /// Events bound for the sinks, with the records they came from.
 #[derive(Debug, Clone)]
 pub struct SinkBatch {
-    /// Events in source order.
-    pub events: Arc<[ChangeEvent]>,
+    /// Events in source order (shared by the sinks; the last sink lane to take them owns them).
+    pub events: Arc<Vec<ChangeEvent>>,
     /// `records[i]` is the source record of `events[i]` (for the DLQ).
-    pub records: Arc<[Arc<SourceRecord>]>,
+    pub records: Arc<Vec<Arc<SourceRecord>>>,
     /// The offset after the last source record this batch covers.
     pub next_offset: i64,
 }
@@ -183,8 +183,12 @@ impl Worker {
             return Ok(());
         }
         let batch = SinkBatch { events: events.into(), records: records.into(), next_offset };
-        for sink in &self.lane.sinks {
-            if sink.send(batch.clone()).is_err() {
+        let last = self.lane.sinks.len() - 1;
+        let mut batch = Some(batch);
+        for (index, sink) in self.lane.sinks.iter().enumerate() {
+            // The last sink gets the batch itself: a lone sink lane then owns its events.
+            let copy = if index == last { batch.take() } else { batch.clone() };
+            if sink.send(copy.expect("the batch is sent once")).is_err() {
                 // A sink lane ends early only when the pipeline halts (or its task failed).
                 if !self.lane.context.halted() {
                     let reason = format!("a sink lane ended unexpectedly (batch up to offset {next_offset})");

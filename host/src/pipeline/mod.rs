@@ -305,7 +305,7 @@ fn start_lanes(
         sink_senders.push(sink_sender);
         let lane = SinkLane::new(participant, sink, acks.clone(), settings.record_retries, context.clone());
         let name = format!("the `{}` sink lane of {where_}", sink.factory.sink_id());
-        handles.push(spawn_contained(tasks, context, name, lane.run(receiver)));
+        handles.push(spawn_contained(tasks, context, name, lane.run(receiver, settings.batch_size.max(1))));
     }
     let lane = PartitionLane {
         transforms,

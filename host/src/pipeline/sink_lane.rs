@@ -61,17 +61,41 @@ impl SinkLane {
     }
 
     /// Opens the sink, runs until the batch channel closes or the pipeline halts, then closes
-    /// the sink.
-    pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<SinkBatch>) {
+    /// the sink. Batches that queued while the sink was busy are delivered together, up to
+    /// `max_events` events: one write and one flush (one transaction, one request) for what a
+    /// slow sink fell behind on, instead of one each.
+    pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<SinkBatch>, max_events: usize) {
         if self.open().await.is_err() {
             self.sink.close().await;
             return;
         }
-        while let Some(batch) = batches.recv().await {
-            if self.deliver(&batch).await.is_err() {
+        let mut next = None;
+        loop {
+            let first = match next.take() {
+                Some(held) => held,
+                None => match batches.recv().await {
+                    Some(batch) => batch,
+                    None => break,
+                },
+            };
+            // A sink lane that holds the batch alone takes its events without copying them.
+            let mut events = Arc::unwrap_or_clone(first.events);
+            let mut records = Arc::unwrap_or_clone(first.records);
+            let mut next_offset = first.next_offset;
+            while events.len() < max_events {
+                let Ok(batch) = batches.try_recv() else { break };
+                if events.len() + batch.events.len() > max_events {
+                    next = Some(batch);
+                    break;
+                }
+                events.extend(Arc::unwrap_or_clone(batch.events));
+                records.extend(Arc::unwrap_or_clone(batch.records));
+                next_offset = batch.next_offset;
+            }
+            if self.deliver(events, records).await.is_err() {
                 break;
             }
-            self.acks.ack(self.participant, batch.next_offset);
+            self.acks.ack(self.participant, next_offset);
         }
         self.sink.close().await;
     }
@@ -101,9 +125,11 @@ impl SinkLane {
 
     /// Delivers a batch: writes it, then flushes. A flush that fails transiently may have lost
     /// what the sink buffered, so the batch is written again (less what went to the DLQ).
-    async fn deliver(&mut self, batch: &SinkBatch) -> Result<(), Halted> {
-        let mut events = batch.events.to_vec();
-        let mut records = batch.records.to_vec();
+    async fn deliver(
+        &mut self,
+        mut events: Vec<ChangeEvent>,
+        mut records: Vec<Arc<SourceRecord>>,
+    ) -> Result<(), Halted> {
         let mut attempt = 0;
         loop {
             let dead = self.write_all(&events, &records).await?;

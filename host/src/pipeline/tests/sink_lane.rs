@@ -56,8 +56,11 @@ async fn deliver(
         sender.send(batch).unwrap();
     }
     drop(sender);
-    tokio::spawn(lane.run(receiver))
+    tokio::spawn(lane.run(receiver, MAX_EVENTS))
 }
+
+/// The most events the lane delivers together.
+const MAX_EVENTS: usize = 100;
 
 fn id(offset: i64) -> String {
     format!("{TOPIC}/0/{offset}")
@@ -189,4 +192,20 @@ async fn a_failed_flush_writes_the_batch_again_and_the_sink_is_closed_at_the_end
     assert_eq!(log.writes, vec![3, 3, 3]);
     assert_eq!((log.opened, log.closed), (1, 1), "opened before the first write, closed last");
     assert_eq!(harness.committable(0), Some(3));
+}
+
+#[tokio::test]
+async fn batches_that_queued_behind_a_busy_sink_are_delivered_together_up_to_the_limit() {
+    let harness = Harness::new(1, None);
+    let factory = ScriptedSinkFactory::reliable("sink");
+    let all = events(250);
+    let batches = all.chunks(40).map(|chunk| batch(chunk.to_vec())).collect();
+    let lane = deliver(&harness, &factory, quick_retry(), 0, batches).await;
+    tokio::time::timeout(Duration::from_secs(10), lane).await.unwrap().unwrap();
+
+    let log = factory.log();
+    // Batches of 40 queued: two fit under 100 together, a third would not; the last 10 do.
+    assert_eq!(log.writes, vec![80, 80, 90]);
+    assert_eq!(log.durable, (0..250).map(id).collect::<Vec<_>>(), "in order, each once");
+    assert_eq!(harness.committable(0), Some(250));
 }

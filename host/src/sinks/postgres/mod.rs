@@ -233,16 +233,15 @@ impl PostgresSink {
     /// How many leading events the target already holds.
     async fn held_prefix(&mut self, events: &[ChangeEvent]) -> Result<usize, tokio_postgres::Error> {
         let mut skipped = 0;
+        let mut current: Option<((&str, i32), i64)> = None;
         for event in events {
-            let ((topic, partition), offset) = stream_of(&event.position);
-            let stream = (topic.to_owned(), partition);
-            let next = match self.held.get(&stream) {
-                Some(next) => *next,
-                None => {
-                    let connection = self.connection.as_mut().expect("connected before");
-                    let next =
-                        self.shared.positions.load(connection, (topic, partition)).await?.unwrap_or(i64::MIN);
-                    self.held.insert(stream, next);
+            let (stream, offset) = stream_of(&event.position);
+            let next = match current {
+                // A lane's events are of one stream: the lookup is done once.
+                Some((held_stream, next)) if held_stream == stream => next,
+                _ => {
+                    let next = self.held_position(stream).await?;
+                    current = Some((stream, next));
                     next
                 }
             };
@@ -252,6 +251,31 @@ impl PostgresSink {
             skipped += 1;
         }
         Ok(skipped)
+    }
+
+    /// The next position the target holds for a stream, read once per session.
+    async fn held_position(&mut self, stream: (&str, i32)) -> Result<i64, tokio_postgres::Error> {
+        let key = (stream.0.to_owned(), stream.1);
+        if let Some(next) = self.held.get(&key) {
+            return Ok(*next);
+        }
+        let connection = self.connection.as_mut().expect("connected before");
+        let next = self.shared.positions.load(connection, stream).await?.unwrap_or(i64::MIN);
+        self.held.insert(key, next);
+        Ok(next)
+    }
+
+    /// Notes the next position of each stream of `events`, written in the open transaction.
+    fn note_written(&mut self, events: &[ChangeEvent]) {
+        let mut runs = events.iter().map(|event| stream_of(&event.position)).peekable();
+        while let Some((stream, offset)) = runs.next() {
+            let mut last = offset;
+            while let Some((_, offset)) = runs.next_if(|(next_stream, _)| *next_stream == stream) {
+                last = last.max(offset);
+            }
+            let next = self.written.entry((stream.0.to_owned(), stream.1)).or_insert(i64::MIN);
+            *next = (*next).max(last.saturating_add(1));
+        }
     }
 
     async fn apply(&mut self, events: &[ChangeEvent]) -> Result<(), ApplyError> {
@@ -308,11 +332,7 @@ impl PostgresSink {
         if let Err(error) = connection.client().batch_execute("RELEASE SAVEPOINT write").await {
             return Err(self.session_error(skipped, "write failed", &error));
         }
-        for event in &events[..applied] {
-            let ((topic, partition), offset) = stream_of(&event.position);
-            let next = self.written.entry((topic.to_owned(), partition)).or_insert(i64::MIN);
-            *next = (*next).max(offset.saturating_add(1));
-        }
+        self.note_written(&events[..applied]);
         match refused {
             None => Ok(()),
             Some(reason) => {

@@ -212,11 +212,11 @@ fn reduce(
     table: Arc<Resolved>,
     event: &ChangeEvent,
 ) -> Result<(), String> {
-    let entry = changes.entry(table.table.name.clone()).or_insert_with(|| TableChanges {
-        table: table.clone(),
-        truncate: false,
-        changes: HashMap::new(),
-    });
+    if !changes.contains_key(&table.table.name) {
+        let empty = TableChanges { table: table.clone(), truncate: false, changes: HashMap::new() };
+        changes.insert(table.table.name.clone(), empty);
+    }
+    let entry = changes.get_mut(&table.table.name).expect("inserted above");
     match event.op {
         Op::Truncate => {
             entry.truncate = true;

@@ -206,8 +206,17 @@ impl ConsumerSettings {
             ("fetch.min.bytes".to_owned(), kafka.fetch_min_bytes.to_string()),
             ("fetch.wait.max.ms".to_owned(), kafka.fetch_max_wait.as_millis().to_string()),
         ]);
+        properties.extend(consumer_tuning());
         ConsumerSettings { group_id: kafka.group_id.clone(), properties }
     }
+}
+
+/// librdkafka consumer settings the host always applies. A partition paused for backpressure
+/// keeps its fetch queue full; librdkafka then waits `fetch.queue.backoff.ms` (1 s by default)
+/// before fetching again once resumed, stalling a busy pipeline at every pause: fetch again
+/// as soon as the lanes drained.
+pub fn consumer_tuning() -> Vec<(String, String)> {
+    vec![("fetch.queue.backoff.ms".to_owned(), "10".to_owned())]
 }
 
 /// librdkafka properties every Kafka client of a pipeline shares (consumer, DLQ producer):
