@@ -49,6 +49,7 @@ CONNECT_PIDFILE=$ENV_DIR/connect.pid
 PG_PIDFILE=$ENV_DIR/postgres.pid
 PG_DIR=$ENV_DIR/postgres
 PGDATA_DIR=$PG_DIR/data
+PG_CA=$PG_DIR/ca.crt
 PG_SOCK_DIR=$PG_DIR/run
 CONNECT_DIR=$ENV_DIR/connect
 
@@ -184,6 +185,7 @@ ensure_packages() {
         fi
     done
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
@@ -410,6 +412,7 @@ start_pg() {
     fi
     step "initdb" as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust \
         --encoding=UTF8 --no-locale --no-sync
+    step "TLS certificates" make_pg_certificates
     cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
 
 # --- cdc test environment (scripts/test-env.sh) ---
@@ -419,6 +422,10 @@ unix_socket_directories = '$PG_SOCK_DIR'
 wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
+# TLS with a private CA ($PG_CA), for clients that verify the server
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 # throw-away cluster: no durability needed
 fsync = off
 full_page_writes = off
@@ -432,6 +439,25 @@ EOF
         sleep 0.2
     done
     head -n1 "$PGDATA_DIR/postmaster.pid" >"$PG_PIDFILE"
+}
+
+# A private CA and a server certificate for $HOST signed by it: the CA stays in $PG_DIR for
+# clients ($PG_CA), the server's pair goes into the data directory.
+make_pg_certificates() {
+    local work=$PG_DIR/ca
+    mkdir -p "$work"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=cdc test CA" \
+        -keyout "$work/ca.key" -out "$PG_CA" &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$HOST" \
+            -keyout "$PGDATA_DIR/server.key" -out "$work/server.csr" &&
+        printf 'subjectAltName = IP:%s, DNS:localhost\n' "$HOST" >"$work/san.ext" &&
+        openssl x509 -req -in "$work/server.csr" -CA "$PG_CA" -CAkey "$work/ca.key" -CAcreateserial \
+            -days 30 -extfile "$work/san.ext" -out "$PGDATA_DIR/server.crt" || return 1
+    chmod 600 "$PGDATA_DIR/server.key"
+    chmod 644 "$PG_CA"
+    if is_root; then
+        chown postgres:postgres "$PGDATA_DIR/server.key" "$PGDATA_DIR/server.crt"
+    fi
 }
 
 stop_pg() {
@@ -605,6 +631,7 @@ export CDC_TEST_PG_PORT=$PG_PORT
 export CDC_TEST_PG_USER=postgres
 export CDC_TEST_PG_DB=postgres
 export CDC_TEST_PG_URL=postgresql://postgres@$HOST:$PG_PORT/postgres
+export CDC_TEST_PG_CA=$PG_CA
 EOF
 }
 

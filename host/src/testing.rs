@@ -14,7 +14,7 @@ use crate::error::{BoxError, ErrorClass};
 use crate::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
 use crate::pipeline::dlq::{DeadLetterQueue, Failure};
 use crate::plugin::{PluginError, Transform, TransformOutput};
-use crate::sinks::{Sink, SinkError, SinkFactory};
+use crate::sinks::{Batching, Sink, SinkError, SinkFactory};
 use crate::source::SourceRecord;
 
 /// The key id of a test event (its `id` column).
@@ -118,6 +118,7 @@ pub struct ScriptedSinkFactory {
     gate: Arc<tokio::sync::watch::Sender<bool>>,
     /// How long every write takes.
     write_delay: Duration,
+    batching: Batching,
     log: Arc<Mutex<SinkLog>>,
 }
 
@@ -139,8 +140,15 @@ impl ScriptedSinkFactory {
             flush_failures: Arc::default(),
             gate: Arc::new(tokio::sync::watch::channel(false).0),
             write_delay: Duration::ZERO,
+            batching: Batching::default(),
             log: Arc::default(),
         }
+    }
+
+    /// Lanes gather events for this sink as `batching` says.
+    pub fn with_batching(mut self, batching: Batching) -> Self {
+        self.batching = batching;
+        self
     }
 
     /// Writes the events after a refused one before reporting the refusal, as the sink world's
@@ -179,6 +187,10 @@ impl SinkFactory for ScriptedSinkFactory {
 
     fn build(&self) -> Box<dyn Sink> {
         Box::new(ScriptedSink { settings: self.clone(), seen: HashMap::new(), pending: Vec::new() })
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
     }
 }
 

@@ -62,6 +62,8 @@ fn main() {
                 auth_token: None,
                 status_classes: Default::default(),
                 batch_size,
+                batch_timeout: Duration::ZERO,
+                max_in_flight: 1,
                 signing_secrets: vec![SECRET.into()],
                 compression: Default::default(),
             };

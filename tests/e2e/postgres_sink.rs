@@ -1,6 +1,6 @@
 //! The PostgreSQL sink driven directly, as a sink lane drives it, against the test database:
 //! the net effect of a write (last change per key, key changes, unchanged TOAST values,
-//! truncates), a connection lost mid-transaction, and what it refuses.
+//! truncates), a connection lost mid-transaction, what it refuses, and TLS with a private CA.
 
 use std::sync::Arc;
 
@@ -226,6 +226,30 @@ async fn a_connection_lost_mid_transaction_fails_the_flush_and_the_batch_lands_o
         vec![7],
         "the next position, stored"
     );
+    sink.close().await;
+    target.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", target.schema)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_writes_over_tls_to_a_server_of_a_private_ca_and_refuses_an_unknown_one() {
+    let target = TargetDb::new().await;
+    let replica = Target::Replica { target_schema: target.schema.clone(), table_map: Vec::new() };
+    let mut settings = target.settings(target.env.pg_port, replica);
+    settings.connect.sslmode = PostgresSslMode::VerifyFull;
+
+    // The system's roots alone do not know the test CA.
+    let mut sink = PostgresFactory::new("tls", &settings).unwrap().build();
+    let error = sink.open().await.expect_err("an unknown CA is refused");
+    assert!(error.source.to_string().contains("certificate"), "{error}");
+
+    settings.connect.sslrootcert = Some(target.env.pg_ca.clone().into());
+    let mut sink = PostgresFactory::new("tls", &settings).unwrap().build();
+    deliver(&mut sink, &[upsert("secure", 1, 1, "over tls", Value::Null)]).await;
+    assert_eq!(target.rows("secure").await, vec![(1, Some("over tls".into()), false)]);
+    let encrypted = "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+                     WHERE application_name = 'cdc' AND ssl";
+    let sessions: i64 = target.client.query_one(encrypted, &[]).await.unwrap().get(0);
+    assert!(sessions >= 1, "the sink's session is encrypted");
     sink.close().await;
     target.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", target.schema)).await.unwrap();
 }

@@ -3,7 +3,8 @@
 //! signed as Standard Webhooks prescribe (over the JSON before compression), and the receiver
 //! checks it; a batch answered 500 comes again under the same id;
 //! a batch answered 422 is split until the one event the endpoint refuses goes to the DLQ,
-//! while every other event arrives, in order.
+//! while every other event arrives, in order; with `max_in_flight`, requests for different keys
+//! are in flight together while each key stays in order.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -139,4 +140,76 @@ async fn batched_signed_requests_retry_under_their_id_and_split_down_to_the_refu
     assert_eq!(dead[0].key.as_deref(), Some(json!({"id": REFUSED_ID}).to_string().as_bytes()));
 
     assert_eq!(pipeline.stop().await, Outcome::Stopped);
+}
+
+/// Bodies a slow receiver took, and the most requests it held at once.
+#[derive(Default)]
+struct SlowReceiver {
+    bodies: Mutex<Vec<Json>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+async fn take_slowly(
+    axum::extract::State(receiver): axum::extract::State<Arc<SlowReceiver>>,
+    body: axum::body::Bytes,
+) -> &'static str {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = receiver.in_flight.fetch_add(1, SeqCst) + 1;
+    receiver.most_in_flight.fetch_max(now, SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    receiver.bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+    receiver.in_flight.fetch_sub(1, SeqCst);
+    "ok"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_different_keys_fly_together_and_each_key_stays_in_order() {
+    use cdc_host::sinks::SinkFactory;
+    use cdc_host::sinks::webhook::WebhookFactory;
+
+    let receiver = Arc::new(SlowReceiver::default());
+    let app =
+        axum::Router::new().route("/hook", axum::routing::post(take_slowly)).with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let settings = WebhookSettings {
+        url,
+        method: "POST".into(),
+        headers: Vec::new(),
+        timeout: Duration::from_secs(10),
+        auth_token: None,
+        status_classes: Default::default(),
+        batch_size: 5,
+        batch_timeout: Duration::ZERO,
+        max_in_flight: 3,
+        signing_secrets: Vec::new(),
+        compression: WebhookCompression::None,
+    };
+    let mut sink = WebhookFactory::new("hook", &settings).unwrap().build();
+    // Six keys, ten changes each, interleaved.
+    let events: Vec<_> =
+        (0..60).map(|offset| cdc_host::testing::event(TOPIC, 0, offset, offset % 6)).collect();
+    sink.write(&events).await.expect("every request is delivered");
+    sink.flush().await.expect("nothing is buffered");
+
+    let bodies = receiver.bodies.lock().unwrap().clone();
+    let mut offsets_by_key: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for body in &bodies {
+        let carried = body["events"].as_array().expect("batched bodies");
+        assert!(carried.len() <= 5, "at most batch_size events per request");
+        for event in carried {
+            let key = event["key"]["id"].as_i64().unwrap();
+            offsets_by_key.entry(key).or_default().push(event["metadata"]["offset"].as_i64().unwrap());
+        }
+    }
+    assert_eq!(offsets_by_key.len(), 6);
+    for (key, offsets) in &offsets_by_key {
+        let expected: Vec<i64> = (0..60).filter(|offset| offset % 6 == *key).collect();
+        assert_eq!(offsets, &expected, "key {key}: every change once, in order");
+    }
+    let most = receiver.most_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=3).contains(&most), "{most} requests in flight at most");
 }

@@ -16,6 +16,8 @@ pub struct TestEnv {
     pub pg_user: String,
     /// PostgreSQL database.
     pub pg_db: String,
+    /// The private CA (PEM) that signed the test server's TLS certificate.
+    pub pg_ca: String,
 }
 
 impl TestEnv {
@@ -33,6 +35,7 @@ impl TestEnv {
             pg_port: var("CDC_TEST_PG_PORT").parse().expect("CDC_TEST_PG_PORT is a port number"),
             pg_user: var("CDC_TEST_PG_USER"),
             pg_db: var("CDC_TEST_PG_DB"),
+            pg_ca: var("CDC_TEST_PG_CA"),
         }
     }
 

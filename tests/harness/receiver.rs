@@ -84,6 +84,8 @@ impl WebhookReceiver {
             auth_token: None,
             status_classes: Default::default(),
             batch_size: 1,
+            batch_timeout: Duration::ZERO,
+            max_in_flight: 1,
             signing_secrets: Vec::new(),
             compression: Default::default(),
         }

@@ -30,6 +30,14 @@ pub const WEBHOOK_METHOD: &str = "POST";
 pub const WEBHOOK_BATCH_SIZE: usize = 1;
 /// The largest `sinks[].webhook.batch_size`.
 pub const WEBHOOK_MAX_BATCH_SIZE: i64 = 10_000;
+/// `sinks[].webhook.batch_timeout_ms`: send what a lane has, without waiting for more.
+pub const WEBHOOK_BATCH_TIMEOUT_MS: u64 = 0;
+/// The largest `sinks[].webhook.batch_timeout_ms`.
+pub const WEBHOOK_MAX_BATCH_TIMEOUT_MS: i64 = 60_000;
+/// `sinks[].webhook.max_in_flight`: one request at a time per lane.
+pub const WEBHOOK_MAX_IN_FLIGHT: usize = 1;
+/// The largest `sinks[].webhook.max_in_flight`.
+pub const WEBHOOK_MAX_MAX_IN_FLIGHT: i64 = 64;
 /// `sinks[].webhook.timeout_seconds`.
 pub const WEBHOOK_TIMEOUT_SECONDS: f64 = 30.0;
 /// `sinks[].postgres.batch_size`.

@@ -181,6 +181,10 @@ pub struct WebhookSinkConfig {
     pub status_classes: BTreeMap<u16, WebhookStatusClass>,
     /// Events per request: 1 sends each event as the body; more send `{"events": [...]}`.
     pub batch_size: usize,
+    /// How long a lane waits for more events to fill a request (zero: sends what it has).
+    pub batch_timeout: Duration,
+    /// Requests in flight at once per lane, each for its own keys (1: one at a time).
+    pub max_in_flight: usize,
     /// Standard Webhooks secrets (`whsec_…`, checked): every request is signed with each.
     pub signing_secrets: Vec<Secret>,
     /// How request bodies are compressed.

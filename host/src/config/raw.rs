@@ -120,6 +120,10 @@ pub(super) struct Webhook {
     pub status_classes: Option<BTreeMap<String, WebhookStatusClass>>,
     /// Events per request.
     pub batch_size: Option<i64>,
+    /// Longest wait to fill a request, in milliseconds.
+    pub batch_timeout_ms: Option<i64>,
+    /// Concurrent requests per lane.
+    pub max_in_flight: Option<i64>,
     /// Standard Webhooks secret (`whsec_…`).
     pub signing_secret: Option<Secret>,
     /// Several secrets, while they rotate.

@@ -22,7 +22,7 @@ use super::retry::{FailurePolicy, Verdict};
 use crate::error::chain;
 use crate::event::ChangeEvent;
 use crate::ops::metrics::{Counter, names};
-use crate::sinks::{Sink, SinkError};
+use crate::sinks::{Batching, Sink, SinkError};
 use crate::source::SourceRecord;
 use crate::source::acks::PartitionAcks;
 
@@ -31,6 +31,7 @@ pub struct SinkLane {
     participant: usize,
     sink_id: String,
     sink: Box<dyn Sink>,
+    batching: Batching,
     acks: Arc<PartitionAcks>,
     policy: FailurePolicy,
     delivered: Counter,
@@ -51,6 +52,7 @@ impl SinkLane {
         SinkLane {
             participant,
             sink: spec.factory.build(),
+            batching: spec.factory.batching(),
             acks,
             policy: FailurePolicy { backoff: spec.retry, record_retries },
             delivered: context.metrics.counter(names::EVENTS_DELIVERED, &sink_id),
@@ -62,13 +64,17 @@ impl SinkLane {
 
     /// Opens the sink, runs until the batch channel closes or the pipeline halts, then closes
     /// the sink. Batches that queued while the sink was busy are delivered together, up to
-    /// `max_events` events: one write and one flush (one transaction, one request) for what a
-    /// slow sink fell behind on, instead of one each.
+    /// `max_events` events (or the sink's own [`Batching::max_events`], if larger): one write
+    /// and one flush (one transaction, one request) for what a slow sink fell behind on,
+    /// instead of one each. A sink that asks for it ([`Batching::linger`]) gets a moment for
+    /// more events to arrive before a write that is not full.
     pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<SinkBatch>, max_events: usize) {
         if self.open().await.is_err() {
             self.sink.close().await;
             return;
         }
+        let Batching { max_events: sink_max, linger } = self.batching;
+        let max_events = max_events.max(sink_max).max(1);
         let mut next = None;
         loop {
             let first = match next.take() {
@@ -82,8 +88,17 @@ impl SinkLane {
             let mut events = Arc::unwrap_or_clone(first.events);
             let mut records = Arc::unwrap_or_clone(first.records);
             let mut next_offset = first.next_offset;
+            let deadline = tokio::time::Instant::now() + linger;
             while events.len() < max_events {
-                let Ok(batch) = batches.try_recv() else { break };
+                let batch = match batches.try_recv() {
+                    Ok(batch) => batch,
+                    Err(_) if linger.is_zero() => break,
+                    Err(_) => match tokio::time::timeout_at(deadline, batches.recv()).await {
+                        Ok(Some(batch)) => batch,
+                        // Closed (what is gathered is still delivered) or waited long enough.
+                        Ok(None) | Err(_) => break,
+                    },
+                };
                 if events.len() + batch.events.len() > max_events {
                     next = Some(batch);
                     break;

@@ -143,6 +143,21 @@ pub trait SinkFactory: Send + Sync {
 
     /// A new sink for one lane.
     fn build(&self) -> Box<dyn Sink>;
+
+    /// How the sink's lanes gather events into a write (by default: what has queued, up to
+    /// the pipeline's batch size, without waiting).
+    fn batching(&self) -> Batching {
+        Batching::default()
+    }
+}
+
+/// How a sink lane gathers the batches that queued for it into one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Batching {
+    /// The most events of one write, when above the pipeline's batch size.
+    pub max_events: usize,
+    /// How long the lane waits for more events once it has some (zero: it writes at once).
+    pub linger: std::time::Duration,
 }
 
 impl fmt::Debug for dyn SinkFactory {

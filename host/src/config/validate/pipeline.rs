@@ -208,6 +208,18 @@ fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfi
             1..=d::WEBHOOK_MAX_BATCH_SIZE,
             &at("batch_size"),
         ),
+        batch_timeout: ctx.millis(
+            raw.batch_timeout_ms,
+            d::WEBHOOK_BATCH_TIMEOUT_MS,
+            0..=d::WEBHOOK_MAX_BATCH_TIMEOUT_MS,
+            &at("batch_timeout_ms"),
+        ),
+        max_in_flight: ctx.int(
+            raw.max_in_flight,
+            d::WEBHOOK_MAX_IN_FLIGHT,
+            1..=d::WEBHOOK_MAX_MAX_IN_FLIGHT,
+            &at("max_in_flight"),
+        ),
         signing_secrets,
         compression: raw.compression.unwrap_or_default(),
         headers: raw.headers.unwrap_or_default(),

@@ -9,6 +9,7 @@ use crate::event::ChangeEvent;
 use crate::pipeline::lane::SinkBatch;
 use crate::pipeline::retry::RetrySettings;
 use crate::pipeline::{SinkLane, SinkSettings};
+use crate::sinks::Batching;
 use crate::testing::{self, Fault, ScriptedSinkFactory};
 
 /// Events of keys `1..=count` at offsets `0..count` of partition 0.
@@ -208,4 +209,30 @@ async fn batches_that_queued_behind_a_busy_sink_are_delivered_together_up_to_the
     assert_eq!(log.writes, vec![80, 80, 90]);
     assert_eq!(log.durable, (0..250).map(id).collect::<Vec<_>>(), "in order, each once");
     assert_eq!(harness.committable(0), Some(250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_lingers_gets_what_arrives_meanwhile_in_one_write() {
+    let harness = Harness::new(1, None);
+    let batching = Batching { max_events: 0, linger: Duration::from_millis(200) };
+    let factory = ScriptedSinkFactory::reliable("sink").with_batching(batching);
+    let all = events(30);
+    let acks = harness.context.tracker.partition(&partition(0));
+    (0..30).for_each(|offset| acks.dispatched(offset));
+    let spec = SinkSettings { factory: Arc::new(factory.clone()), retry: quick_retry() };
+    let lane = SinkLane::new(0, &spec, acks, 0, harness.context.clone());
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let lane = tokio::spawn(lane.run(receiver, MAX_EVENTS));
+    sender.send(batch(all[..10].to_vec())).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sender.send(batch(all[10..20].to_vec())).unwrap();
+    // Past the linger: a write of its own.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    sender.send(batch(all[20..].to_vec())).unwrap();
+    drop(sender);
+    tokio::time::timeout(Duration::from_secs(10), lane).await.unwrap().unwrap();
+
+    let log = factory.log();
+    assert_eq!(log.writes, vec![20, 10], "the two batches 50 ms apart went together");
+    assert_eq!(harness.committable(0), Some(30));
 }

@@ -434,7 +434,8 @@ impl Sink for PostgresSink {
 /// names, or the client's error.
 fn describe(error: &tokio_postgres::Error) -> String {
     let Some(db) = error.as_db_error() else {
-        return error.to_string();
+        // The client's error says little alone ("error performing TLS handshake"): add its causes.
+        return crate::error::chain(error);
     };
     let mut text = format!("{} ({})", db.message(), db.code().code());
     for (label, part) in [

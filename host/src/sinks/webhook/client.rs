@@ -70,6 +70,10 @@ pub struct WebhookSettings {
     pub status_classes: StatusClasses,
     /// Events per request: 1 sends the event as the body, more send `{"events": [...]}`.
     pub batch_size: usize,
+    /// How long a lane waits for more events to fill a request.
+    pub batch_timeout: Duration,
+    /// Requests in flight at once per lane, each for its own keys.
+    pub max_in_flight: usize,
     /// Standard Webhooks secrets (`whsec_…`) every request is signed with.
     pub signing_secrets: Vec<String>,
     /// Whether bodies are gzipped (signatures cover the JSON before compression).
@@ -91,6 +95,8 @@ impl WebhookSettings {
             auth_token: config.auth_token.as_ref().map(|token| token.expose().to_owned()),
             status_classes: StatusClasses { overrides: config.status_classes.clone() },
             batch_size: config.batch_size.max(1),
+            batch_timeout: config.batch_timeout,
+            max_in_flight: config.max_in_flight.max(1),
             signing_secrets: config.signing_secrets.iter().map(|secret| secret.expose().to_owned()).collect(),
             compression: config.compression,
         }
@@ -107,6 +113,8 @@ impl fmt::Debug for WebhookSettings {
             .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
             .field("status_classes", &self.status_classes)
             .field("batch_size", &self.batch_size)
+            .field("batch_timeout", &self.batch_timeout)
+            .field("max_in_flight", &self.max_in_flight)
             .field("signing_secrets", &self.signing_secrets.len())
             .field("compression", &self.compression)
             .finish()
@@ -193,7 +201,7 @@ impl WebhookClient {
 
     /// Sends events (at most [`WebhookClient::batch_size`]) in one request; `Err` with the
     /// class of the failure unless its status delivers them.
-    pub async fn send(&self, events: &[ChangeEvent]) -> Result<(), (ErrorClass, WebhookError)> {
+    pub async fn send(&self, events: &[&ChangeEvent]) -> Result<(), (ErrorClass, WebhookError)> {
         let (id, body) = request::body(events, self.batch_size);
         let mut request = self
             .client
@@ -314,6 +322,8 @@ mod tests {
             auth_token: Some("token-secret".into()),
             status_classes: StatusClasses::default(),
             batch_size: 1,
+            batch_timeout: Duration::ZERO,
+            max_in_flight: 1,
             signing_secrets: vec!["whsec_c2VjcmV0".into()],
             compression: WebhookCompression::None,
         };

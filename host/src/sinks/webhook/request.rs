@@ -8,7 +8,7 @@ use crate::event::{self, ChangeEvent, Position};
 
 /// The id and the body of one request carrying `events` (at least one). The id is the event's
 /// id, or `<first id>..<last id>` for several: the same whenever the same events are sent again.
-pub(super) fn body(events: &[ChangeEvent], batch_size: usize) -> (String, Vec<u8>) {
+pub(super) fn body(events: &[&ChangeEvent], batch_size: usize) -> (String, Vec<u8>) {
     let first = events.first().expect("a request carries at least one event");
     let id = match events.last() {
         Some(last) if events.len() > 1 => format!("{}..{}", first.id(), last.id()),
@@ -17,7 +17,7 @@ pub(super) fn body(events: &[ChangeEvent], batch_size: usize) -> (String, Vec<u8
     let body = if batch_size == 1 {
         payload(first)
     } else {
-        json!({ "events": events.iter().map(payload).collect::<Vec<_>>() })
+        json!({ "events": events.iter().map(|event| payload(event)).collect::<Vec<_>>() })
     };
     (id, serde_json::to_vec(&body).expect("a JSON value always serializes"))
 }
@@ -77,10 +77,11 @@ mod tests {
 
     #[test]
     fn one_event_is_its_payload_and_several_are_a_list_under_one_stable_id() {
-        let events: Vec<ChangeEvent> = (7..=9).map(event).collect();
+        let owned: Vec<ChangeEvent> = (7..=9).map(event).collect();
+        let events: Vec<&ChangeEvent> = owned.iter().collect();
         let (id, single) = body(&events[..1], 1);
         assert_eq!(id, "cdc.public.t/2/7");
-        assert_eq!(serde_json::from_slice::<Json>(&single).unwrap(), payload(&events[0]));
+        assert_eq!(serde_json::from_slice::<Json>(&single).unwrap(), payload(events[0]));
 
         let (id, batch) = body(&events, 10);
         assert_eq!(id, "cdc.public.t/2/7..cdc.public.t/2/9");
