@@ -420,8 +420,8 @@ listen_addresses = '$HOST'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCK_DIR'
 wal_level = logical
-max_wal_senders = 10
-max_replication_slots = 10
+max_wal_senders = 20
+max_replication_slots = 20
 # TLS with a private CA ($PG_CA), for clients that verify the server
 ssl = on
 ssl_cert_file = 'server.crt'
