@@ -239,3 +239,34 @@ async fn the_target_unreachable_for_30_seconds_under_load_loses_nothing() {
     scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
     scenario.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restored_to_an_older_state_is_filled_again_from_its_own_position() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let schema = format!("restored_{}", scenario.names.table);
+    let parts = PipelineParts {
+        sinks: postgres_replica_sink("replica", &scenario.env, &schema),
+        kafka: "  schemas_enable: true\n".into(),
+        ..PipelineParts::default()
+    };
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    scenario.insert_rows(1..=20).await;
+    let source = format!("public.{}", scenario.names.table);
+    let replica = format!("{schema}.{}", scenario.names.table);
+    assert_converges(&scenario, &source, &replica, || cdc.log()).await;
+    // A clean stop commits every offset: the group stands past all twenty rows.
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+
+    // The target comes back from a backup taken before any of them: empty, position 0.
+    scenario
+        .sql(&format!("TRUNCATE {replica}; UPDATE {schema}.cdc_sink_positions SET next_offset = 0"))
+        .await;
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.insert_rows(21..=25).await;
+    assert_converges(&scenario, &source, &replica, || cdc.log()).await;
+    assert!(cdc.log().contains("consumer.start_at_sink_position"), "{}", cdc.log());
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
+    scenario.cleanup().await;
+}

@@ -87,7 +87,7 @@ async fn changes_flow_through_the_wasm_transform_to_the_webhook_and_are_committe
             .text()
             .await
             .unwrap()
-            .contains("cdc_consumer_lag{id=\"cdc.public.")
+            .contains(&format!("cdc_consumer_lag{{id=\"{}", scenario.topic()))
     })
     .await;
     let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();

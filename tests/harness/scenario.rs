@@ -14,6 +14,9 @@ use crate::receiver::eventually;
 pub struct Names {
     /// `pipeline_id`.
     pub pipeline_id: String,
+    /// `topic_prefix`: Debezium names its metrics by it, and a Connect worker running two
+    /// connectors of one prefix holds the second back for a minute.
+    pub topic_prefix: String,
     /// Table name (in schema `public`).
     pub table: String,
     /// Replication slot.
@@ -29,6 +32,7 @@ impl Names {
         let suffix = unique_suffix();
         Names {
             pipeline_id: format!("e2e-{suffix}"),
+            topic_prefix: format!("cdc_{suffix}"),
             table: format!("t_{suffix}"),
             slot: format!("slot_{suffix}"),
             publication: format!("pub_{suffix}"),
@@ -119,7 +123,7 @@ impl Scenario {
 
     /// The source topic.
     pub fn topic(&self) -> String {
-        format!("cdc.public.{}", self.names.table)
+        format!("{}.public.{}", self.names.topic_prefix, self.names.table)
     }
 
     /// The DLQ topic of the source topic.
@@ -179,8 +183,9 @@ impl Scenario {
             format!("transforms:\n{}", parts.transforms)
         };
         let pipeline = format!(
-            "pipeline_id: {pipeline_id}\ntopic_prefix: cdc\nsource:\n  source_type: postgres\n  host: {host}\n  port: {port}\n  database: {db}\n  username: {user}\n  tables: [public.{table}]\n  slot_name: {slot}\n  publication_name: {publication}\n{transforms}sinks:\n{sinks}",
+            "pipeline_id: {pipeline_id}\ntopic_prefix: {topic_prefix}\nsource:\n  source_type: postgres\n  host: {host}\n  port: {port}\n  database: {db}\n  username: {user}\n  tables: [public.{table}]\n  slot_name: {slot}\n  publication_name: {publication}\n{transforms}sinks:\n{sinks}",
             pipeline_id = names.pipeline_id,
+            topic_prefix = names.topic_prefix,
             host = env.pg_host,
             port = env.pg_port,
             db = env.pg_db,
@@ -244,7 +249,10 @@ impl Scenario {
 
     /// Removes the connector and the slot, so that nothing keeps running for this scenario.
     pub async fn cleanup(&self) {
-        let url = format!("{}/connectors/cdc-{}", self.env.connect_url, self.names.pipeline_id);
+        let url = format!(
+            "{}/connectors/{}-{}",
+            self.env.connect_url, self.names.topic_prefix, self.names.pipeline_id
+        );
         let _ = reqwest::Client::new().delete(url).send().await;
         let _ = eventually(Duration::from_secs(30), || async { !self.slot_active().await }).await;
         let _ = self.pg.execute("SELECT pg_drop_replication_slot($1)", &[&self.names.slot]).await;

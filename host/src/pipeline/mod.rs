@@ -33,7 +33,7 @@ use crate::ops::metrics::{Metrics, names};
 use crate::plugin::{Transform, TransformPlugin};
 use crate::sinks::SinkFactory;
 use crate::source::acks::{AckTracker, PartitionAcks, PartitionKey};
-use crate::source::kafka::{ConsumerSettings, KafkaSource};
+use crate::source::kafka::{ConsumerSettings, KafkaSource, SinkPositions};
 use crate::source::{Source, SourceEvent, SourceRecord};
 
 /// How often the loop reconsiders paused partitions, reports liveness and checks whether a
@@ -145,9 +145,54 @@ pub async fn run(
         tracker.clone(),
         metrics.clone(),
         settings.lag_interval,
+        sink_positions(&settings.sinks),
     )
     .map_err(|source| Error::Subscribe { topics: settings.topics.clone(), source })?;
     Ok(drive(source, tracker, settings, dlq, health, metrics, shutdown).await)
+}
+
+/// Where the sinks that store their position stand, for the source to start each assigned
+/// partition at the lowest of them; `None` when no sink stores its position.
+fn sink_positions(sinks: &[SinkSettings]) -> Option<SinkPositions> {
+    let storing: Vec<Arc<dyn SinkFactory>> = sinks
+        .iter()
+        .filter(|sink| sink.factory.stores_positions())
+        .map(|sink| sink.factory.clone())
+        .collect();
+    if storing.is_empty() {
+        return None;
+    }
+    Some(Arc::new(move |partitions: &[PartitionKey]| {
+        // Asked from the rebalance callback, on a thread of the runtime: wait for the answers here.
+        let runtime = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => runtime,
+            _ => {
+                tracing::warn!("pipeline.stored_positions_need_a_multi_thread_runtime");
+                return HashMap::new();
+            }
+        };
+        let answers = tokio::task::block_in_place(|| {
+            runtime.block_on(futures::future::join_all(
+                storing.iter().map(|sink| sink.stored_positions(partitions)),
+            ))
+        });
+        let mut lowest: HashMap<PartitionKey, i64> = HashMap::new();
+        for (sink, answer) in storing.iter().zip(answers) {
+            match answer {
+                Ok(stored) => {
+                    for (partition, next) in stored {
+                        let entry = lowest.entry(partition).or_insert(next);
+                        *entry = (*entry).min(next);
+                    }
+                }
+                // Without its answer the partition starts at the committed offset, as for any sink.
+                Err(error) => {
+                    tracing::warn!(sink_id = sink.sink_id(), error = %error, "pipeline.stored_positions_unknown")
+                }
+            }
+        }
+        lowest
+    }))
 }
 
 /// Runs the pipeline over `source` until `shutdown` resolves or a fatal error halts it, then

@@ -4,6 +4,7 @@ pub mod postgres;
 pub mod wasm;
 pub mod webhook;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::config::{SinkConfig, SinkKind};
 use crate::error::{BoxError, Classify, ErrorClass};
 use crate::event::ChangeEvent;
 use crate::plugin::PluginRuntime;
+use crate::source::acks::PartitionKey;
 
 /// The registry of sink kinds: the factory of an enabled sink, from its validated config. A new
 /// sink is a folder beside this file and one arm here. A kind this build cannot run yet is an
@@ -148,6 +150,21 @@ pub trait SinkFactory: Send + Sync {
     /// the pipeline's batch size, without waiting).
     fn batching(&self) -> Batching {
         Batching::default()
+    }
+
+    /// Whether the sink stores its position with its data ([`SinkFactory::stored_positions`]).
+    fn stores_positions(&self) -> bool {
+        false
+    }
+
+    /// For a sink that stores its position with its data: the next offset it needs in each of
+    /// `partitions` it ever wrote to. The source starts a partition no later than that.
+    fn stored_positions<'a>(
+        &'a self,
+        partitions: &'a [PartitionKey],
+    ) -> BoxFuture<'a, Result<HashMap<PartitionKey, i64>, String>> {
+        let _ = partitions;
+        Box::pin(async { Ok(HashMap::new()) })
     }
 }
 

@@ -6,19 +6,19 @@ use tokio_postgres::types::ToSql;
 
 use super::connection::Connection;
 use super::positions::stream_of;
-use super::schema::{TableName, quote};
+use super::schema::{DDL_LOCK, TableName, quote};
 use crate::event::{ChangeEvent, to_debezium_key, to_debezium_value};
 
 /// Creates the schema and the table when absent.
 pub(super) async fn ensure(connection: &Connection, table: &TableName) -> Result<(), tokio_postgres::Error> {
     let sql = format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}; \
+        "BEGIN; {DDL_LOCK}; CREATE SCHEMA IF NOT EXISTS {schema}; \
          CREATE TABLE IF NOT EXISTS {table} (\
            source_topic text NOT NULL, source_partition integer NOT NULL, source_offset bigint NOT NULL, \
            output_index integer NOT NULL DEFAULT 0, \
            event_key jsonb, event_value jsonb, \
            written_at timestamptz NOT NULL DEFAULT now(), \
-           PRIMARY KEY (source_topic, source_partition, source_offset, output_index))",
+           PRIMARY KEY (source_topic, source_partition, source_offset, output_index)); COMMIT",
         schema = quote(&table.schema),
     );
     connection.client().batch_execute(&sql).await

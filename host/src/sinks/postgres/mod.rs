@@ -31,6 +31,7 @@ use crate::config::{PostgresMode, PostgresSinkConfig};
 use crate::error::ErrorClass;
 use crate::event::ChangeEvent;
 use crate::sinks::{Sink, SinkError, SinkFactory};
+use crate::source::acks::PartitionKey;
 
 /// What the sink writes.
 #[derive(Debug, Clone)]
@@ -141,6 +142,31 @@ impl PostgresFactory {
 impl SinkFactory for PostgresFactory {
     fn sink_id(&self) -> &str {
         &self.shared.sink_id
+    }
+
+    fn stores_positions(&self) -> bool {
+        true
+    }
+
+    fn stored_positions<'a>(
+        &'a self,
+        partitions: &'a [PartitionKey],
+    ) -> BoxFuture<'a, Result<HashMap<PartitionKey, i64>, String>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let where_ = shared.connect.describe();
+            let connection = Connection::open(&shared.connect, shared.tls.as_ref())
+                .await
+                .map_err(|error| format!("cannot connect to {where_}: {}", describe(&error)))?;
+            let stored = shared.positions.load_all(connection.client()).await.map_err(|error| {
+                format!("cannot read the positions stored in {where_}: {}", describe(&error))
+            })?;
+            Ok(stored
+                .into_iter()
+                .map(|((topic, partition), next)| ((Arc::from(topic.as_str()), partition), next))
+                .filter(|(partition, _)| partitions.contains(partition))
+                .collect())
+        })
     }
 
     fn build(&self) -> Box<dyn Sink> {

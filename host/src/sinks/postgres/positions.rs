@@ -6,7 +6,7 @@
 use tokio_postgres::Client;
 
 use super::connection::Connection;
-use super::schema::{TableName, quote};
+use super::schema::{DDL_LOCK, TableName, quote};
 use crate::event::Position;
 
 /// The table holding positions, in the sink's schema.
@@ -42,12 +42,12 @@ impl PositionTable {
     /// Creates the schema and the table when absent.
     pub async fn ensure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
         let sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; \
+            "BEGIN; {DDL_LOCK}; CREATE SCHEMA IF NOT EXISTS {schema}; \
              CREATE TABLE IF NOT EXISTS {name} (\
                pipeline_id text NOT NULL, sink_id text NOT NULL, topic text NOT NULL, \
                partition integer NOT NULL, next_offset bigint NOT NULL, \
                updated_at timestamptz NOT NULL DEFAULT now(), \
-               PRIMARY KEY (pipeline_id, sink_id, topic, partition))",
+               PRIMARY KEY (pipeline_id, sink_id, topic, partition)); COMMIT",
             schema = quote(&self.name.schema),
             name = self.name,
         );
@@ -69,6 +69,23 @@ impl PositionTable {
             .query(&sql, &[&self.pipeline_id, &self.sink_id, &stream.0, &stream.1])
             .await?;
         Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    /// The next position of every Kafka partition the sink wrote to; none when the table does
+    /// not exist yet.
+    pub async fn load_all(
+        &self,
+        client: &Client,
+    ) -> Result<Vec<((String, i32), i64)>, tokio_postgres::Error> {
+        let sql = format!(
+            "SELECT topic, partition, next_offset FROM {} WHERE pipeline_id = $1 AND sink_id = $2 AND topic <> ''",
+            self.name
+        );
+        match client.query(&sql, &[&self.pipeline_id, &self.sink_id]).await {
+            Ok(rows) => Ok(rows.iter().map(|row| ((row.get(0), row.get(1)), row.get(2))).collect()),
+            Err(error) if error.code().is_some_and(|code| code.code() == "42P01") => Ok(Vec::new()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Stores the next position of a stream (inside the caller's transaction).

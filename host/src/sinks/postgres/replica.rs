@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 
 use super::connection::Connection;
 use super::literal;
-use super::schema::{self, TableName, TargetTable, quote};
+use super::schema::{self, DDL_LOCK, TableName, TargetTable, quote};
 use crate::event::{ChangeEvent, Column, Op, Row, TableId, Value};
 
 /// Why a write could not be applied.
@@ -161,7 +161,8 @@ impl Replica {
                     refuse("the source table has no primary key: replica mode needs one (or use mode: event_log)".into())
                 })?;
                 let create = schema::create_table(&name, columns, &key).map_err(refuse)?;
-                let sql = format!("CREATE SCHEMA IF NOT EXISTS {}; {create}", quote(&name.schema));
+                let sql =
+                    format!("{DDL_LOCK}; CREATE SCHEMA IF NOT EXISTS {}; {create}", quote(&name.schema));
                 connection.client().batch_execute(&sql).await?;
                 tracing::info!(table = %name, "postgres.table_created");
                 connection.forget_statements();
@@ -173,6 +174,7 @@ impl Replica {
                 if added.is_empty() {
                     Some(existing)
                 } else {
+                    connection.client().batch_execute(DDL_LOCK).await?;
                     for column in added {
                         let sql = schema::add_column(&name, column).map_err(refuse)?;
                         connection.client().batch_execute(&sql).await?;

@@ -7,6 +7,11 @@ use tokio_postgres::Client;
 
 use crate::event::Column;
 
+/// Serialises the sink's DDL across lanes and sinks until the transaction ends: two lanes
+/// creating one table at once would otherwise collide in the catalog (`CREATE … IF NOT EXISTS`
+/// is not safe against a concurrent create).
+pub(super) const DDL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('cdc.sink.ddl'))";
+
 /// A schema-qualified table name; displays quoted, ready for SQL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct TableName {

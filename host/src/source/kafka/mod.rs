@@ -11,7 +11,7 @@
 //! the result of a manual async commit to no one, and a position counts as committed only once
 //! the broker accepted it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,7 +66,16 @@ pub struct SourceContext {
     assignments: mpsc::UnboundedSender<Assignment>,
     owned: Mutex<HashSet<PartitionKey>>,
     closing: AtomicBool,
+    /// Where sinks that store their position stand, asked at every assignment.
+    sink_positions: Option<SinkPositions>,
 }
+
+/// The lowest next offset the sinks that store their position need, per partition (partitions
+/// they never wrote to are left out). Called from the rebalance callback: it may block.
+pub type SinkPositions = Arc<dyn Fn(&[PartitionKey]) -> HashMap<PartitionKey, i64> + Send + Sync>;
+
+/// How long an assignment waits for the group's committed offsets.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl SourceContext {
     /// Whether this consumer currently owns a partition.
@@ -93,7 +102,8 @@ impl SourceContext {
         }
     }
 
-    fn assign(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
+    fn assign(&self, consumer: &BaseConsumer<Self>, list: &mut TopicPartitionList) {
+        self.start_where_sinks_need(consumer, list);
         let result = match consumer.rebalance_protocol() {
             RebalanceProtocol::Cooperative => consumer.incremental_assign(list),
             _ => consumer.assign(list),
@@ -111,6 +121,36 @@ impl SourceContext {
         self.owned.lock().expect("ownership lock poisoned").extend(assigned.iter().cloned());
         tracing::info!(partitions = %describe(&assigned), "consumer.assigned");
         let _ = self.assignments.send(Assignment::Assigned(assigned));
+    }
+
+    /// Starts each assigned partition at the lowest position its sinks need: a sink that stores
+    /// its position below the group's committed offset (its target restored from an older
+    /// backup) gets what it lost again; the others skip nothing they need, and a sink that
+    /// stores its position skips what it holds.
+    fn start_where_sinks_need(&self, consumer: &BaseConsumer<Self>, list: &mut TopicPartitionList) {
+        let Some(sink_positions) = &self.sink_positions else { return };
+        let stored = sink_positions(&partition_keys(list));
+        if stored.is_empty() {
+            return;
+        }
+        let committed = match consumer.committed_offsets(list.clone(), COMMITTED_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(error = %error, "consumer.committed_offsets_failed");
+                return;
+            }
+        };
+        for ((topic, partition), next) in stored {
+            let committed = committed.find_partition(&topic, partition).map(|element| element.offset());
+            let behind = match committed {
+                Some(Offset::Offset(committed)) => next < committed,
+                // No commit yet: start where the sinks stand rather than by auto.offset.reset.
+                _ => true,
+            };
+            if behind && list.set_partition_offset(&topic, partition, Offset::Offset(next)).is_ok() {
+                tracing::info!(topic = %topic, partition, offset = next, committed = ?committed, "consumer.start_at_sink_position");
+            }
+        }
     }
 
     fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
@@ -260,6 +300,7 @@ fn subscribe(
     topics: &[String],
     tracker: Arc<AckTracker>,
     commits: Counter,
+    sink_positions: Option<SinkPositions>,
 ) -> KafkaResult<(Arc<KafkaConsumer>, mpsc::UnboundedReceiver<Assignment>)> {
     let (sender, receiver) = mpsc::unbounded_channel();
     let context = SourceContext {
@@ -269,6 +310,7 @@ fn subscribe(
         assignments: sender,
         owned: Mutex::default(),
         closing: AtomicBool::new(false),
+        sink_positions,
     };
     let mut client_config = ClientConfig::new();
     for (key, value) in &settings.properties {

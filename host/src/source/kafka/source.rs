@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::lag::LagMonitor;
 use super::{
-    Assignment, ConsumerSettings, KafkaConsumer, REVOKE_DRAIN_TIMEOUT, commit_durable, finish_revoke,
-    set_paused, subscribe,
+    Assignment, ConsumerSettings, KafkaConsumer, REVOKE_DRAIN_TIMEOUT, SinkPositions, commit_durable,
+    finish_revoke, set_paused, subscribe,
 };
 use crate::ops::metrics::{Metrics, names};
 use crate::source::acks::{AckTracker, PartitionKey};
@@ -45,7 +45,8 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Creates the consumer and subscribes it to `topics`. Commits take their positions from
-    /// `tracker`; lag is reported every `lag_interval` (zero: never).
+    /// `tracker`; lag is reported every `lag_interval` (zero: never); each assigned partition
+    /// starts no later than the lowest of `sink_positions`.
     ///
     /// # Errors
     /// When librdkafka refuses the settings or the subscription.
@@ -55,9 +56,10 @@ impl KafkaSource {
         tracker: Arc<AckTracker>,
         metrics: Arc<Metrics>,
         lag_interval: Duration,
+        sink_positions: Option<SinkPositions>,
     ) -> rdkafka::error::KafkaResult<Self> {
         let commits = metrics.counter(names::COMMITS, "");
-        let (consumer, assignments) = subscribe(settings, topics, tracker.clone(), commits)?;
+        let (consumer, assignments) = subscribe(settings, topics, tracker.clone(), commits, sink_positions)?;
         tracing::info!(topics = ?topics, group = settings.group_id.as_str(), "consumer.subscribed");
         let (drained_sender, drained) = mpsc::unbounded_channel();
         Ok(KafkaSource {
