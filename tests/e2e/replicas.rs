@@ -34,7 +34,7 @@ async fn a_replica_joining_and_leaving_under_load_loses_nothing() {
     let second_log = second.log();
     assert!(second_status.success(), "second replica exited {second_status}:\n{second_log}");
     assert!(
-        second_log.contains("consumer.assigned partitions=cdc."),
+        second_log.contains(&format!("consumer.assigned partitions={}", scenario.topic())),
         "the second replica never got partitions:\n{second_log}"
     );
     load.await.unwrap();
