@@ -12,16 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use cdc_host::config::{PostgresSslMode, Secret};
 use cdc_host::decode::Decoded;
 use cdc_host::event::{ChangeEvent, Position};
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::{self, SinkSettings};
 use cdc_host::sinks::SinkFactory;
-use cdc_host::sinks::postgres::{ConnectSettings, PostgresFactory, PostgresSettings, Target};
+use cdc_host::sinks::postgres::{PostgresFactory, PostgresSettings, Target};
 use cdc_tests::env::{TestEnv, unique_suffix};
-use cdc_tests::pipeline::{mock_pipeline, quick_retry};
+use cdc_tests::pipeline::{pipeline_settings, quick_retry};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -183,15 +182,7 @@ fn main() {
 fn factory(env: &TestEnv, schema: &str, sink_id: &str) -> Arc<dyn SinkFactory> {
     let settings = PostgresSettings {
         pipeline_id: "bench".into(),
-        connect: ConnectSettings {
-            host: env.pg_host.clone(),
-            port: env.pg_port,
-            database: env.pg_db.clone(),
-            username: env.pg_user.clone(),
-            password: Secret::new(""),
-            sslmode: PostgresSslMode::Disable,
-            sslrootcert: None,
-        },
+        connect: env.postgres_sink_connection(),
         target: Target::Replica { target_schema: schema.into(), table_map: Vec::new() },
         rows_per_statement: BATCH,
     };
@@ -286,7 +277,7 @@ async fn through_kafka(
     producer.flush(Duration::from_secs(120)).unwrap();
 
     let factory = factory(env, schema, "replica");
-    let mut settings = mock_pipeline(
+    let mut settings = pipeline_settings(
         &env.kafka,
         &format!("bench-{topic}"),
         &topic,

@@ -10,7 +10,7 @@ use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::{self, Outcome};
 use cdc_tests::kafka::{committed_offsets, produce, read_topic};
-use cdc_tests::pipeline::{WebhookPipeline, mock_pipeline};
+use cdc_tests::pipeline::{WebhookPipeline, pipeline_settings};
 use cdc_tests::receiver::{WebhookReceiver, eventually};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use serde_json::json;
@@ -114,7 +114,7 @@ async fn a_pipeline_without_sinks_still_commits_what_it_consumed() {
     let health = Arc::new(Health::new([]));
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let outcome = pipeline::run(
-        mock_pipeline(&bootstrap, group, TOPIC, Vec::new()),
+        pipeline_settings(&bootstrap, group, TOPIC, Vec::new()),
         None,
         health.clone(),
         Arc::new(Metrics::default()),

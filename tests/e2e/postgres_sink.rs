@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cdc_host::config::{PostgresSslMode, Secret};
+use cdc_host::config::PostgresSslMode;
 use cdc_host::error::ErrorClass;
 use cdc_host::event::{ChangeEvent, Column, Op, Position, Row, SourceInfo, TableId, Value};
 use cdc_host::sinks::postgres::{ConnectSettings, PostgresFactory, PostgresSettings, Target};
@@ -30,15 +30,7 @@ impl TargetDb {
     fn settings(&self, port: u16, target: Target) -> PostgresSettings {
         PostgresSettings {
             pipeline_id: "sink-suite".into(),
-            connect: ConnectSettings {
-                host: self.env.pg_host.clone(),
-                port,
-                database: self.env.pg_db.clone(),
-                username: self.env.pg_user.clone(),
-                password: Secret::new(""),
-                sslmode: PostgresSslMode::Disable,
-                sslrootcert: None,
-            },
+            connect: ConnectSettings { port, ..self.env.postgres_sink_connection() },
             target,
             rows_per_statement: 2,
         }

@@ -12,7 +12,7 @@ use cdc_host::ops::metrics::{Metrics, names};
 use cdc_host::pipeline::{self, Outcome, PipelineSettings, SinkSettings};
 use cdc_host::testing::ScriptedSinkFactory;
 use cdc_tests::kafka::{committed_offsets, produce};
-use cdc_tests::pipeline::{mock_pipeline, quick_retry};
+use cdc_tests::pipeline::{pipeline_settings, quick_retry};
 use cdc_tests::receiver::eventually;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
@@ -52,7 +52,10 @@ fn options(
     max_buffered: usize,
 ) -> PipelineSettings {
     let sinks = vec![SinkSettings { factory: Arc::new(sink.clone()), retry: quick_retry() }];
-    PipelineSettings { max_buffered_messages: max_buffered, ..mock_pipeline(bootstrap, group, TOPIC, sinks) }
+    PipelineSettings {
+        max_buffered_messages: max_buffered,
+        ..pipeline_settings(bootstrap, group, TOPIC, sinks)
+    }
 }
 
 struct Running {

@@ -8,13 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdc_host::config::{PostgresSslMode, Secret};
 use cdc_host::error::ErrorClass;
 use cdc_host::event::ChangeEvent;
 use cdc_host::plugin::{
     Capabilities, GrantedDirectory, PluginLimits, PluginRuntime, PluginSettings, SinkPlugin,
 };
-use cdc_host::sinks::postgres::{ConnectSettings, PostgresFactory, PostgresSettings, Target};
+use cdc_host::sinks::postgres::{PostgresFactory, PostgresSettings, Target};
 use cdc_host::sinks::wasm::WasmSinkFactory;
 use cdc_host::sinks::webhook::WebhookFactory;
 use cdc_host::sinks::{Sink, SinkFactory};
@@ -117,15 +116,7 @@ async fn postgres_event_log() -> UnderTest {
         .unwrap();
     let settings = PostgresSettings {
         pipeline_id: "conformance".into(),
-        connect: ConnectSettings {
-            host: env.pg_host.clone(),
-            port: env.pg_port,
-            database: env.pg_db.clone(),
-            username: env.pg_user.clone(),
-            password: Secret::new(""),
-            sslmode: PostgresSslMode::Disable,
-            sslrootcert: None,
-        },
+        connect: env.postgres_sink_connection(),
         target: Target::EventLog { table: format!("{schema}.events"), upsert: false },
         rows_per_statement: 100,
     };

@@ -1,6 +1,9 @@
 //! Addresses of the test environment's services, from the variables `scripts/test-env.sh env`
 //! prints.
 
+use cdc_host::config::{PostgresSslMode, Secret};
+use cdc_host::sinks::postgres::ConnectSettings;
+
 /// Where the real services of the test environment listen.
 #[derive(Debug, Clone)]
 pub struct TestEnv {
@@ -36,6 +39,19 @@ impl TestEnv {
             pg_user: var("CDC_TEST_PG_USER"),
             pg_db: var("CDC_TEST_PG_DB"),
             pg_ca: var("CDC_TEST_PG_CA"),
+        }
+    }
+
+    /// How the PostgreSQL sink reaches the test database (trusted: no password, no TLS).
+    pub fn postgres_sink_connection(&self) -> ConnectSettings {
+        ConnectSettings {
+            host: self.pg_host.clone(),
+            port: self.pg_port,
+            database: self.pg_db.clone(),
+            username: self.pg_user.clone(),
+            password: Secret::new(""),
+            sslmode: PostgresSslMode::Disable,
+            sslrootcert: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Pipelines run in process against librdkafka's mock cluster: the options every such suite
-//! starts from, and a pipeline into one webhook sink with a DLQ topic.
+//! Pipelines run in process, against librdkafka's mock cluster or the test broker: the settings
+//! every such suite starts from, and a pipeline into one webhook sink with a DLQ topic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub fn quick_retry() -> RetrySettings {
 
 /// A JSON pipeline on `topic` in `group`, reading from the earliest offset, committing at every
 /// housekeeping tick, with `sinks`.
-pub fn mock_pipeline(
+pub fn pipeline_settings(
     bootstrap: &str,
     group: &str,
     topic: &str,
@@ -85,7 +85,7 @@ impl WebhookPipeline {
         let dlq = KafkaDlq::new(&[("bootstrap.servers".to_owned(), bootstrap.to_owned())], dlq_settings)
             .expect("the DLQ producer starts");
         let options =
-            mock_pipeline(bootstrap, group, topic, vec![SinkSettings { factory, retry: quick_retry() }]);
+            pipeline_settings(bootstrap, group, topic, vec![SinkSettings { factory, retry: quick_retry() }]);
         let health = Arc::new(Health::new(["hook".to_owned()]));
         health.set_connector(Ok(()));
         let (stop, stopped) = oneshot::channel::<()>();

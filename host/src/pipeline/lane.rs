@@ -183,12 +183,11 @@ impl Worker {
             return Ok(());
         }
         let batch = SinkBatch { events: events.into(), records: records.into(), next_offset };
-        let last = self.lane.sinks.len() - 1;
-        let mut batch = Some(batch);
-        for (index, sink) in self.lane.sinks.iter().enumerate() {
-            // The last sink gets the batch itself: a lone sink lane then owns its events.
-            let copy = if index == last { batch.take() } else { batch.clone() };
-            if sink.send(copy.expect("the batch is sent once")).is_err() {
+        // Clones for all sinks but the last, which gets the batch itself: a lone sink lane then
+        // owns its events.
+        let copies = std::iter::repeat_n(batch, self.lane.sinks.len());
+        for (sink, batch) in self.lane.sinks.iter().zip(copies) {
+            if sink.send(batch).is_err() {
                 // A sink lane ends early only when the pipeline halts (or its task failed).
                 if !self.lane.context.halted() {
                     let reason = format!("a sink lane ended unexpectedly (batch up to offset {next_offset})");

@@ -10,6 +10,7 @@
 //! batch written again, since the sink may have lost what it buffered.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -25,6 +26,53 @@ use crate::ops::metrics::{Counter, names};
 use crate::sinks::{Batching, Sink, SinkError};
 use crate::source::SourceRecord;
 use crate::source::acks::PartitionAcks;
+
+/// Batches gathered into one delivery.
+struct Gathered {
+    events: Vec<ChangeEvent>,
+    records: Vec<Arc<SourceRecord>>,
+    next_offset: i64,
+}
+
+/// The next delivery: `held` (a batch that did not fit the last one) or the next batch, then
+/// what queued behind it, up to `max_events`, waiting up to `linger` for more. `None` once the
+/// channel is closed and empty. A batch this lane holds alone is taken without copying.
+async fn gather(
+    batches: &mut mpsc::UnboundedReceiver<SinkBatch>,
+    held: &mut Option<SinkBatch>,
+    max_events: usize,
+    linger: Duration,
+) -> Option<Gathered> {
+    let first = match held.take() {
+        Some(batch) => batch,
+        None => batches.recv().await?,
+    };
+    let mut gathered = Gathered {
+        events: Arc::unwrap_or_clone(first.events),
+        records: Arc::unwrap_or_clone(first.records),
+        next_offset: first.next_offset,
+    };
+    let deadline = tokio::time::Instant::now() + linger;
+    while gathered.events.len() < max_events {
+        let batch = match batches.try_recv() {
+            Ok(batch) => batch,
+            Err(_) if linger.is_zero() => break,
+            // Closed (what is gathered is still delivered) or waited long enough: deliver.
+            Err(_) => match tokio::time::timeout_at(deadline, batches.recv()).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) | Err(_) => break,
+            },
+        };
+        if gathered.events.len() + batch.events.len() > max_events {
+            *held = Some(batch);
+            break;
+        }
+        gathered.events.extend(Arc::unwrap_or_clone(batch.events));
+        gathered.records.extend(Arc::unwrap_or_clone(batch.records));
+        gathered.next_offset = batch.next_offset;
+    }
+    Some(gathered)
+}
 
 /// One sink's lane for one partition.
 pub struct SinkLane {
@@ -74,43 +122,13 @@ impl SinkLane {
             return;
         }
         let Batching { max_events: sink_max, linger } = self.batching;
-        let max_events = max_events.max(sink_max).max(1);
-        let mut next = None;
-        loop {
-            let first = match next.take() {
-                Some(held) => held,
-                None => match batches.recv().await {
-                    Some(batch) => batch,
-                    None => break,
-                },
-            };
-            // A sink lane that holds the batch alone takes its events without copying them.
-            let mut events = Arc::unwrap_or_clone(first.events);
-            let mut records = Arc::unwrap_or_clone(first.records);
-            let mut next_offset = first.next_offset;
-            let deadline = tokio::time::Instant::now() + linger;
-            while events.len() < max_events {
-                let batch = match batches.try_recv() {
-                    Ok(batch) => batch,
-                    Err(_) if linger.is_zero() => break,
-                    Err(_) => match tokio::time::timeout_at(deadline, batches.recv()).await {
-                        Ok(Some(batch)) => batch,
-                        // Closed (what is gathered is still delivered) or waited long enough.
-                        Ok(None) | Err(_) => break,
-                    },
-                };
-                if events.len() + batch.events.len() > max_events {
-                    next = Some(batch);
-                    break;
-                }
-                events.extend(Arc::unwrap_or_clone(batch.events));
-                records.extend(Arc::unwrap_or_clone(batch.records));
-                next_offset = batch.next_offset;
-            }
-            if self.deliver(events, records).await.is_err() {
+        let max_events = max_events.max(sink_max);
+        let mut held = None;
+        while let Some(gathered) = gather(&mut batches, &mut held, max_events, linger).await {
+            if self.deliver(gathered.events, gathered.records).await.is_err() {
                 break;
             }
-            self.acks.ack(self.participant, next_offset);
+            self.acks.ack(self.participant, gathered.next_offset);
         }
         self.sink.close().await;
     }

@@ -57,6 +57,18 @@ struct Resolved {
     index: HashMap<String, usize>,
     /// Positions of the key columns in `table.columns`.
     key: Vec<usize>,
+    /// The source schema the table was resolved for.
+    schema: Option<Arc<[Column]>>,
+}
+
+impl Resolved {
+    /// Whether the table has every column of a source schema. Events of one schema share its
+    /// columns, so the check is by identity for all but the first of them.
+    fn covers(&self, columns: Option<&Arc<[Column]>>) -> bool {
+        let Some(columns) = columns else { return true };
+        self.schema.as_ref().is_some_and(|schema| Arc::ptr_eq(schema, columns))
+            || columns.iter().all(|column| self.index.contains_key(&column.name))
+    }
 }
 
 /// The replica writer of one lane: the target tables it resolved.
@@ -140,10 +152,7 @@ impl Replica {
     ) -> Result<Arc<Resolved>, ApplyError> {
         let refuse = |reason: String| ApplyError::Event { index: 0, reason };
         if let Some(resolved) = self.tables.get(&event.table)
-            && event
-                .columns
-                .as_ref()
-                .is_none_or(|columns| columns.iter().all(|c| resolved.index.contains_key(&c.name)))
+            && resolved.covers(event.columns.as_ref())
         {
             return Ok(resolved.clone());
         }
@@ -195,7 +204,7 @@ impl Replica {
         let index: HashMap<String, usize> =
             table.columns.iter().enumerate().map(|(i, column)| (column.name.clone(), i)).collect();
         let key = table.key.iter().map(|k| index[k]).collect();
-        let resolved = Arc::new(Resolved { table, index, key });
+        let resolved = Arc::new(Resolved { table, index, key, schema: event.columns.clone() });
         self.tables.insert(event.table.clone(), resolved.clone());
         Ok(resolved)
     }
