@@ -7,6 +7,8 @@
 #   scripts/test-env.sh down     stop all three and delete their runtime state (logs are kept)
 #   scripts/test-env.sh status   one line per component; exit 0 only if all three run
 #   scripts/test-env.sh env      print the export lines the tests use
+#   scripts/test-env.sh pg-up    install PostgreSQL if missing and start it alone (embedded mode)
+#   scripts/test-env.sh pg-down  stop it and delete its data
 #
 # See scripts/README.md for ports, variables, files and debugging.
 set -euo pipefail
@@ -176,8 +178,6 @@ ensure_packages() {
     else
         missing+=(openjdk-17-jre-headless)
     fi
-    [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl && -x $PG_BIN/pg_isready && -x $PG_BIN/psql ]] ||
-        missing+=(postgresql-15)
     for j in "${JETTY_JARS[@]}"; do
         if [[ ! -f /usr/share/java/jetty9-$j.jar ]]; then
             missing+=(libjetty9-java)
@@ -185,20 +185,33 @@ ensure_packages() {
         fi
     done
     command -v curl >/dev/null 2>&1 || missing+=(curl)
-    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
-
-    if ((${#missing[@]})); then
-        is_root || die "missing packages (${missing[*]}); run as root or install them with apt-get"
-        step "apt-get update" apt-get update -q
-        step "apt-get install ${missing[*]}" \
-            env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-        if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]]; then
-            JAVA=$(compgen -G '/usr/lib/jvm/java-17-openjdk-*/bin/java' | head -n1 || true)
-            [[ -n $JAVA ]] || JAVA=java
-        fi
+    # shellcheck disable=SC2207 # one package name per word
+    missing+=($(missing_pg_packages))
+    apt_install "${missing[@]}"
+    if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]]; then
+        JAVA=$(compgen -G '/usr/lib/jvm/java-17-openjdk-*/bin/java' | head -n1 || true)
+        [[ -n $JAVA ]] || JAVA=java
     fi
+    check_pg_user
+}
+
+# The packages PostgreSQL alone needs that are not installed.
+missing_pg_packages() {
+    [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl && -x $PG_BIN/pg_isready && -x $PG_BIN/psql ]] ||
+        echo postgresql-15
+    command -v openssl >/dev/null 2>&1 || echo openssl
+}
+
+apt_install() {
+    (($#)) || return 0
+    is_root || die "missing packages ($*); run as root or install them with apt-get"
+    step "apt-get update" apt-get update -q
+    step "apt-get install $*" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+check_pg_user() {
     if is_root; then
         id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist (it comes with postgresql-15)"
     fi
@@ -599,6 +612,23 @@ cmd_up() {
     echo "test-env: up in $((SECONDS - t0))s: kafka $HOST:$KAFKA_PORT, postgres $HOST:$PG_PORT, connect http://$HOST:$CONNECT_PORT (logs in $ENV_DIR)"
 }
 
+# PostgreSQL alone (the embedded mode needs no broker and no Connect).
+cmd_pg_up() {
+    : >"$SETUP_LOG"
+    mkdir -p "$ENV_DIR"
+    # shellcheck disable=SC2046 # one package name per word
+    apt_install $(missing_pg_packages)
+    check_pg_user
+    start_pg
+    echo "test-env: postgres $HOST:$PG_PORT (data in $PG_DIR)"
+}
+
+cmd_pg_down() {
+    mkdir -p "$ENV_DIR"
+    stop_pg
+    rm -rf "$PG_DIR"
+}
+
 cmd_status() {
     local ok=0
     if broker_running; then
@@ -643,7 +673,7 @@ with_lock() {
 }
 
 usage() {
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|status|env|pg-up|pg-down" >&2
     exit 2
 }
 
@@ -652,5 +682,7 @@ up) with_lock cmd_up ;;
 down) with_lock cmd_down ;;
 status) cmd_status ;;
 env) cmd_env ;;
+pg-up) with_lock cmd_pg_up ;;
+pg-down) with_lock cmd_pg_down ;;
 *) usage ;;
 esac

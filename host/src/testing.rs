@@ -59,12 +59,22 @@ pub fn record(topic: &str, partition: i32, offset: i64, id: i64) -> SourceRecord
         offset,
         key: Some(json!({"id": id}).to_string().into_bytes()),
         value: Some(value.to_string().into_bytes()),
+        wal: None,
+        prepared: None,
     }
 }
 
 /// A record that cannot be decoded, at `offset` of `topic[partition]`.
 pub fn garbage(topic: &str, partition: i32, offset: i64) -> SourceRecord {
-    SourceRecord { topic: Arc::from(topic), partition, offset, key: None, value: Some(b"{not json".to_vec()) }
+    SourceRecord {
+        topic: Arc::from(topic),
+        partition,
+        offset,
+        key: None,
+        value: Some(b"{not json".to_vec()),
+        wal: None,
+        prepared: None,
+    }
 }
 
 /// How a [`ScriptedSink`] fails on an event.

@@ -3,6 +3,7 @@
 
 mod avro;
 mod delivery;
+mod embedded;
 mod in_process;
 mod independence;
 mod packaging;

@@ -13,19 +13,19 @@ use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, postgres_replica_
 use cdc_tests::schema_registry::TestSchemaRegistry;
 
 /// Every type of the Debezium all-types fixture, and a few more.
-pub const ALL_TYPES: &str = "id integer PRIMARY KEY, num_fixed numeric(12,3), num_any numeric, \
+pub(crate) const ALL_TYPES: &str = "id integer PRIMARY KEY, num_fixed numeric(12,3), num_any numeric, \
     money_like decimal(10,2), ts timestamp, tstz timestamptz, d date, t time, j json, jb jsonb, u uuid, \
     int_arr int[], text_arr text[], b boolean, by bytea, f8 float8, f4 real, small smallint, big bigint, \
     v varchar(20), big_text text";
 
 /// Text too large and too random to stay inline: PostgreSQL TOASTs it, and Debezium does not
 /// send it again in an update that leaves it alone.
-const LARGE_TEXT: &str = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i)";
+pub(crate) const LARGE_TEXT: &str = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i)";
 
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(150);
+pub(crate) const CONVERGE_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Rows of a table as JSON text in key order, or `None` when it does not exist yet.
-async fn rows(scenario: &Scenario, table: &str) -> Option<Vec<String>> {
+pub(crate) async fn rows(scenario: &Scenario, table: &str) -> Option<Vec<String>> {
     let sql = format!("SELECT row_to_json(r)::text FROM {table} r ORDER BY id");
     let rows = scenario.pg.query(&sql, &[]).await.ok()?;
     Some(rows.iter().map(|row| row.get(0)).collect())
@@ -40,7 +40,12 @@ async fn column_types(scenario: &Scenario, table: &str) -> Vec<(String, String)>
 }
 
 /// Waits until the replica holds exactly the source's rows; panics with both and the log.
-async fn assert_converges(scenario: &Scenario, source: &str, replica: &str, log: impl Fn() -> String) {
+pub(crate) async fn assert_converges(
+    scenario: &Scenario,
+    source: &str,
+    replica: &str,
+    log: impl Fn() -> String,
+) {
     let converged = eventually(CONVERGE_TIMEOUT, || async {
         let expected = rows(scenario, source).await;
         expected.is_some() && rows(scenario, replica).await == expected
@@ -52,14 +57,13 @@ async fn assert_converges(scenario: &Scenario, source: &str, replica: &str, log:
     }
 }
 
-async fn replica_follows_every_change(kafka: String, keep: impl Sized) {
+/// Every kind of change and every type, through the transport `transport` sets up (its
+/// `kafka` and `platform` lines), into a replica; `keep` lives as long as the test.
+pub(crate) async fn replica_follows_every_change(transport: PipelineParts, keep: impl Sized) {
     let scenario = Scenario::new(ALL_TYPES).await;
     let target_schema = format!("replica_{}", scenario.names.table);
-    let parts = PipelineParts {
-        sinks: postgres_replica_sink("replica", &scenario.env, &target_schema),
-        kafka,
-        ..PipelineParts::default()
-    };
+    let parts =
+        PipelineParts { sinks: postgres_replica_sink("replica", &scenario.env, &target_schema), ..transport };
     let (mut cdc, _) = scenario.start(&parts, &[]);
     scenario.wait_streaming(&cdc).await;
     let source = format!("public.{}", scenario.names.table);
@@ -112,14 +116,15 @@ async fn replica_follows_every_change(kafka: String, keep: impl Sized) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_equals_its_source_through_every_change_and_type_in_json() {
-    replica_follows_every_change("  schemas_enable: true\n".into(), ()).await;
+    let transport = PipelineParts { kafka: "  schemas_enable: true\n".into(), ..PipelineParts::default() };
+    replica_follows_every_change(transport, ()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_equals_its_source_through_every_change_and_type_in_avro() {
     let registry = TestSchemaRegistry::start().await.expect("test registry starts");
     let kafka = format!("  value_converter: avro\n  schema_registry_url: {}\n", registry.url());
-    replica_follows_every_change(kafka, registry).await;
+    replica_follows_every_change(PipelineParts { kafka, ..PipelineParts::default() }, registry).await;
 }
 
 /// Counts, per position, the rows the target committed into an event-log table: a trigger
@@ -146,27 +151,43 @@ async fn count_log_attempts(scenario: &Scenario, schema: &str) {
         .await;
 }
 
-async fn count(scenario: &Scenario, sql: &str) -> i64 {
+pub(crate) async fn count(scenario: &Scenario, sql: &str) -> i64 {
     scenario.pg.query_one(sql, &[]).await.map(|row| row.get(0)).unwrap_or(-1)
+}
+
+/// An event-log sink item writing to `<schema>.events`.
+pub(crate) fn event_log_sink(scenario: &Scenario, schema: &str) -> String {
+    let env = &scenario.env;
+    format!(
+        "  - sink_id: log\n    sink_type: postgres\n    postgres:\n      host: {}\n      port: {}\n      database: {}\n      username: {}\n      target_table: {schema}.events\n",
+        env.pg_host, env.pg_port, env.pg_db, env.pg_user
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_leaves_the_replica_equal_and_every_change_written_once() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let schema = format!("kill_{}", scenario.names.table);
+    // The event log of a version before `source_index`: the sink widens its key.
     count_log_attempts(&scenario, &schema).await;
-    let env = &scenario.env;
-    let event_log = format!(
-        "  - sink_id: log\n    sink_type: postgres\n    postgres:\n      host: {}\n      port: {}\n      database: {}\n      username: {}\n      target_table: {schema}.events\n",
-        env.pg_host, env.pg_port, env.pg_db, env.pg_user
-    );
     let parts = PipelineParts {
-        sinks: format!("{}{event_log}", postgres_replica_sink("replica", env, &schema)),
+        sinks: format!(
+            "{}{}",
+            postgres_replica_sink("replica", &scenario.env, &schema),
+            event_log_sink(&scenario, &schema)
+        ),
         // Rare commits: every restart reads again records the sinks already hold.
         kafka: "  schemas_enable: true\n  commit_interval_seconds: 5\n".into(),
         ..PipelineParts::default()
     };
-    let (mut cdc, _) = scenario.start(&parts, &[]);
+    kill_9_under_load(&scenario, &schema, &parts).await;
+}
+
+/// Runs `parts` (a replica and an event log in `schema`, whose attempts a trigger counts)
+/// under a load of inserts and updates, kills it with SIGKILL three times, and checks that the
+/// replica equals the source and that the log holds every change exactly once.
+pub(crate) async fn kill_9_under_load(scenario: &Scenario, schema: &str, parts: &PipelineParts) {
+    let (mut cdc, _) = scenario.start(parts, &[]);
     scenario.wait_streaming(&cdc).await;
 
     let total: i64 = 300;
@@ -174,25 +195,25 @@ async fn kill_9_under_load_leaves_the_replica_equal_and_every_change_written_onc
     let logged = format!("SELECT count(*) FROM {schema}.events");
     let mut logs = String::new();
     for round in 0..3 {
-        let seen = count(&scenario, &logged).await;
+        let seen = count(scenario, &logged).await;
         let progressed =
-            eventually(CONVERGE_TIMEOUT, || async { count(&scenario, &logged).await >= seen + 20 }).await;
+            eventually(CONVERGE_TIMEOUT, || async { count(scenario, &logged).await >= seen + 20 }).await;
         assert!(progressed, "no progress in round {round}:\n{logs}\n{}", cdc.log());
         cdc.kill();
         logs.push_str(&format!("--- run {round} ---\n{}", cdc.log()));
-        cdc = scenario.start(&parts, &[]).0;
+        cdc = scenario.start(parts, &[]).0;
     }
     load.await.unwrap();
 
     let source = format!("public.{}", scenario.names.table);
     let replica = format!("{schema}.{}", scenario.names.table);
-    assert_converges(&scenario, &source, &replica, || format!("{logs}\n--- last ---\n{}", cdc.log())).await;
+    assert_converges(scenario, &source, &replica, || format!("{logs}\n--- last ---\n{}", cdc.log())).await;
     let changes = total + total / 3;
     let all_logged =
-        eventually(CONVERGE_TIMEOUT, || async { count(&scenario, &logged).await == changes }).await;
-    assert!(all_logged, "{} of {changes} changes logged\n{}", count(&scenario, &logged).await, cdc.log());
+        eventually(CONVERGE_TIMEOUT, || async { count(scenario, &logged).await == changes }).await;
+    assert!(all_logged, "{} of {changes} changes logged\n{}", count(scenario, &logged).await, cdc.log());
     let attempts = format!("SELECT count(*) FROM {schema}.attempts WHERE n > 1");
-    assert_eq!(count(&scenario, &attempts).await, 0, "a change was written twice\n{logs}\n{}", cdc.log());
+    assert_eq!(count(scenario, &attempts).await, 0, "a change was written twice\n{logs}\n{}", cdc.log());
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
     scenario.cleanup().await;

@@ -31,6 +31,14 @@ impl CdcProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The most resident memory the process has used so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Whether it has exited, and how.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         self.child.as_mut().and_then(|child| child.try_wait().expect("poll child"))

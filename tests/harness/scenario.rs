@@ -256,6 +256,10 @@ impl Scenario {
         let _ = reqwest::Client::new().delete(url).send().await;
         let _ = eventually(Duration::from_secs(30), || async { !self.slot_active().await }).await;
         let _ = self.pg.execute("SELECT pg_drop_replication_slot($1)", &[&self.names.slot]).await;
+        let _ = self
+            .pg
+            .batch_execute(&format!("DROP PUBLICATION IF EXISTS \"{}\"", self.names.publication))
+            .await;
     }
 }
 

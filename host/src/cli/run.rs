@@ -17,12 +17,13 @@ use crate::ops::metrics::Metrics;
 use crate::ops::schema_monitor::{Change, SchemaMonitor};
 use crate::ops::telemetry::report;
 use crate::ops::{debezium, server, telemetry, topics};
-use crate::pipeline::dlq::{DeadLetterQueue, DlqSettings, KafkaDlq, dlq_topic};
+use crate::pipeline::dlq::{DeadLetterQueue, DirectoryDlq, DlqSettings, KafkaDlq, dlq_topic};
 use crate::pipeline::retry::RetrySettings;
 use crate::pipeline::{self, Outcome, PipelineSettings, SinkSettings};
 use crate::plugin::{PluginRuntime, PluginSettings, TransformPlugin};
 use crate::sinks;
 use crate::source::kafka::{self, ConsumerSettings};
+use crate::source::postgres::EmbeddedSettings;
 
 /// How long the connector may take to reach RUNNING.
 const CONNECTOR_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -110,7 +111,13 @@ async fn run_pipeline(config: Config) -> anyhow::Result<Outcome> {
             std::process::exit(1);
         });
     };
-    let outcome = pipeline::run(options, dlq, health.clone(), metrics, shutdown).await?;
+    let outcome = match config.platform.transport_mode {
+        TransportMode::Kafka => pipeline::run(options, dlq, health.clone(), metrics, shutdown).await?,
+        TransportMode::Embedded => {
+            let embedded = EmbeddedSettings::from_config(&config);
+            pipeline::run_embedded(options, embedded, dlq, health.clone(), metrics, shutdown).await?
+        }
+    };
     if let Outcome::Halted(_) = &outcome {
         arm_watchdog(shutdown_timeout);
     }
@@ -166,9 +173,83 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     }
 
     let kafka = &config.platform.kafka;
-    let connection = kafka::connection_properties(kafka);
     let source_topics = debezium::source_topics(config);
-    let mut provisioned = source_topics.clone();
+    let dlq_settings = DlqSettings {
+        topic_suffix: config.platform.dlq.topic_suffix.clone(),
+        include_headers: config.platform.dlq.include_headers,
+        write_timeout: DLQ_WRITE_TIMEOUT,
+    };
+    let (mut companions, dlq): (_, Option<Arc<dyn DeadLetterQueue>>) = match config.platform.transport_mode {
+        TransportMode::Kafka => {
+            let companions = vec![provision_kafka(config, &source_topics, &health).await?];
+            let dlq = if config.platform.dlq.enabled {
+                let connection = kafka::connection_properties(kafka);
+                // The DLQ producer always waits for every in-sync replica (see `KafkaDlq`).
+                let dlq =
+                    KafkaDlq::new(&connection, dlq_settings).context("cannot create the DLQ producer")?;
+                Some(Arc::new(dlq) as Arc<dyn DeadLetterQueue>)
+            } else {
+                None
+            };
+            (companions, dlq)
+        }
+        // No broker: the source reads the database itself, and the DLQ is a directory.
+        TransportMode::Embedded => {
+            let dlq = if config.platform.dlq.enabled {
+                let directory = &config.platform.dlq.directory;
+                let dlq = DirectoryDlq::new(directory.clone(), dlq_settings)
+                    .with_context(|| format!("cannot create the DLQ directory {}", directory.display()))?;
+                Some(Arc::new(dlq) as Arc<dyn DeadLetterQueue>)
+            } else {
+                None
+            };
+            (Vec::new(), dlq)
+        }
+    };
+
+    let decoder = match kafka.value_converter {
+        // The embedded source writes Debezium's JSON with schemas.
+        _ if config.platform.transport_mode == TransportMode::Embedded => Decoder::Json,
+        ValueConverter::Json => Decoder::Json,
+        ValueConverter::Avro => {
+            let registry = SchemaRegistry::new(&kafka.schema_registry_url, SCHEMA_REGISTRY_TIMEOUT)
+                .context("cannot create the schema registry client")?;
+            Decoder::Avro(Arc::new(registry))
+        }
+    };
+    // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
+    let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
+    companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt));
+    let options = PipelineSettings {
+        consumer: ConsumerSettings::from_config(kafka),
+        topics: source_topics,
+        decoder,
+        sinks,
+        transforms,
+        transform_retry: RetrySettings::from(&config.platform.retry),
+        max_buffered_messages: config.platform.max_buffered_messages,
+        batch_size: match config.platform.transport_mode {
+            TransportMode::Kafka => kafka.poll_batch_size,
+            TransportMode::Embedded => config.platform.wal_reader.batch_size,
+        },
+        partition_concurrency: config.platform.partition_concurrency,
+        record_retries: config.platform.dlq.max_retries,
+        commit_interval: kafka.commit_interval,
+        lag_interval: config.platform.lag_monitor_interval,
+        shutdown_timeout: config.platform.shutdown_timeout,
+    };
+    Ok(Prepared { options, dlq, health, metrics, companions, schema_halted, stop_server })
+}
+
+/// Provisions the topics and the connector, and returns the task that keeps `/readyz` honest
+/// about the connector.
+async fn provision_kafka(
+    config: &Config,
+    source_topics: &[String],
+    health: &Arc<Health>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let kafka = &config.platform.kafka;
+    let mut provisioned = source_topics.to_vec();
     if config.platform.dlq.enabled {
         provisioned
             .extend(source_topics.iter().map(|topic| dlq_topic(topic, &config.platform.dlq.topic_suffix)));
@@ -198,56 +279,13 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         .await?;
     health.set_connector(Ok(()));
     tracing::info!(connector = connect.name(), "provision.connector_running");
-    let mut companions = vec![tokio::spawn(watch_connector(connect, health.clone()))];
-
-    let dlq: Option<Arc<dyn DeadLetterQueue>> = if config.platform.dlq.enabled {
-        let settings = DlqSettings {
-            topic_suffix: config.platform.dlq.topic_suffix.clone(),
-            include_headers: config.platform.dlq.include_headers,
-            write_timeout: DLQ_WRITE_TIMEOUT,
-        };
-        // The DLQ producer always waits for every in-sync replica (see `KafkaDlq`).
-        Some(Arc::new(KafkaDlq::new(&connection, settings).context("cannot create the DLQ producer")?))
-    } else {
-        None
-    };
-
-    let decoder = match kafka.value_converter {
-        ValueConverter::Json => Decoder::Json,
-        ValueConverter::Avro => {
-            let registry = SchemaRegistry::new(&kafka.schema_registry_url, SCHEMA_REGISTRY_TIMEOUT)
-                .context("cannot create the schema registry client")?;
-            Decoder::Avro(Arc::new(registry))
-        }
-    };
-    // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
-    let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
-    companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt));
-    let options = PipelineSettings {
-        consumer: ConsumerSettings::from_config(kafka),
-        topics: source_topics,
-        decoder,
-        sinks,
-        transforms,
-        transform_retry: RetrySettings::from(&config.platform.retry),
-        max_buffered_messages: config.platform.max_buffered_messages,
-        batch_size: kafka.poll_batch_size,
-        partition_concurrency: config.platform.partition_concurrency,
-        record_retries: config.platform.dlq.max_retries,
-        commit_interval: kafka.commit_interval,
-        lag_interval: config.platform.lag_monitor_interval,
-        shutdown_timeout: config.platform.shutdown_timeout,
-    };
-    Ok(Prepared { options, dlq, health, metrics, companions, schema_halted, stop_server })
+    Ok(tokio::spawn(watch_connector(connect, health.clone())))
 }
 
 /// Refuses, with a clear message, what this build cannot run yet: nothing is accepted and
 /// then ignored. (Sinks are refused by [`sinks::factory`], also before anything is
 /// provisioned.)
 fn check_supported(config: &Config) -> anyhow::Result<()> {
-    if config.platform.transport_mode == TransportMode::Embedded {
-        bail!("transport_mode `embedded` is not available in this build yet; use `kafka`");
-    }
     if !matches!(config.pipeline.source.source_type, SourceType::Postgres | SourceType::Mysql) {
         bail!("source_type {:?} is not available in this build yet", config.pipeline.source.source_type);
     }

@@ -133,6 +133,8 @@ pub const WAL_MAX_RETRIES: u32 = 0;
 pub const DLQ_ENABLED: bool = true;
 /// `dlq.topic_suffix`.
 pub const DLQ_TOPIC_SUFFIX: &str = "dlq";
+/// Where the DLQ files of an embedded pipeline go.
+pub const DLQ_DIRECTORY: &str = "dlq";
 /// `dlq.max_retries`.
 pub const DLQ_MAX_RETRIES: u32 = 3;
 /// `dlq.include_headers`.

@@ -232,6 +232,8 @@ pub struct DlqConfig {
     pub include_headers: bool,
     /// Flush the DLQ producer at most this often; zero flushes each write.
     pub flush_interval: Duration,
+    /// Where the DLQ's files go in embedded mode (no broker): one JSON Lines file per topic.
+    pub directory: std::path::PathBuf,
 }
 
 /// Exponential backoff with optional jitter.

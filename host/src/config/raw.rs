@@ -416,4 +416,6 @@ pub(super) struct Dlq {
     pub include_headers: Option<bool>,
     /// Producer flush period.
     pub flush_interval_seconds: Option<f64>,
+    /// Directory of the DLQ files (embedded mode).
+    pub directory: Option<String>,
 }

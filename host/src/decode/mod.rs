@@ -29,6 +29,7 @@ mod envelope;
 mod json;
 mod logical;
 mod plain;
+mod prepared;
 mod registry;
 mod schema;
 #[cfg(test)]
@@ -36,6 +37,7 @@ mod tests;
 
 pub use avro::{AvroSchema, AvroSchemaError, decode_avro, decode_avro_with, split_confluent};
 pub use json::decode_json;
+pub use prepared::{PreparedRecord, TableSchemas};
 pub use registry::SchemaRegistry;
 
 /// How a pipeline's records are encoded: what Debezium's converter wrote.

@@ -44,7 +44,7 @@ pub(super) fn parse(value: &[u8]) -> Option<ChangeEvent> {
         source,
         ts_ms: envelope.ts_ms,
         columns: None,
-        position: Position::Lsn(0),
+        position: Position::Kafka { topic: "".into(), partition: 0, offset: 0 },
         output_index: 0,
     })
 }

@@ -225,13 +225,19 @@ mod tests {
         };
         let (key, value): (Vec<u8>, Vec<u8>) = (hex("key_raw_hex"), hex("value_raw_hex"));
         for _ in 0..3 {
-            let position = Position::Lsn(1);
+            let position = Position::Kafka { topic: "t".into(), partition: 0, offset: 1 };
             let decoded = decode_avro(&registry, Some(&key), Some(&value), position).await;
             assert!(matches!(decoded, Ok(Decoded::Change(_))), "{decoded:?}");
             assert_eq!(requests.load(Ordering::SeqCst), 2, "one request per schema id");
         }
         assert!(registry.cached(2).is_some() && registry.cached(4).is_none());
-        let tombstone = decode_avro(&registry, Some(&key), None, Position::Lsn(2)).await;
+        let tombstone = decode_avro(
+            &registry,
+            Some(&key),
+            None,
+            Position::Kafka { topic: "t".into(), partition: 0, offset: 2 },
+        )
+        .await;
         assert!(matches!(tombstone, Ok(Decoded::Tombstone)));
     }
 
@@ -293,7 +299,14 @@ mod tests {
         let error = registry_at_closed_port().schema(1).await.expect_err("refused");
         assert!(error.is_transient() && !error.to_string().contains("secret"), "{error}");
         let value = [0, 0, 0, 0, 1, 0];
-        let error = decode_avro(&registry, None, Some(&value), Position::Lsn(1)).await.expect_err("500");
+        let error = decode_avro(
+            &registry,
+            None,
+            Some(&value),
+            Position::Kafka { topic: "t".into(), partition: 0, offset: 1 },
+        )
+        .await
+        .expect_err("500");
         assert!(error.is_transient());
     }
 

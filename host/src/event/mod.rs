@@ -46,16 +46,33 @@ pub enum Position {
         /// Offset within the partition.
         offset: i64,
     },
-    /// A PostgreSQL WAL position (embedded mode).
-    Lsn(u64),
+    /// A change read from PostgreSQL's WAL (embedded mode).
+    Wal {
+        /// The table's topic name (`{topic_prefix}.{schema}.{table}`), as Debezium would name it.
+        topic: Arc<str>,
+        /// Where in the WAL.
+        position: WalPosition,
+    },
+}
+
+/// Where a change sits in PostgreSQL's WAL: its transaction's commit LSN and its place in the
+/// transaction. Transactions arrive in commit order, so these order the changes as they were
+/// read, and stay the same when they are read again after a restart. Snapshot reads carry the
+/// slot's consistent point and their place in the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WalPosition {
+    /// The commit LSN of the change's transaction.
+    pub commit_lsn: u64,
+    /// The change's index within its transaction, from 0.
+    pub index: u64,
 }
 
 impl fmt::Display for Position {
-    /// `topic/partition/offset`, or `lsn/<hex>`.
+    /// `topic/partition/offset`, or `lsn/<commit LSN, hex>/<index>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Position::Kafka { topic, partition, offset } => write!(f, "{topic}/{partition}/{offset}"),
-            Position::Lsn(lsn) => write!(f, "lsn/{lsn:X}"),
+            Position::Wal { position, .. } => write!(f, "lsn/{:X}/{}", position.commit_lsn, position.index),
         }
     }
 }
@@ -105,7 +122,7 @@ pub struct ChangeEvent {
 
 impl ChangeEvent {
     /// A stable id for this change, the same on every redelivery and unique per event:
-    /// the position (`topic/partition/offset`, `lsn/<hex>`) for the first event of a source
+    /// the position (`topic/partition/offset`, `lsn/<hex>/<index>`) for the first event of a source
     /// record, followed by `/<n>` for its n-th further event (`orders/0/12/1`). Kafka topic
     /// names cannot hold `/`, so the id is unambiguous.
     pub fn idempotency_id(&self) -> String {

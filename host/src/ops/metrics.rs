@@ -34,6 +34,8 @@ pub mod names {
     pub const COMMITS: &str = "cdc_commits_total";
     /// Consumer lag per partition (high watermark minus committed position).
     pub const CONSUMER_LAG: &str = "cdc_consumer_lag";
+    /// Gauge, per replication slot: bytes of WAL the slot holds (embedded mode).
+    pub const REPLICATION_LAG_BYTES: &str = "cdc_replication_lag_bytes";
 }
 
 /// A monotonically increasing counter.

@@ -1,8 +1,14 @@
 //! The dead-letter queue: records that fail on their own go to `<topic>.<suffix>` with their
-//! original key and value bytes and headers that say why (Kafka Connect's names). A record
+//! original key and value bytes and headers that say why (Kafka Connect's names): a Kafka
+//! topic ([`KafkaDlq`]), or without a broker (embedded mode) a JSON Lines file of that name
+//! ([`DirectoryDlq`]) with the headers as fields. A record
 //! counts as handled only once the DLQ confirmed the write (docs/architecture.md, delivery).
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
@@ -96,12 +102,13 @@ impl KafkaDlq {
     /// Writes one record and returns once the broker confirmed it.
     async fn send(&self, record: &SourceRecord, failure: &Failure) -> Result<(), KafkaError> {
         let topic = self.topic_for(&record.topic);
+        let (key, value) = (record.key_bytes(), record.value_bytes());
         let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic);
-        if let Some(key) = &record.key {
-            future_record = future_record.key(key.as_slice());
+        if let Some(key) = &key {
+            future_record = future_record.key(key.as_ref());
         }
-        if let Some(value) = &record.value {
-            future_record = future_record.payload(value.as_slice());
+        if let Some(value) = &value {
+            future_record = future_record.payload(value.as_ref());
         }
         if self.settings.include_headers {
             future_record = future_record.headers(failure_headers(record, failure));
@@ -149,8 +156,15 @@ pub fn dlq_topic(source_topic: &str, suffix: &str) -> String {
 }
 
 fn failure_headers(record: &SourceRecord, failure: &Failure) -> OwnedHeaders {
+    failure_fields(record, failure).into_iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header { key, value: Some(value.as_bytes()) })
+    })
+}
+
+/// The failure headers' names and values.
+fn failure_fields(record: &SourceRecord, failure: &Failure) -> [(&'static str, String); 9] {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-    let values = [
+    [
         (headers::TOPIC, record.topic.to_string()),
         (headers::PARTITION, record.partition.to_string()),
         (headers::OFFSET, record.offset.to_string()),
@@ -160,10 +174,87 @@ fn failure_headers(record: &SourceRecord, failure: &Failure) -> OwnedHeaders {
         (headers::SINK_ID, failure.stage.clone()),
         (headers::ATTEMPTS, failure.attempts.to_string()),
         (headers::TIMESTAMP, now_ms.to_string()),
-    ];
-    values.into_iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
-        headers.insert(Header { key, value: Some(value.as_bytes()) })
-    })
+    ]
+}
+
+/// Writes failed records as JSON Lines to `<directory>/<topic>.<suffix>.jsonl`, one object per
+/// record: `topic`, `partition`, `offset`, the WAL position when there is one, `key` and
+/// `value` (as text when they are UTF-8, else `key_base64`/`value_base64`), and `headers`. A
+/// write counts once the file is synced.
+pub struct DirectoryDlq {
+    directory: PathBuf,
+    settings: DlqSettings,
+    /// One writer at a time, so that lines never interleave.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl DirectoryDlq {
+    /// Creates the directory when absent.
+    pub fn new(directory: PathBuf, settings: DlqSettings) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&directory)?;
+        Ok(DirectoryDlq { directory, settings, lock: tokio::sync::Mutex::new(()) })
+    }
+
+    fn path_for(&self, source_topic: &str) -> PathBuf {
+        self.directory.join(format!("{}.jsonl", dlq_topic(source_topic, &self.settings.topic_suffix)))
+    }
+
+    fn line(&self, record: &SourceRecord, failure: &Failure) -> Vec<u8> {
+        let mut line = serde_json::Map::new();
+        line.insert("topic".into(), record.topic.as_ref().into());
+        line.insert("partition".into(), record.partition.into());
+        line.insert("offset".into(), record.offset.into());
+        if let Some(wal) = record.wal {
+            line.insert("commit_lsn".into(), wal.commit_lsn.into());
+            line.insert("index".into(), wal.index.into());
+        }
+        for (name, bytes) in [("key", record.key_bytes()), ("value", record.value_bytes())] {
+            match bytes.as_deref().map(std::str::from_utf8) {
+                None => line.insert(name.into(), serde_json::Value::Null),
+                Some(Ok(text)) => line.insert(name.into(), text.into()),
+                Some(Err(_)) => line.insert(
+                    format!("{name}_base64"),
+                    BASE64.encode(bytes.as_deref().unwrap_or_default()).into(),
+                ),
+            };
+        }
+        if self.settings.include_headers {
+            let fields = failure_fields(record, failure)
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value.into()));
+            line.insert("headers".into(), serde_json::Value::Object(fields.collect()));
+        }
+        let mut bytes = serde_json::to_vec(&line).expect("a JSON value always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+impl DeadLetterQueue for DirectoryDlq {
+    fn destination(&self, source_topic: &str) -> String {
+        self.path_for(source_topic).display().to_string()
+    }
+
+    fn write<'a>(
+        &'a self,
+        record: &'a SourceRecord,
+        failure: &'a Failure,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let line = self.line(record, failure);
+            let path = self.path_for(&record.topic);
+            let _guard = self.lock.lock().await;
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write as _;
+                let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                file.write_all(&line)?;
+                file.sync_data()
+            })
+            .await
+            .map_err(BoxError::from)?
+            .map_err(BoxError::from)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -135,13 +135,22 @@ impl Worker {
     async fn decode(&mut self, record: &SourceRecord) -> Result<Result<Decoded, Failure>, Halted> {
         let mut attempt = 0;
         loop {
-            let position = Position::Kafka {
-                topic: record.topic.clone(),
-                partition: record.partition,
-                offset: record.offset,
+            let position = match record.wal {
+                Some(position) => Position::Wal { topic: record.topic.clone(), position },
+                None => Position::Kafka {
+                    topic: record.topic.clone(),
+                    partition: record.partition,
+                    offset: record.offset,
+                },
             };
-            let decoder = &self.lane.context.decoder;
-            let error = match decoder.decode(record.key.as_deref(), record.value.as_deref(), position).await {
+            let decoded = match &record.prepared {
+                Some(prepared) => prepared.decode(position),
+                None => {
+                    let decoder = &self.lane.context.decoder;
+                    decoder.decode(record.key.as_deref(), record.value.as_deref(), position).await
+                }
+            };
+            let error = match decoded {
                 Ok(decoded) => return Ok(Ok(decoded)),
                 Err(error) => error,
             };

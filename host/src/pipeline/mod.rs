@@ -2,7 +2,8 @@
 //! one lane per partition; each partition lane decodes and transforms, then feeds one lane per
 //! sink; sink lanes ack what is durable, and the source commits the minimum over sinks. A full
 //! partition is paused, never the poll loop, and nothing the loop does blocks it. The loop
-//! depends on the source contract alone; [`run`] drives it with the Kafka source.
+//! depends on the source contract alone; [`run`] drives it with the Kafka source,
+//! [`run_embedded`] with the embedded PostgreSQL source.
 
 mod context;
 pub mod dlq;
@@ -34,6 +35,7 @@ use crate::plugin::{Transform, TransformPlugin};
 use crate::sinks::SinkFactory;
 use crate::source::acks::{AckTracker, PartitionAcks, PartitionKey};
 use crate::source::kafka::{ConsumerSettings, KafkaSource, SinkPositions};
+use crate::source::postgres::{EmbeddedSettings, EmbeddedSource};
 use crate::source::{Source, SourceEvent, SourceRecord};
 
 /// How often the loop reconsiders paused partitions, reports liveness and checks whether a
@@ -148,6 +150,22 @@ pub async fn run(
         sink_positions(&settings.sinks),
     )
     .map_err(|source| Error::Subscribe { topics: settings.topics.clone(), source })?;
+    Ok(drive(source, tracker, settings, dlq, health, metrics, shutdown).await)
+}
+
+/// Runs the pipeline over the embedded PostgreSQL source (see [`drive`]); fails when the
+/// source cannot set up its publication and slot.
+pub async fn run_embedded(
+    settings: PipelineSettings,
+    embedded: EmbeddedSettings,
+    dlq: Option<Arc<dyn DeadLetterQueue>>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Outcome> {
+    let tracker = Arc::new(AckTracker::new(settings.sinks.len()));
+    let source = EmbeddedSource::start(embedded, tracker.clone(), health.clone(), metrics.clone()).await?;
+    health.set_connector(Ok(()));
     Ok(drive(source, tracker, settings, dlq, health, metrics, shutdown).await)
 }
 

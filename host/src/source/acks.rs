@@ -131,6 +131,15 @@ impl PartitionAcks {
         (dispatched - floor).max(0)
     }
 
+    /// The first offset not yet durable in every participant, while any is in flight.
+    pub fn oldest_in_flight(&self) -> Option<i64> {
+        let dispatched = self.dispatched.load(Ordering::Acquire);
+        let base = self.base.load(Ordering::Acquire);
+        let floor =
+            self.durable.iter().map(|slot| slot.load(Ordering::Acquire).max(base)).min().unwrap_or(base);
+        (dispatched != NONE && floor < dispatched).then_some(floor)
+    }
+
     /// The minimum durable position over participants; `None` until every one has acked.
     fn floor(&self) -> Option<i64> {
         let floor = self.durable.iter().map(|slot| slot.load(Ordering::Acquire)).min()?;

@@ -1,6 +1,6 @@
 //! Sources: where change records come from, behind one contract, [`Source`], that the pipeline
 //! depends on alone (docs/architecture.md, sources). The Kafka consumer over Debezium topics
-//! ([`kafka::KafkaSource`]) is one; the embedded PostgreSQL replication reader is to be another.
+//! ([`kafka::KafkaSource`]) is one; the embedded PostgreSQL replication reader ([`postgres::EmbeddedSource`]) is the other.
 //!
 //! A source delivers [`SourceRecord`]s of the partitions it owns, says when ownership changes,
 //! pauses a partition whose lanes are full, and commits the positions the pipeline
@@ -9,12 +9,16 @@
 
 pub mod acks;
 pub mod kafka;
+pub mod postgres;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use self::acks::PartitionKey;
+use crate::decode::PreparedRecord;
+use crate::event::WalPosition;
 
 /// One record as the source delivered it, before decoding: kept whole so that a record that
 /// fails can go to the DLQ byte for byte.
@@ -30,6 +34,30 @@ pub struct SourceRecord {
     pub key: Option<Vec<u8>>,
     /// Value bytes; `None` for a tombstone.
     pub value: Option<Vec<u8>>,
+    /// Where the change sits in PostgreSQL's WAL, for a record of the embedded source (its
+    /// `offset` is then only its place in this run's stream).
+    pub wal: Option<WalPosition>,
+    /// A record the source built in process (the embedded source), in place of `key` and
+    /// `value`: decoded without its bytes, which are written only when it has to leave whole.
+    pub prepared: Option<Arc<PreparedRecord>>,
+}
+
+impl SourceRecord {
+    /// The key's bytes, if any.
+    pub fn key_bytes(&self) -> Option<Cow<'_, [u8]>> {
+        match &self.prepared {
+            Some(prepared) => prepared.key_bytes().map(Cow::Owned),
+            None => self.key.as_deref().map(Cow::Borrowed),
+        }
+    }
+
+    /// The value's bytes; `None` for a tombstone.
+    pub fn value_bytes(&self) -> Option<Cow<'_, [u8]>> {
+        match &self.prepared {
+            Some(prepared) => Some(Cow::Owned(prepared.value_bytes())),
+            None => self.value.as_deref().map(Cow::Borrowed),
+        }
+    }
 }
 
 /// What a source has for the pipeline next.

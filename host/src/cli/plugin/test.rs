@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 
 use super::{Failure, Kind, Outcome, TestArgs};
 use crate::error::{Classify, ErrorClass};
-use crate::event::{self, ChangeEvent, Op, Position, SourceInfo, TableId};
+use crate::event::{self, ChangeEvent, Op, Position, SourceInfo, TableId, WalPosition};
 use crate::ops::telemetry::{self, LogFormat};
 use crate::plugin::{
     Capabilities, GrantedDirectory, PluginError, PluginLimits, PluginRuntime, PluginSettings, PluginWorld,
@@ -188,10 +188,14 @@ fn read_expected(file: &Path) -> Result<Vec<Json>, Failure> {
         .collect()
 }
 
-/// The position a wire `id` names: `topic/partition/offset` or `lsn/<hex>`.
+/// The position a wire `id` names: `topic/partition/offset` or `lsn/<hex>/<index>` (whose
+/// topic the id does not hold).
 fn parse_id(id: &str) -> Option<Position> {
-    if let Some(lsn) = id.strip_prefix("lsn/") {
-        return u64::from_str_radix(lsn, 16).ok().map(Position::Lsn);
+    if let Some(wal) = id.strip_prefix("lsn/") {
+        let (lsn, index) = wal.split_once('/')?;
+        let position =
+            WalPosition { commit_lsn: u64::from_str_radix(lsn, 16).ok()?, index: index.parse().ok()? };
+        return Some(Position::Wal { topic: "".into(), position });
     }
     let mut parts = id.rsplitn(3, '/');
     let offset = parts.next()?.parse().ok()?;
@@ -326,7 +330,10 @@ mod tests {
         let kafka = parse_id("shop.public.orders/0/12").unwrap();
         assert_eq!(kafka.to_string(), "shop.public.orders/0/12");
         assert_eq!(parse_id("a/b/c/1/2").unwrap().to_string(), "a/b/c/1/2");
-        assert_eq!(parse_id("lsn/1A").unwrap(), Position::Lsn(26));
+        assert_eq!(
+            parse_id("lsn/1A/3").unwrap(),
+            Position::Wal { topic: "".into(), position: WalPosition { commit_lsn: 26, index: 3 } }
+        );
         assert_eq!(parse_id("no-offset"), None);
         assert_eq!(parse_id("/0/1"), None);
     }

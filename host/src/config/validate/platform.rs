@@ -263,6 +263,7 @@ fn dlq(raw: raw::Dlq, ctx: &mut Ctx<'_>) -> DlqConfig {
             true,
             "dlq.flush_interval_seconds",
         ),
+        directory: std::path::PathBuf::from(non_empty(raw.directory, d::DLQ_DIRECTORY, "dlq.directory", ctx)),
     }
 }
 

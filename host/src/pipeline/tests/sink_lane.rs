@@ -32,7 +32,7 @@ fn batch(events: Vec<ChangeEvent>) -> SinkBatch {
 fn offset_of(event: &ChangeEvent) -> i64 {
     match &event.position {
         crate::event::Position::Kafka { offset, .. } => *offset,
-        crate::event::Position::Lsn(_) => unreachable!("test events are Kafka events"),
+        crate::event::Position::Wal { .. } => unreachable!("test events are Kafka events"),
     }
 }
 

@@ -24,7 +24,7 @@ use futures::future::BoxFuture;
 
 pub use self::connection::ConnectSettings;
 use self::connection::{Connection, classify, session_lost};
-use self::positions::{PositionTable, stream_of};
+use self::positions::{Mark, PositionTable, after, stream_of};
 use self::replica::{ApplyError, Replica, TableMapping};
 use self::schema::TableName;
 use crate::config::{PostgresMode, PostgresSinkConfig};
@@ -195,9 +195,9 @@ struct PostgresSink {
     connection: Option<Connection>,
     replica: Option<Replica>,
     /// The next position the target holds per stream, as last read or committed.
-    held: HashMap<Stream, i64>,
+    held: HashMap<Stream, Mark>,
     /// The next position per stream written in the open transaction.
-    written: HashMap<Stream, i64>,
+    written: HashMap<Stream, Mark>,
     in_transaction: bool,
     /// Writes accepted in a transaction that was lost with its connection.
     lost: bool,
@@ -259,9 +259,9 @@ impl PostgresSink {
     /// How many leading events the target already holds.
     async fn held_prefix(&mut self, events: &[ChangeEvent]) -> Result<usize, tokio_postgres::Error> {
         let mut skipped = 0;
-        let mut current: Option<((&str, i32), i64)> = None;
+        let mut current: Option<((&str, i32), Mark)> = None;
         for event in events {
-            let (stream, offset) = stream_of(&event.position);
+            let (stream, mark) = stream_of(&event.position);
             let next = match current {
                 // A lane's events are of one stream: the lookup is done once.
                 Some((held_stream, next)) if held_stream == stream => next,
@@ -271,7 +271,7 @@ impl PostgresSink {
                     next
                 }
             };
-            if offset >= next {
+            if mark >= next {
                 break;
             }
             skipped += 1;
@@ -280,13 +280,13 @@ impl PostgresSink {
     }
 
     /// The next position the target holds for a stream, read once per session.
-    async fn held_position(&mut self, stream: (&str, i32)) -> Result<i64, tokio_postgres::Error> {
+    async fn held_position(&mut self, stream: (&str, i32)) -> Result<Mark, tokio_postgres::Error> {
         let key = (stream.0.to_owned(), stream.1);
         if let Some(next) = self.held.get(&key) {
             return Ok(*next);
         }
         let connection = self.connection.as_mut().expect("connected before");
-        let next = self.shared.positions.load(connection, stream).await?.unwrap_or(i64::MIN);
+        let next = self.shared.positions.load(connection, stream).await?.unwrap_or((i64::MIN, i64::MIN));
         self.held.insert(key, next);
         Ok(next)
     }
@@ -294,13 +294,13 @@ impl PostgresSink {
     /// Notes the next position of each stream of `events`, written in the open transaction.
     fn note_written(&mut self, events: &[ChangeEvent]) {
         let mut runs = events.iter().map(|event| stream_of(&event.position)).peekable();
-        while let Some((stream, offset)) = runs.next() {
-            let mut last = offset;
-            while let Some((_, offset)) = runs.next_if(|(next_stream, _)| *next_stream == stream) {
-                last = last.max(offset);
+        while let Some((stream, mark)) = runs.next() {
+            let mut last = mark;
+            while let Some((_, mark)) = runs.next_if(|(next_stream, _)| *next_stream == stream) {
+                last = last.max(mark);
             }
-            let next = self.written.entry((stream.0.to_owned(), stream.1)).or_insert(i64::MIN);
-            *next = (*next).max(last.saturating_add(1));
+            let next = self.written.entry((stream.0.to_owned(), stream.1)).or_insert((i64::MIN, i64::MIN));
+            *next = (*next).max(after(stream.1, last));
         }
     }
 

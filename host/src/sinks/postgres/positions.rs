@@ -1,5 +1,6 @@
 //! The positions the sink holds: per (pipeline, sink, topic, partition) the next position not
-//! yet written, stored in the target database in the same transaction as the rows. A record
+//! yet written (a Kafka offset; for a change read from the WAL, the commit LSN of its
+//! transaction and its index in it), stored in the target database in the same transaction as the rows. A record
 //! below it is already in the target and is skipped, which makes delivery exactly-once: a crash
 //! at any moment leaves rows and position either both written or both not.
 
@@ -12,13 +13,37 @@ use crate::event::Position;
 /// The table holding positions, in the sink's schema.
 pub(super) const TABLE: &str = "cdc_sink_positions";
 
-/// The stream and offset of a position as the table keys them: a Kafka partition, or the one
-/// stream of a WAL (topic `""`, partition 0, offset the LSN).
-pub(super) fn stream_of(position: &Position) -> ((&str, i32), i64) {
+/// A place in a stream, ordered: a Kafka offset (and 0), or a commit LSN and an index.
+pub(super) type Mark = (i64, i64);
+
+/// The partition under which the WAL changes of a table are kept: never a Kafka partition,
+/// so that a pipeline moved between transports cannot mistake one kind of position for the
+/// other.
+const WAL_PARTITION: i32 = -1;
+
+/// The stream and place of a position as the table keys them: a Kafka partition and its
+/// offset, or a table's WAL changes (its topic, partition -1) and their WAL position.
+pub(super) fn stream_of(position: &Position) -> ((&str, i32), Mark) {
     match position {
-        Position::Kafka { topic, partition, offset } => ((topic, *partition), *offset),
+        Position::Kafka { topic, partition, offset } => ((topic, *partition), (*offset, 0)),
         // LSNs fit an i64 for the next few million terabytes of WAL.
-        Position::Lsn(lsn) => (("", 0), i64::try_from(*lsn).unwrap_or(i64::MAX)),
+        Position::Wal { topic, position } => (
+            (topic, WAL_PARTITION),
+            (
+                i64::try_from(position.commit_lsn).unwrap_or(i64::MAX),
+                i64::try_from(position.index).unwrap_or(i64::MAX),
+            ),
+        ),
+    }
+}
+
+/// The mark right after `mark` in a stream of `partition`: the next offset of a Kafka
+/// partition, the next index of a transaction in the WAL.
+pub(super) fn after(partition: i32, mark: Mark) -> Mark {
+    if partition == WAL_PARTITION {
+        (mark.0, mark.1.saturating_add(1))
+    } else {
+        (mark.0.saturating_add(1), 0)
     }
 }
 
@@ -47,7 +72,8 @@ impl PositionTable {
                pipeline_id text NOT NULL, sink_id text NOT NULL, topic text NOT NULL, \
                partition integer NOT NULL, next_offset bigint NOT NULL, \
                updated_at timestamptz NOT NULL DEFAULT now(), \
-               PRIMARY KEY (pipeline_id, sink_id, topic, partition)); COMMIT",
+               PRIMARY KEY (pipeline_id, sink_id, topic, partition)); \
+             ALTER TABLE {name} ADD COLUMN IF NOT EXISTS next_index bigint NOT NULL DEFAULT 0; COMMIT",
             schema = quote(&self.name.schema),
             name = self.name,
         );
@@ -59,16 +85,17 @@ impl PositionTable {
         &self,
         connection: &mut Connection,
         stream: (&str, i32),
-    ) -> Result<Option<i64>, tokio_postgres::Error> {
+    ) -> Result<Option<Mark>, tokio_postgres::Error> {
         let sql = format!(
-            "SELECT next_offset FROM {} WHERE pipeline_id = $1 AND sink_id = $2 AND topic = $3 AND partition = $4",
+            "SELECT next_offset, next_index FROM {} \
+             WHERE pipeline_id = $1 AND sink_id = $2 AND topic = $3 AND partition = $4",
             self.name
         );
         let rows = connection
             .client()
             .query(&sql, &[&self.pipeline_id, &self.sink_id, &stream.0, &stream.1])
             .await?;
-        Ok(rows.first().map(|row| row.get(0)))
+        Ok(rows.first().map(|row| (row.get(0), row.get(1))))
     }
 
     /// The next position of every Kafka partition the sink wrote to; none when the table does
@@ -78,7 +105,7 @@ impl PositionTable {
         client: &Client,
     ) -> Result<Vec<((String, i32), i64)>, tokio_postgres::Error> {
         let sql = format!(
-            "SELECT topic, partition, next_offset FROM {} WHERE pipeline_id = $1 AND sink_id = $2 AND topic <> ''",
+            "SELECT topic, partition, next_offset FROM {} WHERE pipeline_id = $1 AND sink_id = $2 AND partition >= 0",
             self.name
         );
         match client.query(&sql, &[&self.pipeline_id, &self.sink_id]).await {
@@ -93,15 +120,19 @@ impl PositionTable {
         &self,
         connection: &mut Connection,
         stream: (&str, i32),
-        next: i64,
+        next: Mark,
     ) -> Result<(), tokio_postgres::Error> {
         let sql = format!(
-            "INSERT INTO {} (pipeline_id, sink_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO {} (pipeline_id, sink_id, topic, partition, next_offset, next_index) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (pipeline_id, sink_id, topic, partition) \
-             DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+             DO UPDATE SET next_offset = EXCLUDED.next_offset, next_index = EXCLUDED.next_index, updated_at = now()",
             self.name
         );
-        connection.execute(&sql, &[&self.pipeline_id, &self.sink_id, &stream.0, &stream.1, &next]).await?;
+        let (offset, index) = next;
+        connection
+            .execute(&sql, &[&self.pipeline_id, &self.sink_id, &stream.0, &stream.1, &offset, &index])
+            .await?;
         Ok(())
     }
 }

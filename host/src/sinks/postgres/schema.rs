@@ -38,7 +38,10 @@ pub(super) fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
-/// A column of a target table: its name and its type as `format_type` spells it.
+/// A column of a target table: its name and its type as `format_type` spells it, without its
+/// modifier (`character varying`, not `character varying(20)`). Values are cast to that, and
+/// the column's own modifier applies when they are assigned: a string too long for it is then
+/// refused (an explicit cast to `varchar(20)` would cut it silently).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct TargetColumn {
     pub name: String,
@@ -62,7 +65,7 @@ impl TargetTable {
 
     /// Reads the table from the catalog; `None` when it does not exist.
     pub async fn load(client: &Client, name: &TableName) -> Result<Option<Self>, tokio_postgres::Error> {
-        const COLUMNS: &str = "SELECT a.attname, format_type(a.atttypid, a.atttypmod), \
+        const COLUMNS: &str = "SELECT a.attname, format_type(a.atttypid, NULL), \
                array_position(i.indkey::int2[], a.attnum) \
              FROM pg_attribute a \
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \

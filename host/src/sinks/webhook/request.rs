@@ -29,7 +29,12 @@ pub(super) fn payload(event: &ChangeEvent) -> Json {
         Position::Kafka { topic, partition, offset } => {
             json!({ "topic": topic.as_ref(), "partition": partition, "offset": offset, "id": id })
         }
-        Position::Lsn(lsn) => json!({ "lsn": lsn, "id": id }),
+        Position::Wal { topic, position } => json!({
+            "topic": topic.as_ref(),
+            "commit_lsn": position.commit_lsn,
+            "index": position.index,
+            "id": id,
+        }),
     };
     json!({
         "key": event::to_debezium_key(event),

@@ -132,6 +132,8 @@ impl Source for KafkaSource {
                             offset: message.offset(),
                             key: message.key().map(<[u8]>::to_vec),
                             value: message.payload().map(<[u8]>::to_vec),
+                            wal: None,
+                            prepared: None,
                         });
                     }
                     Err(error) => {
