@@ -350,7 +350,7 @@ mod tests {
     fn fixture() -> Vec<Json> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/debezium/debezium-pg-all_types-schema.json"
+            "/../tests/fixtures/debezium/debezium-pg-all_types-schema.json"
         );
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
     }

@@ -55,6 +55,9 @@ pub(super) struct Reader {
     resume_from: u64,
     /// The commit LSN of the last transaction, Debezium's `sequence` start.
     last_commit: Option<u64>,
+    /// The transaction being handed on (its commit LSN) and how many of its changes were: when
+    /// the connection is lost in the middle of it, those are skipped when it comes again.
+    partly_sent: Option<(u64, u64)>,
 }
 
 /// The transaction being read.
@@ -174,6 +177,7 @@ impl Reader {
             shapes: HashMap::new(),
             resume_from,
             last_commit: None,
+            partly_sent: None,
         })
     }
 
@@ -354,7 +358,6 @@ impl Reader {
         failures: &mut u32,
     ) -> anyhow::Result<()> {
         let mut transaction: Option<Transaction> = None;
-        let mut resent: Option<(u64, u64)> = None;
         loop {
             let message = match stream.next().await {
                 Ok(message) => message,
@@ -367,6 +370,9 @@ impl Reader {
             match message {
                 super::protocol::StreamMessage::Keepalive { wal_end, reply_requested } => {
                     received.fetch_max(wal_end, Ordering::AcqRel);
+                    if reply_requested {
+                        reply_now.notify_one();
+                    }
                     // Between transactions everything up to the server's end of WAL was
                     // sent: the slot may move there once what came before is durable, so
                     // that WAL of tables not captured does not pile up.
@@ -374,14 +380,11 @@ impl Reader {
                         self.resume_from = wal_end;
                         send(items, paused, Item::Boundary { lsn: wal_end, ends_snapshot: false }).await?;
                     }
-                    if reply_requested {
-                        reply_now.notify_one();
-                    }
                 }
                 super::protocol::StreamMessage::XLogData { wal_start, data } => {
                     received.fetch_max(wal_start, Ordering::AcqRel);
                     let message = pgoutput::parse(data)?;
-                    self.handle(message, &mut transaction, &mut resent, items, paused).await?;
+                    self.handle(message, &mut transaction, items, paused).await?;
                     *failures = 0;
                 }
             }
@@ -392,19 +395,19 @@ impl Reader {
         &mut self,
         message: Message,
         transaction: &mut Option<Transaction>,
-        resent: &mut Option<(u64, u64)>,
         items: &mpsc::Sender<Item>,
         paused: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         match message {
             Message::Begin { final_lsn, commit_time_micros, xid } => {
-                let already_sent = resent.filter(|(lsn, _)| *lsn == final_lsn).map_or(0, |(_, sent)| sent);
+                let already_sent =
+                    self.partly_sent.filter(|(lsn, _)| *lsn == final_lsn).map_or(0, |(_, sent)| sent);
                 *transaction =
                     Some(Transaction { final_lsn, commit_time_micros, xid, index: 0, already_sent });
             }
             Message::Commit { commit_lsn, end_lsn } => {
                 *transaction = None;
-                *resent = None;
+                self.partly_sent = None;
                 self.last_commit = Some(commit_lsn);
                 self.resume_from = end_lsn;
                 send(items, paused, Item::Boundary { lsn: end_lsn, ends_snapshot: false }).await?;
@@ -415,7 +418,7 @@ impl Reader {
                 self.shapes.insert(shape.relation.id, shape);
             }
             Message::Insert { relation, new } => {
-                self.change(transaction, resent, items, paused, relation, 'c', None, Some(new)).await?;
+                self.change(transaction, items, paused, relation, 'c', None, Some(new)).await?;
             }
             Message::Update { relation, old, new } => {
                 let shape = self.shape(relation)?;
@@ -429,19 +432,19 @@ impl Reader {
                 });
                 if key_changed {
                     // A key change is a delete of the old key and a create of the new one.
-                    self.change(transaction, resent, items, paused, relation, 'd', old, None).await?;
-                    self.change(transaction, resent, items, paused, relation, 'c', None, Some(new)).await?;
+                    self.change(transaction, items, paused, relation, 'd', old, None).await?;
+                    self.change(transaction, items, paused, relation, 'c', None, Some(new)).await?;
                 } else {
                     let before = old.filter(|_| shape.relation.replica_identity == b'f');
-                    self.change(transaction, resent, items, paused, relation, 'u', before, Some(new)).await?;
+                    self.change(transaction, items, paused, relation, 'u', before, Some(new)).await?;
                 }
             }
             Message::Delete { relation, old } => {
-                self.change(transaction, resent, items, paused, relation, 'd', Some(old), None).await?;
+                self.change(transaction, items, paused, relation, 'd', Some(old), None).await?;
             }
             Message::Truncate { relations } => {
                 for relation in relations {
-                    self.change(transaction, resent, items, paused, relation, 't', None, None).await?;
+                    self.change(transaction, items, paused, relation, 't', None, None).await?;
                 }
             }
             Message::Other => {}
@@ -457,9 +460,8 @@ impl Reader {
 
     #[allow(clippy::too_many_arguments)]
     async fn change(
-        &self,
+        &mut self,
         transaction: &mut Option<Transaction>,
-        resent: &mut Option<(u64, u64)>,
         items: &mpsc::Sender<Item>,
         paused: &mut watch::Receiver<bool>,
         relation: u32,
@@ -473,7 +475,7 @@ impl Reader {
         if index < transaction.already_sent {
             return Ok(());
         }
-        *resent = Some((transaction.final_lsn, transaction.index));
+        self.partly_sent = Some((transaction.final_lsn, transaction.index));
         let shape = self.shape(relation)?;
         let origin = Origin {
             commit_time_micros: transaction.commit_time_micros,

@@ -1046,8 +1046,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Value {
-        let near = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/debezium");
-        let dir = if std::path::Path::new(near).is_dir() { near } else { "/work/shared/fixtures/debezium" };
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/debezium");
         let text = std::fs::read_to_string(format!("{dir}/{name}")).expect("fixture");
         serde_json::from_str(&text).expect("fixture json")
     }
