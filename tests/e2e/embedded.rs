@@ -10,7 +10,7 @@ use cdc_tests::receiver::eventually;
 use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, postgres_replica_sink};
 
 use crate::postgres_replica::{
-    CONVERGE_TIMEOUT, assert_converges, count, event_log_sink, kill_9_under_load,
+    CONVERGE_TIMEOUT, FirstRows, assert_converges, count, event_log_sink, kill_9_under_load,
     replica_follows_every_change,
 };
 
@@ -48,7 +48,12 @@ async fn count_log_attempts(scenario: &Scenario, schema: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_replica_equals_its_source_through_every_change_and_type() {
-    replica_follows_every_change(embedded(String::new()), ()).await;
+    replica_follows_every_change(embedded(String::new()), FirstRows::Streamed, ()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_read_by_the_initial_snapshot_reaches_the_replica_as_it_is() {
+    replica_follows_every_change(embedded(String::new()), FirstRows::Snapshot, ()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

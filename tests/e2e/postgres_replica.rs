@@ -57,19 +57,29 @@ pub(crate) async fn assert_converges(
     }
 }
 
+/// When the first rows of [`replica_follows_every_change`] are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstRows {
+    /// Before the pipeline starts: its initial snapshot reads them.
+    Snapshot,
+    /// Once it streams.
+    Streamed,
+}
+
 /// Every kind of change and every type, through the transport `transport` sets up (its
 /// `kafka` and `platform` lines), into a replica; `keep` lives as long as the test.
-pub(crate) async fn replica_follows_every_change(transport: PipelineParts, keep: impl Sized) {
+pub(crate) async fn replica_follows_every_change(
+    transport: PipelineParts,
+    first_rows: FirstRows,
+    keep: impl Sized,
+) {
     let scenario = Scenario::new(ALL_TYPES).await;
     let target_schema = format!("replica_{}", scenario.names.table);
     let parts =
         PipelineParts { sinks: postgres_replica_sink("replica", &scenario.env, &target_schema), ..transport };
-    let (mut cdc, _) = scenario.start(&parts, &[]);
-    scenario.wait_streaming(&cdc).await;
     let source = format!("public.{}", scenario.names.table);
     let replica = format!("{target_schema}.{}", scenario.names.table);
-    scenario
-        .sql(&format!(
+    let first_rows_sql = format!(
             "INSERT INTO {source} VALUES (1, 12.340, 3.14159265358979, 99.95, '2024-05-06 07:08:09.123456', \
                '2024-05-06 07:08:09.5+02', '2024-05-06', '12:34:56.789', '{{\"b\": 1,  \"a\": [1, 2]}}', \
                '{{\"z\": null, \"a\": \"x\"}}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{1,NULL,3}}', \
@@ -79,8 +89,17 @@ pub(crate) async fn replica_follows_every_change(transport: PipelineParts, keep:
                '0001-01-01', '00:00:00', '[]', '[]', '00000000-0000-0000-0000-000000000000', '{{}}', '{{}}', false, \
                '\\x', -2.5, 3.25, 32767, 9223372036854775807, '', 'short');
              INSERT INTO {source} (id) VALUES (3);"
-        ))
-        .await;
+    );
+    let insert_first_rows = scenario.sql(&first_rows_sql);
+    let mut cdc = if first_rows == FirstRows::Snapshot {
+        insert_first_rows.await;
+        scenario.start(&parts, &[]).0
+    } else {
+        let (cdc, _) = scenario.start(&parts, &[]);
+        scenario.wait_streaming(&cdc).await;
+        insert_first_rows.await;
+        cdc
+    };
     // An update that leaves the TOASTed text alone, a key change, a delete.
     scenario
         .sql(&format!(
@@ -117,14 +136,19 @@ pub(crate) async fn replica_follows_every_change(transport: PipelineParts, keep:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_equals_its_source_through_every_change_and_type_in_json() {
     let transport = PipelineParts { kafka: "  schemas_enable: true\n".into(), ..PipelineParts::default() };
-    replica_follows_every_change(transport, ()).await;
+    replica_follows_every_change(transport, FirstRows::Streamed, ()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_equals_its_source_through_every_change_and_type_in_avro() {
     let registry = TestSchemaRegistry::start().await.expect("test registry starts");
     let kafka = format!("  value_converter: avro\n  schema_registry_url: {}\n", registry.url());
-    replica_follows_every_change(PipelineParts { kafka, ..PipelineParts::default() }, registry).await;
+    replica_follows_every_change(
+        PipelineParts { kafka, ..PipelineParts::default() },
+        FirstRows::Streamed,
+        registry,
+    )
+    .await;
 }
 
 /// Counts, per position, the rows the target committed into an event-log table: a trigger

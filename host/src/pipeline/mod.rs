@@ -270,6 +270,10 @@ pub async fn drive(
                     dispatch(&settings, &source, &context, &mut lanes, record);
                 }
                 SourceEvent::Assigned(_) => health.set_partitions(source.assigned_partitions()),
+                SourceEvent::Failed(reason) => {
+                    context.halt(reason.clone());
+                    break Outcome::Halted(reason);
+                }
                 SourceEvent::Revoked(partitions) => {
                     for partition in &partitions {
                         lanes.end(partition);

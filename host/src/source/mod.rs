@@ -71,6 +71,9 @@ pub enum SourceEvent {
     /// by the next owner. A source giving partitions up in order first stops delivering their
     /// records, lets their lanes drain and commits, then reports them here.
     Revoked(Vec<PartitionKey>),
+    /// The source cannot go on (its retries are spent, its setup was refused): the pipeline
+    /// halts with this reason, committed up to what is durable.
+    Failed(String),
 }
 
 /// Commits the durable positions of the shared [`acks::AckTracker`]. Blocks until the source

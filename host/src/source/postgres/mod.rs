@@ -115,6 +115,8 @@ struct Progress {
     snapshot_durable: AtomicBool,
     /// Wakes the status sender when `confirmed` moved.
     confirmed_moved: Notify,
+    /// Why the reader gave up, once it did.
+    failure: Mutex<Option<String>>,
 }
 
 impl Progress {
@@ -149,6 +151,7 @@ impl Progress {
             confirmed: AtomicU64::new(0),
             snapshot_durable: AtomicBool::new(false),
             confirmed_moved: Notify::new(),
+            failure: Mutex::new(None),
         })
     }
 
@@ -242,9 +245,10 @@ impl Source for EmbeddedSource {
         }
         loop {
             let Some(item) = self.items.recv().await else {
-                // The reader ended: it halted the pipeline through health; wait for the stop.
-                std::future::pending::<()>().await;
-                unreachable!()
+                let failure = self.progress.failure.lock().expect("progress lock poisoned").take();
+                return SourceEvent::Failed(
+                    failure.unwrap_or_else(|| "the replication reader ended unexpectedly".into()),
+                );
             };
             match item {
                 Item::Record(record) => {

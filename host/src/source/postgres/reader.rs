@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use futures::{StreamExt as _, pin_mut};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::envelope::{EnvelopeWriter, Origin, SnapshotMark, TableShape};
 use super::pgoutput::{self, Cell, Message, Relation, RelationColumn, Tuple};
@@ -191,7 +191,7 @@ impl Reader {
             // The exported snapshot lives as long as the connection that exported it.
             drop(replication);
             if let Err(error) = read {
-                self.health.halt(format!("the initial snapshot failed: {error:#}"));
+                self.fail(format!("the initial snapshot failed: {error:#}"));
                 lag_task.abort();
                 return;
             }
@@ -200,7 +200,6 @@ impl Reader {
                 self.settings.slot.clone(),
                 consistent_point,
                 self.progress.clone(),
-                self.health.clone(),
             ));
         }
         let mut failures = 0u32;
@@ -212,7 +211,7 @@ impl Reader {
                     let reason = format!("replication stream of slot `{}`: {error:#}", self.settings.slot);
                     self.health.set_connector(Err(reason.clone()));
                     if self.settings.max_retries > 0 && failures > self.settings.max_retries {
-                        self.health.halt(format!("{reason} (gave up after {} reconnects)", failures - 1));
+                        self.fail(format!("{reason} (gave up after {} reconnects)", failures - 1));
                         break;
                     }
                     let wait = RECONNECT_BACKOFF[(failures as usize - 1).min(RECONNECT_BACKOFF.len() - 1)];
@@ -222,6 +221,12 @@ impl Reader {
             }
         }
         lag_task.abort();
+    }
+
+    /// Gives up: the source reports `reason` to the pipeline, which halts with it.
+    fn fail(&self, reason: String) {
+        tracing::error!(reason = reason.as_str(), "embedded.reader_failed");
+        *self.progress.failure.lock().expect("progress lock poisoned") = Some(reason);
     }
 
     /// Reads every captured table inside the exported snapshot, as reads (`r`), then hands on
@@ -252,19 +257,21 @@ impl Reader {
             let not_null = not_null_columns(&client, *oid, &relation).await?;
             let shape = self.writer.shape(relation, not_null)?;
             let columns = (shape.relation.columns.iter())
-                .map(|column| format!("{}::text", quote_identifier(&column.name)))
+                .map(|column| quote_identifier(&column.name))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql =
                 format!("SELECT {columns} FROM {}.{}", quote_identifier(schema), quote_identifier(table));
             self.shapes.insert(*oid, shape);
-            let rows = client.query_raw(&sql, std::iter::empty::<i32>()).await?;
+            // The simple protocol returns each value in its type's text output, as pgoutput
+            // sends it (a cast to text would not: `true` for `t`, a `char(n)` unpadded).
+            let rows = client.simple_query_raw(&sql).await?;
             pin_mut!(rows);
             let mut count = 0u64;
-            while let Some(row) = rows.next().await {
-                let row = row?;
+            while let Some(message) = rows.next().await {
+                let SimpleQueryMessage::Row(row) = message? else { continue };
                 let tuple: Tuple = (0..row.len())
-                    .map(|i| row.get::<_, Option<String>>(i).map_or(Cell::Null, Cell::Text))
+                    .map(|i| row.get(i).map_or(Cell::Null, |text| Cell::Text(text.to_owned())))
                     .collect();
                 if let Some((held_oid, held_tuple)) = held.replace((*oid, tuple)) {
                     self.send_read(
@@ -548,13 +555,14 @@ async fn send_status(
 }
 
 /// Records the snapshot as finished once every read of it is durable in every sink, so that
-/// a restart streams on instead of reading the tables again.
+/// a restart streams on instead of reading the tables again. Until the record is written a
+/// crash reads the snapshot again (a replica takes it again unchanged), so a failure to write
+/// it is retried, not fatal.
 async fn record_snapshot_when_durable(
     client: Arc<Client>,
     slot: String,
     consistent_point: u64,
     progress: Arc<Progress>,
-    health: Arc<Health>,
 ) {
     // Looked at more often than commits happen: a crash between the snapshot's end and the
     // record of it would read the whole snapshot again.
@@ -562,9 +570,15 @@ async fn record_snapshot_when_durable(
         tokio::time::sleep(Duration::from_millis(100)).await;
         progress.confirm_durable();
     }
-    match mark_snapshot_done(&client, &slot, consistent_point).await {
-        Ok(()) => tracing::info!(slot, "embedded.snapshot_durable"),
-        Err(error) => health.halt(format!("{error:#}")),
+    loop {
+        match mark_snapshot_done(&client, &slot, consistent_point).await {
+            Ok(()) => {
+                tracing::info!(slot, "embedded.snapshot_durable");
+                return;
+            }
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "embedded.snapshot_record_failed"),
+        }
+        tokio::time::sleep(RECONNECT_BACKOFF[RECONNECT_BACKOFF.len() - 1]).await;
     }
 }
 
