@@ -65,7 +65,8 @@ trap stop_all EXIT
 
 ready=false
 for _ in $(seq 1 120); do
-    if curl -fs "http://127.0.0.1:${QUICKSTART_HEALTH_PORT:-18090}/readyz" >/dev/null 2>&1; then
+    if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+        "http://127.0.0.1:${QUICKSTART_HEALTH_PORT:-18090}/readyz" >/dev/null 2>&1; then
         ready=true
         break
     fi

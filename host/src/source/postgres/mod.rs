@@ -307,8 +307,7 @@ impl Source for EmbeddedSource {
     /// The final confirmation, then the connection closes. The status task sends a moved
     /// position at once; it gets a moment (within `deadline`) before the reader ends.
     async fn close(self, deadline: Instant) {
-        let committer = EmbeddedCommitter { progress: self.progress.clone() };
-        committer.commit();
+        self.progress.confirm_durable();
         let settle = (Instant::now() + STATUS_SETTLE).min(deadline);
         tokio::time::sleep_until(settle).await;
         self.reader.abort();
