@@ -10,8 +10,8 @@ use cdc_tests::receiver::eventually;
 use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, postgres_replica_sink};
 
 use crate::postgres_replica::{
-    CONVERGE_TIMEOUT, FirstRows, assert_converges, count, event_log_sink, kill_9_under_load,
-    replica_follows_every_change,
+    CONVERGE_TIMEOUT, EventLogShape, FirstRows, assert_converges, count, count_log_attempts, event_log_sink,
+    kill_9_under_load, replica_follows_every_change,
 };
 
 /// platform.yaml lines of an embedded pipeline.
@@ -19,31 +19,6 @@ const EMBEDDED: &str = "transport_mode: embedded\n";
 
 fn embedded(sinks: String) -> PipelineParts {
     PipelineParts { sinks, platform: EMBEDDED.into(), ..PipelineParts::default() }
-}
-
-/// An event-log table whose trigger counts every row an insert proposes, even one its
-/// `ON CONFLICT` then drops: a change written twice counts twice.
-async fn count_log_attempts(scenario: &Scenario, schema: &str) {
-    scenario
-        .sql(&format!(
-            "CREATE SCHEMA {schema};
-             CREATE TABLE {schema}.events (source_topic text NOT NULL, source_partition integer NOT NULL, \
-               source_offset bigint NOT NULL, source_index bigint NOT NULL DEFAULT 0, \
-               output_index integer NOT NULL DEFAULT 0, event_key jsonb, event_value jsonb, \
-               written_at timestamptz NOT NULL DEFAULT now(), \
-               PRIMARY KEY (source_topic, source_partition, source_offset, source_index, output_index));
-             CREATE TABLE {schema}.attempts (source_offset bigint, source_index bigint, n integer NOT NULL, \
-               PRIMARY KEY (source_offset, source_index));
-             CREATE FUNCTION {schema}.count_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-               INSERT INTO {schema}.attempts VALUES (NEW.source_offset, NEW.source_index, 1)
-                 ON CONFLICT (source_offset, source_index) DO UPDATE SET n = {schema}.attempts.n + 1;
-               RETURN NEW;
-             END $$;
-             CREATE TRIGGER count_attempt BEFORE INSERT ON {schema}.events
-               FOR EACH ROW EXECUTE FUNCTION {schema}.count_attempt();"
-        ))
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +39,7 @@ async fn the_initial_snapshot_under_concurrent_writes_gives_every_row_once() {
         .sql(&format!("INSERT INTO {table} SELECT i, 'row ' || i FROM generate_series(1, 20000) i"))
         .await;
     let schema = format!("snap_{}", scenario.names.table);
-    count_log_attempts(&scenario, &schema).await;
+    count_log_attempts(&scenario, &schema, EventLogShape::Current).await;
     let sinks = format!(
         "{}{}",
         postgres_replica_sink("replica", &scenario.env, &schema),
@@ -122,7 +97,7 @@ async fn the_initial_snapshot_under_concurrent_writes_gives_every_row_once() {
 async fn kill_9_under_load_in_embedded_mode_writes_every_change_exactly_once() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let schema = format!("ekill_{}", scenario.names.table);
-    count_log_attempts(&scenario, &schema).await;
+    count_log_attempts(&scenario, &schema, EventLogShape::Current).await;
     let sinks = format!(
         "{}{}",
         postgres_replica_sink("replica", &scenario.env, &schema),
@@ -258,7 +233,7 @@ async fn a_change_no_sink_can_take_lands_in_the_dlq_directory() {
 async fn a_lost_replication_connection_resumes_where_it_left_off() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let schema = format!("lost_{}", scenario.names.table);
-    count_log_attempts(&scenario, &schema).await;
+    count_log_attempts(&scenario, &schema, EventLogShape::Current).await;
     let sinks = format!(
         "{}{}",
         postgres_replica_sink("replica", &scenario.env, &schema),

@@ -151,22 +151,41 @@ async fn a_replica_equals_its_source_through_every_change_and_type_in_avro() {
     .await;
 }
 
-/// Counts, per position, the rows the target committed into an event-log table: a trigger
-/// sees every row an insert proposes, even one its `ON CONFLICT` then drops, so a record
-/// written twice counts twice.
-async fn count_log_attempts(scenario: &Scenario, schema: &str) {
+/// The shape of the event-log table a test creates before the sink first connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventLogShape {
+    /// As versions before `source_index` made it: the sink widens its key on first use.
+    BeforeSourceIndex,
+    /// As the sink makes it now.
+    Current,
+}
+
+/// Creates `<schema>.events` in `shape`, with a trigger that counts, per position, the rows the
+/// target committed into it: it sees every row an insert proposes, even one its `ON CONFLICT`
+/// then drops, so a record written twice counts twice (in `<schema>.attempts`).
+pub(crate) async fn count_log_attempts(scenario: &Scenario, schema: &str, shape: EventLogShape) {
+    let (source_index, key) = match shape {
+        EventLogShape::BeforeSourceIndex => {
+            ("", "source_topic, source_partition, source_offset, output_index")
+        }
+        EventLogShape::Current => (
+            "source_index bigint NOT NULL DEFAULT 0, ",
+            "source_topic, source_partition, source_offset, source_index, output_index",
+        ),
+    };
     scenario
         .sql(&format!(
             "CREATE SCHEMA {schema};
              CREATE TABLE {schema}.events (source_topic text NOT NULL, source_partition integer NOT NULL, \
-               source_offset bigint NOT NULL, output_index integer NOT NULL DEFAULT 0, event_key jsonb, \
-               event_value jsonb, written_at timestamptz NOT NULL DEFAULT now(), \
-               PRIMARY KEY (source_topic, source_partition, source_offset, output_index));
-             CREATE TABLE {schema}.attempts (source_offset bigint PRIMARY KEY, n integer NOT NULL);
+               source_offset bigint NOT NULL, {source_index}output_index integer NOT NULL DEFAULT 0, \
+               event_key jsonb, event_value jsonb, written_at timestamptz NOT NULL DEFAULT now(), \
+               PRIMARY KEY ({key}));
+             CREATE TABLE {schema}.attempts (source_offset bigint, source_index bigint, n integer NOT NULL, \
+               PRIMARY KEY (source_offset, source_index));
              CREATE FUNCTION {schema}.count_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN
-               INSERT INTO {schema}.attempts VALUES (NEW.source_offset, 1)
-                 ON CONFLICT (source_offset) DO UPDATE SET n = {schema}.attempts.n + 1;
+               INSERT INTO {schema}.attempts VALUES (NEW.source_offset, NEW.source_index, 1)
+                 ON CONFLICT (source_offset, source_index) DO UPDATE SET n = {schema}.attempts.n + 1;
                RETURN NEW;
              END $$;
              CREATE TRIGGER count_attempt BEFORE INSERT ON {schema}.events
@@ -193,7 +212,7 @@ async fn kill_9_under_load_leaves_the_replica_equal_and_every_change_written_onc
     let scenario = Scenario::new(NOTE_TABLE).await;
     let schema = format!("kill_{}", scenario.names.table);
     // The event log of a version before `source_index`: the sink widens its key.
-    count_log_attempts(&scenario, &schema).await;
+    count_log_attempts(&scenario, &schema, EventLogShape::BeforeSourceIndex).await;
     let parts = PipelineParts {
         sinks: format!(
             "{}{}",

@@ -208,7 +208,8 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     };
 
     let decoder = match kafka.value_converter {
-        // The embedded source writes Debezium's JSON with schemas.
+        // The embedded source's records arrive ready to decode (`PreparedRecord`): no decoder
+        // is asked, and no registry client is made for them.
         _ if config.platform.transport_mode == TransportMode::Embedded => Decoder::Json,
         ValueConverter::Json => Decoder::Json,
         ValueConverter::Avro => {

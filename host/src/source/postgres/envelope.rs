@@ -295,7 +295,8 @@ fn qualified(shape: &TableShape) -> String {
     format!("{}.{}", shape.relation.schema, shape.relation.table)
 }
 
-fn now_micros() -> i64 {
+/// Now, in microseconds since the Unix epoch.
+pub(super) fn now_micros() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }

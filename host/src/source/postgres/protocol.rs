@@ -15,6 +15,12 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::config::Secret;
 
+/// The session settings of every connection the embedded source makes (replication, catalog,
+/// snapshot): ISO dates in UTC, ISO-8601 intervals, exact floats, hex bytea, so that each
+/// value's text form is the one `values` reads.
+pub const SESSION_OPTIONS: &str =
+    "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex";
+
 /// How long connecting and authenticating may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -138,8 +144,7 @@ pub struct ReplicationConnection {
 }
 
 impl ReplicationConnection {
-    /// Connects and logs in. The session speaks ISO dates in UTC with exact floats, so the text
-    /// form of every value is what the converter expects.
+    /// Connects and logs in, with [`SESSION_OPTIONS`].
     pub async fn connect(options: &ConnectOptions) -> Result<Self, ProtocolError> {
         let address = options.address();
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -317,10 +322,7 @@ async fn login(wire: &mut Wire, options: &ConnectOptions) -> Result<(), Protocol
         ("replication", "database"),
         ("application_name", "cdc"),
         ("client_encoding", "UTF8"),
-        (
-            "options",
-            "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex",
-        ),
+        ("options", SESSION_OPTIONS),
     ];
     let mut message = BytesMut::new();
     frontend::startup_message(parameters.iter().copied(), &mut message)

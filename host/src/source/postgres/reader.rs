@@ -13,10 +13,11 @@ use futures::{StreamExt as _, pin_mut};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::envelope::{EnvelopeWriter, Origin, SnapshotMark, TableShape};
+use super::envelope::{EnvelopeWriter, Origin, SnapshotMark, TableShape, now_micros};
 use super::pgoutput::{self, Cell, Message, Relation, RelationColumn, Tuple};
 use super::protocol::{
-    ReplicationConnection, ReplicationStream, StreamWriter, format_lsn, parse_lsn, quote_identifier,
+    ReplicationConnection, ReplicationStream, SESSION_OPTIONS, StreamWriter, format_lsn, parse_lsn,
+    quote_identifier,
 };
 use super::values::PgType;
 use super::{EmbeddedSettings, Item, Progress};
@@ -253,8 +254,7 @@ impl Reader {
         // One read is held back, so that the last one can say it is the last.
         let mut held: Option<(u32, Tuple)> = None;
         for (oid, schema, table) in &tables {
-            let relation = catalog_relation(&client, *oid, schema, table).await?;
-            let not_null = not_null_columns(&client, *oid, &relation).await?;
+            let (relation, not_null) = catalog_relation(&client, *oid, schema, table).await?;
             let shape = self.writer.shape(relation, not_null)?;
             let columns = (shape.relation.columns.iter())
                 .map(|column| quote_identifier(&column.name))
@@ -614,7 +614,7 @@ async fn query_client(settings: &EmbeddedSettings) -> anyhow::Result<Client> {
         .password(connect.password.expose())
         .application_name("cdc")
         .connect_timeout(Duration::from_secs(10))
-        .options("-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex");
+        .options(SESSION_OPTIONS);
     let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
@@ -667,14 +667,19 @@ async fn published_tables(client: &Client, publication: &str) -> anyhow::Result<
 }
 
 /// A table as pgoutput would describe it, from the catalog: the columns pgoutput sends
-/// (not dropped, not generated) and the replica identity's key.
-async fn catalog_relation(client: &Client, oid: u32, schema: &str, table: &str) -> anyhow::Result<Relation> {
+/// (not dropped, not generated) and the replica identity's key; and which columns are NOT NULL.
+async fn catalog_relation(
+    client: &Client,
+    oid: u32,
+    schema: &str,
+    table: &str,
+) -> anyhow::Result<(Relation, Vec<bool>)> {
     let identity: i8 =
         client.query_one("SELECT relreplident FROM pg_class WHERE oid = $1", &[&oid]).await?.get(0);
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid, a.atttypmod, \
-                    coalesce(a.attnum = ANY(i.indkey::int2[]), false) \
+                    coalesce(a.attnum = ANY(i.indkey::int2[]), false), a.attnotnull \
              FROM pg_attribute a \
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
@@ -690,13 +695,15 @@ async fn catalog_relation(client: &Client, oid: u32, schema: &str, table: &str) 
             key: row.get(3),
         })
         .collect();
-    Ok(Relation {
+    let not_null = rows.iter().map(|row| row.get(4)).collect();
+    let relation = Relation {
         id: oid,
         schema: schema.to_owned(),
         table: table.to_owned(),
         replica_identity: identity as u8,
         columns,
-    })
+    };
+    Ok((relation, not_null))
 }
 
 /// Which of a relation's columns are declared NOT NULL.
@@ -724,9 +731,4 @@ pub(super) async fn mark_snapshot_done(client: &Client, slot: &str, lsn: u64) ->
         .await
         .context("cannot record the finished snapshot")?;
     Ok(())
-}
-
-fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
