@@ -1,6 +1,6 @@
 //! Test doubles for the pipeline's lanes (feature `test-util`): an in-memory sink that can be
 //! scripted to fail, an in-memory DLQ that can be made unavailable, a native transform, and
-//! builders for source records and events. Not real components: they stand in only where a
+//! builders for source records and events, and an Avro binary writer for hand-made records. Not real components: they stand in only where a
 //! test looks at the lanes' own logic (retry, split, order, acks), never for a destination.
 
 use std::collections::HashMap;
@@ -405,5 +405,38 @@ impl Transform for NativeTransform {
             });
         }
         Ok(output)
+    }
+}
+
+/// The Avro binary encoding, for building records by hand (decoder tests, benchmarks).
+pub mod avro {
+    /// A zig-zag varint: an `int`, a `long`, a length, a union branch.
+    pub fn long(value: i64) -> Vec<u8> {
+        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+        let mut out = Vec::new();
+        loop {
+            let byte = (zigzag & 0x7f) as u8;
+            zigzag >>= 7;
+            if zigzag == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// `bytes`: the length, then the bytes.
+    pub fn bytes(data: &[u8]) -> Vec<u8> {
+        [long(data.len() as i64), data.to_vec()].concat()
+    }
+
+    /// A `string`.
+    pub fn string(text: &str) -> Vec<u8> {
+        bytes(text.as_bytes())
+    }
+
+    /// Branch 1 of a `["null", T]` union holding `encoded`.
+    pub fn some(encoded: Vec<u8>) -> Vec<u8> {
+        [long(1), encoded].concat()
     }
 }

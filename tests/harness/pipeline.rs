@@ -40,7 +40,8 @@ pub fn pipeline_settings(
         ("session.timeout.ms".to_owned(), "6000".to_owned()),
         ("heartbeat.interval.ms".to_owned(), "300".to_owned()),
     ];
-    properties.extend(cdc_host::source::kafka::consumer_tuning());
+    let max_buffered_messages = 100;
+    properties.extend(cdc_host::source::kafka::consumer_tuning(max_buffered_messages));
     PipelineSettings {
         consumer: ConsumerSettings { group_id: group.into(), properties },
         topics: vec![topic.into()],
@@ -48,7 +49,7 @@ pub fn pipeline_settings(
         sinks,
         transforms: Vec::new(),
         transform_retry: quick_retry(),
-        max_buffered_messages: 100,
+        max_buffered_messages,
         batch_size: 100,
         partition_concurrency: 0,
         record_retries: 0,

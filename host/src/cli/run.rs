@@ -222,7 +222,7 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
     companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt));
     let options = PipelineSettings {
-        consumer: ConsumerSettings::from_config(kafka),
+        consumer: ConsumerSettings::from_config(kafka, config.platform.max_buffered_messages),
         topics: source_topics,
         decoder,
         sinks,

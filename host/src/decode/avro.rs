@@ -15,9 +15,10 @@ use serde_json::Value as Json;
 use super::registry::SchemaRegistry;
 use super::schema::{self as connect, kind_of};
 use super::{Decoded, Error, MessagePart, Path, envelope};
-use crate::event::Position;
+use crate::event::{ChangeEvent, Position};
 
 mod binary;
+mod plan;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -108,7 +109,86 @@ pub fn decode_avro_with(
     let Some(value) = value else {
         return Ok(Decoded::Tombstone);
     };
-    let (schema, envelope) = read(MessagePart::Value, value, &schemas)?;
+    if let Some(event) = planned(&schemas, key, value, &position) {
+        return Ok(Decoded::Change(event));
+    }
+    decode_general(&schemas, key, value, position)
+}
+
+/// Decodes a change by the plans of its schemas ([`plan`]), straight from the bytes into typed
+/// values. `None` when a schema has no plan or the record does not fit it: the general path
+/// then decodes it, or says what is wrong.
+fn planned(
+    schemas: &impl Fn(u32) -> Option<Arc<AvroSchema>>,
+    key: Option<&[u8]>,
+    value: &[u8],
+    position: &Position,
+) -> Option<ChangeEvent> {
+    let (value_id, body) = split_confluent(MessagePart::Value, value).ok()?;
+    let schema = schemas(value_id)?;
+    let parts = schema.plan().envelope.as_ref()?.read(&mut binary::Reader::new(&schema, body))?;
+    let key = match key {
+        Some(key) => {
+            let (key_id, body) = split_confluent(MessagePart::Key, key).ok()?;
+            let key_schema = schemas(key_id)?;
+            let plan = key_schema.plan().row.as_ref()?;
+            Some(plan.read_whole(&mut binary::Reader::new(&key_schema, body))?)
+        }
+        None => None,
+    };
+    let table = envelope::table_id(&parts.source).ok()?;
+    let source = envelope::source_info(parts.source).ok()?;
+    let columns = schema.connect().field("after")?.columns(Path::Root("schema.after")).ok()?;
+    Some(ChangeEvent {
+        op: parts.op,
+        table,
+        key,
+        before: parts.before,
+        after: parts.after,
+        source,
+        ts_ms: parts.ts_ms,
+        columns: Some(columns),
+        position: position.clone(),
+        output_index: 0,
+    })
+}
+
+/// Decodes as [`decode_avro_with`] does, by the general path, and holds the plan to it: where
+/// the plan decodes a record, it must give what the general path gives. Returns the general
+/// path's result and whether the plan decoded the record.
+#[cfg(test)]
+pub(super) fn decode_checked(
+    schemas: impl Fn(u32) -> Option<Arc<AvroSchema>>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    position: Position,
+) -> (Result<Decoded, Error>, bool) {
+    let Some(value) = value else {
+        return (Ok(Decoded::Tombstone), false);
+    };
+    let planned = planned(&schemas, key, value, &position);
+    let general = decode_general(&schemas, key, value, position);
+    // Compared as debug text, where a NaN equals itself.
+    match (&general, &planned) {
+        (Ok(Decoded::Change(event)), Some(planned)) => {
+            assert_eq!(format!("{planned:?}"), format!("{event:?}"), "the plan and the general path differ");
+        }
+        (other, Some(planned)) => {
+            panic!("the plan decoded {planned:?} where the general path gave {other:?}")
+        }
+        _ => {}
+    }
+    (general, planned.is_some())
+}
+
+/// Decodes a record through JSON typed by the Connect schemas, as JsonConverter's records are.
+fn decode_general(
+    schemas: &impl Fn(u32) -> Option<Arc<AvroSchema>>,
+    key: Option<&[u8]>,
+    value: &[u8],
+    position: Position,
+) -> Result<Decoded, Error> {
+    let (schema, envelope) = read(MessagePart::Value, value, schemas)?;
     let envelope = match envelope {
         Json::Null => return Ok(Decoded::Tombstone),
         Json::Object(envelope) => envelope,
@@ -122,7 +202,7 @@ pub fn decode_avro_with(
     }
     let key = match key {
         Some(key) => {
-            let (key_schema, key) = read(MessagePart::Key, key, &schemas)?;
+            let (key_schema, key) = read(MessagePart::Key, key, schemas)?;
             connect::typed_row(Path::Root("key"), key_schema.connect(), key)?
         }
         None => None,

@@ -129,7 +129,7 @@ fn optional_text(path: Path<'_>, value: Option<&Json>) -> Result<Option<String>,
     }
 }
 
-fn optional_i64(path: Path<'_>, value: Option<&Json>) -> Result<Option<i64>, Error> {
+pub(super) fn optional_i64(path: Path<'_>, value: Option<&Json>) -> Result<Option<i64>, Error> {
     match value {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Number(n)) if n.is_i64() => Ok(n.as_i64()),

@@ -74,41 +74,86 @@ impl Logical {
 
     /// Types a non-null value of this logical type; `schema` supplies parameters such as `scale`.
     pub(super) fn decode(self, path: Path<'_>, schema: &ConnectSchema, value: Json) -> Result<Value, Error> {
-        let micros = |per_unit: i64| {
-            integer(path, &value)?.checked_mul(per_unit).ok_or_else(|| path.error("time out of range"))
-        };
+        match self {
+            Logical::Decimal => Ok(Value::Decimal(fixed_decimal(path, schema, value)?)),
+            Logical::VariableScaleDecimal => Ok(Value::Decimal(variable_decimal(path, value)?)),
+            _ if self.is_integer() => self.type_integer(path, integer(path, &value)?),
+            _ => self.type_text(path, text(path, value)?),
+        }
+    }
+
+    /// Whether values of this type are integers: dates, times and timestamps.
+    pub(super) fn is_integer(self) -> bool {
+        matches!(
+            self,
+            Logical::Date
+                | Logical::TimeMillis
+                | Logical::TimeMicros
+                | Logical::TimeNanos
+                | Logical::TimestampMillis
+                | Logical::TimestampMicros
+                | Logical::TimestampNanos
+        )
+    }
+
+    /// Whether values of this type are text: zoned timestamps, JSON and UUIDs.
+    pub(super) fn is_text(self) -> bool {
+        matches!(self, Logical::ZonedTimestamp | Logical::Json | Logical::Uuid)
+    }
+
+    /// Types an integer of a date, time or timestamp type ([`Logical::is_integer`]).
+    pub(super) fn type_integer(self, path: Path<'_>, value: i64) -> Result<Value, Error> {
+        let micros =
+            |per_unit: i64| value.checked_mul(per_unit).ok_or_else(|| path.error("time out of range"));
         Ok(match self {
-            Logical::Decimal => Value::Decimal(fixed_decimal(path, schema, value)?),
-            Logical::VariableScaleDecimal => Value::Decimal(variable_decimal(path, value)?),
-            Logical::Date => {
-                let days = integer(path, &value)?;
-                Value::Date(i32::try_from(days).map_err(|_| path.error("date out of range"))?)
-            }
+            Logical::Date => Value::Date(i32::try_from(value).map_err(|_| path.error("date out of range"))?),
             Logical::TimeMillis => Value::Time(micros(1000)?),
             Logical::TimeMicros => Value::Time(micros(1)?),
-            Logical::TimeNanos => Value::Time(integer(path, &value)?.div_euclid(1000)),
+            Logical::TimeNanos => Value::Time(value.div_euclid(1000)),
             Logical::TimestampMillis => Value::Timestamp(micros(1000)?),
             Logical::TimestampMicros => Value::Timestamp(micros(1)?),
-            Logical::TimestampNanos => Value::Timestamp(integer(path, &value)?.div_euclid(1000)),
-            Logical::ZonedTimestamp => Value::TimestampTz(text(path, value)?),
-            Logical::Json => Value::Json(text(path, value)?),
-            Logical::Uuid => Value::Uuid(text(path, value)?),
+            Logical::TimestampNanos => Value::Timestamp(value.div_euclid(1000)),
+            _ => return Err(path.error(format!("expected a {self:?} value, found an integer"))),
+        })
+    }
+
+    /// Types the text of a zoned timestamp, JSON or UUID ([`Logical::is_text`]).
+    pub(super) fn type_text(self, path: Path<'_>, value: String) -> Result<Value, Error> {
+        Ok(match self {
+            Logical::ZonedTimestamp => Value::TimestampTz(value),
+            Logical::Json => Value::Json(value),
+            Logical::Uuid => Value::Uuid(value),
+            _ => return Err(path.error(format!("expected a {self:?} value, found a string"))),
         })
     }
 }
 
 /// A plain `string` column: text, or a decimal sent with `decimal.handling.mode=string` when the
 /// schema says the source column is numeric (only with `column.propagate.source.type`).
-pub(super) fn string(schema: &ConnectSchema, text: String) -> Value {
-    let numeric = schema.parameter(SOURCE_COLUMN_TYPE).and_then(Json::as_str).is_some_and(|ty| {
-        let ty = ty.to_ascii_uppercase();
-        ty.starts_with("NUMERIC") || ty.starts_with("DECIMAL")
-    });
+pub(super) fn string(numeric: bool, text: String) -> Value {
     // `NaN` and the infinities of a PostgreSQL numeric have no decimal form: they stay text.
     match Decimal::parse(&text) {
         Some(decimal) if numeric => Value::Decimal(decimal),
         _ => Value::Text(text),
     }
+}
+
+/// Whether a schema says its source column is numeric (only with `column.propagate.source.type`).
+pub(super) fn is_numeric_source(schema: &ConnectSchema) -> bool {
+    schema.parameter(SOURCE_COLUMN_TYPE).and_then(Json::as_str).is_some_and(|ty| {
+        let ty = ty.to_ascii_uppercase();
+        ty.starts_with("NUMERIC") || ty.starts_with("DECIMAL")
+    })
+}
+
+/// Whether text is the unchanged-TOAST placeholder, as text or as its bytes in base64.
+pub(super) fn is_placeholder_text(text: &str) -> bool {
+    matches!(text, PLACEHOLDER | PLACEHOLDER_BASE64)
+}
+
+/// Whether bytes are the unchanged-TOAST placeholder (a `bytes` column's form of it).
+pub(super) fn is_placeholder_bytes(bytes: &[u8]) -> bool {
+    bytes == PLACEHOLDER.as_bytes()
 }
 
 /// Maps a value whose type is unknown (no schema): JSON types as they are.
@@ -141,7 +186,7 @@ pub(super) fn native(value: Json) -> Value {
 /// PostgreSQL connector sends: the text, its bytes as base64, a one-element text or bytes array
 /// of it, an integer array of its bytes (int and bigint arrays), or an hstore map of it to itself.
 pub(super) fn is_unavailable(value: &Json) -> bool {
-    let is_text = |v: &Json| matches!(v.as_str(), Some(PLACEHOLDER | PLACEHOLDER_BASE64));
+    let is_text = |v: &Json| v.as_str().is_some_and(is_placeholder_text);
     match value {
         Json::String(_) => is_text(value),
         Json::Array(items) => match items.as_slice() {
@@ -167,12 +212,9 @@ fn fixed_decimal(path: Path<'_>, schema: &ConnectSchema, value: Json) -> Result<
              expected base64 bytes (decimal.format=BASE64)",
         ));
     }
-    let scale = match schema.parameter("scale") {
-        Some(Json::String(s)) => s.parse::<i64>().ok(),
-        Some(Json::Number(n)) => n.as_i64(),
-        _ => None,
-    };
-    let scale = scale.ok_or_else(|| path.error("decimal schema has no integer `scale` parameter"))?;
+    let scale = schema
+        .decimal_scale()
+        .ok_or_else(|| path.error("decimal schema has no integer `scale` parameter"))?;
     let bytes = schema::base64(path, "decimal bytes", value)?;
     decimal(path, &bytes, scale)
 }
@@ -203,7 +245,8 @@ pub(crate) fn decimal_from_unscaled_bytes(bytes: &[u8], scale: u32) -> Decimal {
     Decimal::from_unscaled(&unscaled, scale).expect("an integer's text is a decimal")
 }
 
-fn decimal(path: Path<'_>, unscaled: &[u8], scale: i64) -> Result<Decimal, Error> {
+/// A decimal from its unscaled bytes and a scale of either sign, refusing a hostile scale.
+pub(super) fn decimal(path: Path<'_>, unscaled: &[u8], scale: i64) -> Result<Decimal, Error> {
     if !(-MAX_SCALE..=MAX_SCALE).contains(&scale) {
         return Err(path.error(format!("decimal scale {scale} is out of range")));
     }

@@ -20,7 +20,7 @@ const SOURCE_TYPE: &str = "__debezium.source.column.type";
 const SOURCE_LENGTH: &str = "__debezium.source.column.length";
 
 /// A Kafka Connect schema (`{"type", "optional", "name", "fields", …}`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(super) struct ConnectSchema {
     #[serde(rename = "type")]
     kind: ConnectType,
@@ -63,6 +63,17 @@ enum ConnectType {
 }
 
 impl ConnectType {
+    /// The range of an integer type.
+    fn bounds(self) -> Option<(i64, i64)> {
+        Some(match self {
+            ConnectType::Int8 => (i8::MIN.into(), i8::MAX.into()),
+            ConnectType::Int16 => (i16::MIN.into(), i16::MAX.into()),
+            ConnectType::Int32 => (i32::MIN.into(), i32::MAX.into()),
+            ConnectType::Int64 => (i64::MIN, i64::MAX),
+            _ => return None,
+        })
+    }
+
     /// The Connect name of the type, as recorded in [`Column::connect_type`].
     const fn name(self) -> &'static str {
         match self {
@@ -102,6 +113,35 @@ impl ConnectSchema {
         }
     }
 
+    /// How [`typed`] types a scalar of this schema, decided once so that a decoder that reads
+    /// scalars itself (the Avro plan) types them the same way; `None` for arrays, maps and
+    /// structs.
+    pub(super) fn scalar_typing(&self) -> Option<ScalarTyping> {
+        if let Some(logical) = self.name.as_deref().and_then(Logical::from_name) {
+            return Some(ScalarTyping::Logical(logical));
+        }
+        Some(match self.kind {
+            ConnectType::Boolean => ScalarTyping::Bool,
+            ConnectType::Float32 | ConnectType::Float64 => ScalarTyping::Float,
+            ConnectType::String => ScalarTyping::Text { numeric: logical::is_numeric_source(self) },
+            ConnectType::Bytes => ScalarTyping::Bytes,
+            ConnectType::Array | ConnectType::Map | ConnectType::Struct => return None,
+            int => {
+                let (min, max) = int.bounds()?;
+                ScalarTyping::Int { min, max, kind: int.name() }
+            }
+        })
+    }
+
+    /// The `scale` parameter of a decimal, as text or a number.
+    pub(super) fn decimal_scale(&self) -> Option<i64> {
+        match self.parameter("scale") {
+            Some(Json::String(s)) => s.parse::<i64>().ok(),
+            Some(Json::Number(n)) => n.as_i64(),
+            _ => None,
+        }
+    }
+
     /// The columns of a row schema (a struct), in order.
     pub(super) fn columns(&self, path: Path<'_>) -> Result<Arc<[Column]>, Error> {
         if let Some(columns) = self.columns.get() {
@@ -127,7 +167,7 @@ impl ConnectSchema {
     }
 
     /// The named fields of a struct schema; errors if this is not a struct or a field has no name.
-    fn struct_fields<'s>(
+    pub(super) fn struct_fields<'s>(
         &'s self,
         path: Path<'_>,
     ) -> Result<impl Iterator<Item = (&'s str, &'s ConnectSchema)>, Error> {
@@ -139,6 +179,47 @@ impl ConnectSchema {
             return Err(path.error(format!("schema field {index} has no name")));
         }
         Ok(self.fields.iter().filter_map(|field| Some((field.field.as_deref()?, field))))
+    }
+}
+
+/// How a scalar schema types its values (see [`ConnectSchema::scalar_typing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ScalarTyping {
+    /// A Debezium logical type: [`Logical::decode`].
+    Logical(Logical),
+    /// `boolean`.
+    Bool,
+    /// An integer type, refused outside its range.
+    Int {
+        /// The smallest value of the type.
+        min: i64,
+        /// The largest.
+        max: i64,
+        /// The Connect name of the type, for errors.
+        kind: &'static str,
+    },
+    /// `float32` or `float64`.
+    Float,
+    /// `string`: text, or a decimal when the source column is numeric ([`logical::string`]).
+    Text {
+        /// Whether the source column is numeric.
+        numeric: bool,
+    },
+    /// `bytes`.
+    Bytes,
+}
+
+/// An integer checked against the range of its Connect type.
+pub(super) fn bounded_int(
+    path: Path<'_>,
+    value: i64,
+    (min, max): (i64, i64),
+    kind: &str,
+) -> Result<Value, Error> {
+    if (min..=max).contains(&value) {
+        Ok(Value::Int(value))
+    } else {
+        Err(path.error(format!("{value} is out of range for {kind}")))
     }
 }
 
@@ -177,25 +258,17 @@ pub(super) fn typed(path: Path<'_>, schema: &ConnectSchema, value: Json) -> Resu
 }
 
 fn by_connect_type(path: Path<'_>, schema: &ConnectSchema, value: Json) -> Result<Value, Error> {
-    let bounded = |min: i64, max: i64| {
-        let i = integer(path, &value)?;
-        if (min..=max).contains(&i) {
-            Ok(Value::Int(i))
-        } else {
-            Err(path.error(format!("{i} is out of range for {}", schema.kind.name())))
-        }
-    };
     match schema.kind {
-        ConnectType::Int8 => bounded(i8::MIN.into(), i8::MAX.into()),
-        ConnectType::Int16 => bounded(i16::MIN.into(), i16::MAX.into()),
-        ConnectType::Int32 => bounded(i32::MIN.into(), i32::MAX.into()),
-        ConnectType::Int64 => bounded(i64::MIN, i64::MAX),
+        int @ (ConnectType::Int8 | ConnectType::Int16 | ConnectType::Int32 | ConnectType::Int64) => {
+            let bounds = int.bounds().expect("an integer type has bounds");
+            bounded_int(path, integer(path, &value)?, bounds, int.name())
+        }
         ConnectType::Float32 | ConnectType::Float64 => float(path, &value).map(Value::Float),
         ConnectType::Boolean => match value {
             Json::Bool(b) => Ok(Value::Bool(b)),
             other => Err(path.error(format!("expected a boolean, found {}", kind_of(&other)))),
         },
-        ConnectType::String => Ok(logical::string(schema, text(path, value)?)),
+        ConnectType::String => Ok(logical::string(logical::is_numeric_source(schema), text(path, value)?)),
         ConnectType::Bytes => base64(path, "bytes", value).map(Value::Bytes),
         ConnectType::Array => {
             let items_schema =

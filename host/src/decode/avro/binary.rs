@@ -30,7 +30,7 @@ pub(super) struct Mismatch {
 
 /// Reads a whole body by `schema`; `root` names the value when the schema is not a record.
 pub(super) fn read(schema: &AvroSchema, body: &[u8], root: &str) -> Result<Json, Mismatch> {
-    let mut reader = Reader { schema, bytes: body, offset: 0, elements: body.len() + MAX_EMPTY_ELEMENTS };
+    let mut reader = Reader::new(schema, body);
     let value = match &schema.node(schema.root()).kind {
         Kind::Record(fields) => reader.record(fields, None, 0)?,
         _ => reader.value(schema.root(), &Path::Root(root), 0)?,
@@ -45,7 +45,8 @@ pub(super) fn read(schema: &AvroSchema, body: &[u8], root: &str) -> Result<Json,
     }
 }
 
-struct Reader<'s, 'b> {
+/// Reads values of one schema from one body, front to back.
+pub(super) struct Reader<'s, 'b> {
     schema: &'s AvroSchema,
     bytes: &'b [u8],
     offset: usize,
@@ -53,7 +54,16 @@ struct Reader<'s, 'b> {
     elements: usize,
 }
 
-impl<'b> Reader<'_, 'b> {
+impl<'s, 'b> Reader<'s, 'b> {
+    pub(super) fn new(schema: &'s AvroSchema, body: &'b [u8]) -> Self {
+        Reader { schema, bytes: body, offset: 0, elements: body.len() + MAX_EMPTY_ELEMENTS }
+    }
+
+    /// Whether the whole body has been read.
+    pub(super) fn at_end(&self) -> bool {
+        self.offset == self.bytes.len()
+    }
+
     /// An error at the current offset.
     fn fail<T>(&self, path: &Path<'_>, problem: impl Into<String>) -> Result<T, Mismatch> {
         Self::fail_at(self.offset, path, problem)
@@ -64,7 +74,8 @@ impl<'b> Reader<'_, 'b> {
         Err(Mismatch { path: path.to_string(), offset, problem: problem.into() })
     }
 
-    fn value(&mut self, id: NodeId, path: &Path<'_>, depth: usize) -> Result<Json, Mismatch> {
+    /// Reads a value of any type into the JSON JsonConverter would have written for it.
+    pub(super) fn value(&mut self, id: NodeId, path: &Path<'_>, depth: usize) -> Result<Json, Mismatch> {
         if depth > MAX_DEPTH {
             return self.fail(path, format!("value is nested deeper than {MAX_DEPTH} levels"));
         }
@@ -211,7 +222,7 @@ impl<'b> Reader<'_, 'b> {
     }
 
     /// A zig-zag varint of at most 64 bits.
-    fn long(&mut self, path: &Path<'_>) -> Result<i64, Mismatch> {
+    pub(super) fn long(&mut self, path: &Path<'_>) -> Result<i64, Mismatch> {
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
             let [byte] = *self.take(path, 1)? else {
@@ -229,7 +240,7 @@ impl<'b> Reader<'_, 'b> {
     }
 
     /// A non-negative length that fits in the bytes left.
-    fn len(&mut self, path: &Path<'_>) -> Result<usize, Mismatch> {
+    pub(super) fn len(&mut self, path: &Path<'_>) -> Result<usize, Mismatch> {
         let len = self.long(path)?;
         match usize::try_from(len) {
             Ok(len) if len <= self.bytes.len() - self.offset => Ok(len),
@@ -241,7 +252,7 @@ impl<'b> Reader<'_, 'b> {
         }
     }
 
-    fn take(&mut self, path: &Path<'_>, count: usize) -> Result<&'b [u8], Mismatch> {
+    pub(super) fn take(&mut self, path: &Path<'_>, count: usize) -> Result<&'b [u8], Mismatch> {
         match self.bytes.get(self.offset..).and_then(|rest| rest.get(..count)) {
             Some(bytes) => {
                 self.offset += count;

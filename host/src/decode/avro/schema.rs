@@ -13,6 +13,7 @@ use serde::Deserialize as _;
 use serde_json::{Map, Value as Json};
 
 use super::super::schema::ConnectSchema;
+use super::plan::Plan;
 use super::translate;
 
 /// The deepest nesting of schema definitions accepted.
@@ -31,6 +32,7 @@ pub struct AvroSchema {
     nodes: Vec<Node>,
     root: NodeId,
     connect: ConnectSchema,
+    plan: Plan,
 }
 
 /// The index of a node in an [`AvroSchema`]'s arena.
@@ -96,7 +98,8 @@ impl AvroSchema {
         let nodes = parser.nodes;
         let connect = ConnectSchema::deserialize(translate::connect_schema(&nodes, root)?)
             .map_err(|error| AvroSchemaError(format!("no kafka connect equivalent: {error}")))?;
-        Ok(AvroSchema { nodes, root, connect })
+        let plan = Plan::build(&nodes, root, &connect);
+        Ok(AvroSchema { nodes, root, connect, plan })
     }
 
     /// The node a decode starts from.
@@ -112,6 +115,11 @@ impl AvroSchema {
     /// The Kafka Connect schema the whole Avro schema stands for.
     pub(super) fn connect(&self) -> &ConnectSchema {
         &self.connect
+    }
+
+    /// How this schema's bodies are read straight into typed values.
+    pub(super) fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// How a union's branches map to Connect.

@@ -5,40 +5,13 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
-use super::{AvroSchema, decode_avro_with, split_confluent};
+use super::{AvroSchema, decode_avro_with, decode_checked, split_confluent};
 use crate::decode::tests::{dec, text};
 use crate::decode::{Decoded, Error, MessagePart};
 use crate::event::{ChangeEvent, Column, Position, Row, Value};
+use crate::testing::avro::{bytes, long, some, string};
 
 const PLACEHOLDER: &str = "__debezium_unavailable_value";
-
-/// Avro's zig-zag varint.
-fn long(value: i64) -> Vec<u8> {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    let mut out = Vec::new();
-    loop {
-        let byte = (zigzag & 0x7f) as u8;
-        zigzag >>= 7;
-        if zigzag == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn bytes(data: &[u8]) -> Vec<u8> {
-    [long(data.len() as i64), data.to_vec()].concat()
-}
-
-fn string(text: &str) -> Vec<u8> {
-    bytes(text.as_bytes())
-}
-
-/// Branch 1 of a `["null", T]` union.
-fn some(encoded: Vec<u8>) -> Vec<u8> {
-    [vec![2], encoded].concat()
-}
 
 fn framed(id: u32, body: &[u8]) -> Vec<u8> {
     [vec![0], id.to_be_bytes().to_vec(), body.to_vec()].concat()
@@ -90,15 +63,23 @@ fn create_body(row: &[u8]) -> Vec<u8> {
     [vec![0], some(row.to_vec()), source.concat(), string("c"), some(long(5))].concat()
 }
 
+/// Decodes by the general path, checked against the plan ([`decode_checked`]).
 fn decode(schema: &Json, body: &[u8]) -> Result<Decoded, Error> {
-    let schema = Arc::new(AvroSchema::from_json(schema).expect("a valid schema"));
-    decode_avro_with(|id| (id == 9).then(|| schema.clone()), None, Some(&framed(9, body)), position())
+    decode_planned(schema, body).0
 }
 
+/// The decoded record and whether the plan decoded it.
+fn decode_planned(schema: &Json, body: &[u8]) -> (Result<Decoded, Error>, bool) {
+    let schema = Arc::new(AvroSchema::from_json(schema).expect("a valid schema"));
+    decode_checked(|id| (id == 9).then(|| schema.clone()), None, Some(&framed(9, body)), position())
+}
+
+/// The change a create of `row` decodes to; the plan must have decoded it too.
 fn created(columns: &[(&str, Json)], row: &[u8]) -> ChangeEvent {
-    match decode(&envelope(columns), &create_body(row)) {
-        Ok(Decoded::Change(event)) => event,
-        other => panic!("expected a change, got {other:?}"),
+    match decode_planned(&envelope(columns), &create_body(row)) {
+        (Ok(Decoded::Change(event)), true) => event,
+        (Ok(Decoded::Change(_)), false) => panic!("the plan did not decode a Debezium create"),
+        (other, _) => panic!("expected a change, got {other:?}"),
     }
 }
 
@@ -341,6 +322,31 @@ fn bodies_that_do_not_match_their_schema_name_the_field_and_byte() {
         error.to_string(),
         "message value does not match avro schema 9 at `after.n`, byte 7: union branch 2 is out of range (2 branches)"
     );
+}
+
+#[test]
+fn values_out_of_their_types_range_are_refused_naming_the_field() {
+    let columns = [
+        ("small", json!({"type": "int", "connect.type": "int16"})),
+        ("ts_ms", connect("io.debezium.time.Timestamp", "long")),
+        (
+            "dec",
+            json!({"type": "bytes", "connect.parameters": {"scale": "99999"},
+            "connect.name": "org.apache.kafka.connect.data.Decimal"}),
+        ),
+    ];
+    let schema = envelope(&columns);
+    let row = |small: i64, ts: i64| [some(long(small)), some(long(ts)), some(bytes(&[1]))].concat();
+    let cases = [
+        (row(40_000, 0), "field `after.small`: 40000 is out of range for int16"),
+        (row(0, i64::MAX), "field `after.ts_ms`: time out of range"),
+        (row(0, 0), "field `after.dec`: decimal scale 99999 is out of range"),
+    ];
+    for (row, expected) in cases {
+        // `decode` also checks that the plan refused what the general path refuses.
+        let error = decode(&schema, &create_body(&row)).expect_err(expected);
+        assert_eq!(error.to_string(), expected);
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value as Json, json};
 
-use super::{AvroSchema, decode_avro_with};
+use super::{AvroSchema, decode_checked};
 use crate::decode::tests::all_types::all_types_row_2;
 use crate::decode::tests::{FIXTURES, PG_ALL_TYPES_SCHEMA, PG_CUSTOMERS_SCHEMA, dec, find, text};
 use crate::decode::{Decoded, Error};
@@ -55,7 +55,12 @@ impl Fixture {
         let key = event["key_raw_hex"].as_str().map(hex);
         let value = event["value_raw_hex"].as_str().map(hex);
         let lookup = |id| self.schemas.get(&id).cloned();
-        decode_avro_with(lookup, key.as_deref(), value.as_deref(), position(event))
+        let (decoded, planned) = decode_checked(lookup, key.as_deref(), value.as_deref(), position(event));
+        // Every change Debezium wrote here is one the plan reads straight from its bytes.
+        if let Ok(Decoded::Change(_)) = &decoded {
+            assert!(planned, "the plan did not decode offset {}", event["offset"]);
+        }
+        decoded
     }
 
     fn change(&self, event: &Json) -> ChangeEvent {

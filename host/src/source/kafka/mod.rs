@@ -232,8 +232,9 @@ impl std::fmt::Debug for ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// The consumer of a pipeline: the connection, then `kafka:`'s consumer tuning.
-    pub fn from_config(kafka: &KafkaConfig) -> Self {
+    /// The consumer of a pipeline: the connection, then `kafka:`'s consumer tuning and the
+    /// prefetch bound of [`consumer_tuning`].
+    pub fn from_config(kafka: &KafkaConfig, max_buffered_messages: usize) -> Self {
         let mut properties = connection_properties(kafka);
         let auto_offset_reset = match kafka.auto_offset_reset {
             AutoOffsetReset::Earliest => "earliest",
@@ -246,18 +247,34 @@ impl ConsumerSettings {
             ("fetch.min.bytes".to_owned(), kafka.fetch_min_bytes.to_string()),
             ("fetch.wait.max.ms".to_owned(), kafka.fetch_max_wait.as_millis().to_string()),
         ]);
-        properties.extend(consumer_tuning());
+        properties.extend(consumer_tuning(max_buffered_messages));
         ConsumerSettings { group_id: kafka.group_id.clone(), properties }
     }
 }
 
-/// librdkafka consumer settings the host always applies. A partition paused for backpressure
-/// keeps its fetch queue full; librdkafka then waits `fetch.queue.backoff.ms` (1 s by default)
-/// before fetching again once resumed, stalling a busy pipeline at every pause: fetch again
-/// as soon as the lanes drained.
-pub fn consumer_tuning() -> Vec<(String, String)> {
-    vec![("fetch.queue.backoff.ms".to_owned(), "10".to_owned())]
+/// librdkafka consumer settings the host always applies, for a pipeline that holds at most
+/// `max_buffered_messages` records per partition.
+///
+/// - librdkafka prefetches per partition up to `queued.min.messages` (100,000) and
+///   `queued.max.messages.kbytes` (64 MB) by default, far more than a partition lane may hold:
+///   the pipeline pauses a partition at `max_buffered_messages` (and a pause discards what
+///   librdkafka prefetched). The prefetch only has to bridge the time between two fetches, so
+///   it follows a quarter of that bound at an estimated 1 KB per record, 1 to 64 MB.
+/// - A partition paused for backpressure keeps its fetch queue full; librdkafka then waits
+///   `fetch.queue.backoff.ms` (1 s by default) before fetching again once resumed, stalling a
+///   busy pipeline at every pause: fetch again as soon as the lanes drained.
+pub fn consumer_tuning(max_buffered_messages: usize) -> Vec<(String, String)> {
+    let queued_kbytes = (max_buffered_messages / 4).clamp(MIN_QUEUED_KBYTES, MAX_QUEUED_KBYTES);
+    vec![
+        ("queued.min.messages".to_owned(), max_buffered_messages.max(1).to_string()),
+        ("queued.max.messages.kbytes".to_owned(), queued_kbytes.to_string()),
+        ("fetch.queue.backoff.ms".to_owned(), "10".to_owned()),
+    ]
 }
+
+/// The bounds of a partition's prefetch queue, in KiB.
+const MIN_QUEUED_KBYTES: usize = 1024;
+const MAX_QUEUED_KBYTES: usize = 64 * 1024;
 
 /// librdkafka properties every Kafka client of a pipeline shares (consumer, DLQ producer):
 /// brokers and security.
@@ -356,6 +373,22 @@ fn finish_revoke(consumer: &KafkaConsumer, partitions: &[PartitionKey]) {
         Err(error) => tracing::warn!(error = %error, "consumer.unassign_failed"),
     }
 }
+
+/// Asks the broker thread that fetches `partition` to look at it again now.
+///
+/// librdkafka serves a resume on its main thread and does not wake the broker thread, which
+/// sleeps up to a second when every partition it fetches was paused: each pause then cost the
+/// partition about a second of fetching. A watermark query is a request on that same broker
+/// thread (the partition's leader), so it wakes it; its answer is not needed.
+fn wake_fetcher(consumer: &Arc<KafkaConsumer>, partition: &PartitionKey) {
+    let (consumer, (topic, partition)) = (consumer.clone(), partition.clone());
+    tokio::task::spawn_blocking(move || {
+        let _ = consumer.fetch_watermarks(&topic, partition, WAKE_TIMEOUT);
+    });
+}
+
+/// How long a wake-up query may wait for its (unused) answer.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pauses or resumes one partition.
 fn set_paused(consumer: &KafkaConsumer, partition: &PartitionKey, paused: bool) -> KafkaResult<()> {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::lag::LagMonitor;
 use super::{
     Assignment, ConsumerSettings, KafkaConsumer, REVOKE_DRAIN_TIMEOUT, SinkPositions, commit_durable,
-    finish_revoke, set_paused, subscribe,
+    finish_revoke, set_paused, subscribe, wake_fetcher,
 };
 use crate::ops::metrics::{Metrics, names};
 use crate::source::acks::{AckTracker, PartitionKey};
@@ -157,7 +157,10 @@ impl Source for KafkaSource {
             Ok(()) if paused => {
                 tracing::debug!(topic = %partition.0, partition = partition.1, "consumer.paused")
             }
-            Ok(()) => tracing::debug!(topic = %partition.0, partition = partition.1, "consumer.resumed"),
+            Ok(()) => {
+                wake_fetcher(&self.consumer, partition);
+                tracing::debug!(topic = %partition.0, partition = partition.1, "consumer.resumed");
+            }
             Err(error) => tracing::warn!(error = %error, paused, "consumer.pause_failed"),
         }
     }
