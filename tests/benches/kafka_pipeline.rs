@@ -490,6 +490,9 @@ async fn steady_latency(bootstrap: &str) {
     }
     latencies.lock().await.clear();
     let (count, rate) = (20_000, 2_000);
+    // A raw consumer beside the pipeline, with the same librdkafka settings: the latency that
+    // the broker and librdkafka alone add.
+    let raw = tokio::spawn(raw_latencies(bootstrap.to_owned(), topic.clone(), count + 1));
     let producer_bootstrap = bootstrap.to_owned();
     let producer_topic = topic.clone();
     tokio::task::spawn_blocking(move || {
@@ -502,16 +505,49 @@ async fn steady_latency(bootstrap: &str) {
     }
     let _ = stop.send(());
     run.await.expect("pipeline task").expect("pipeline runs");
-    let mut latencies = latencies.lock().await.clone();
-    latencies.sort_unstable();
-    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
-    println!(
-        "end-to-end latency at {rate} events/s: p50 {} ms, p99 {} ms, max {} ms ({} events)",
-        percentile(0.5),
-        percentile(0.99),
-        latencies.last().copied().unwrap_or_default(),
-        latencies.len()
-    );
+    let pipeline = latencies.lock().await.clone();
+    let raw = raw.await.expect("raw consumer");
+    for (name, mut latencies) in [("raw rdkafka consumer", raw), ("pipeline", pipeline)] {
+        latencies.sort_unstable();
+        let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+        println!(
+            "end-to-end latency at {rate} events/s, {name}: p50 {} ms, p99 {} ms, max {} ms ({} events)",
+            percentile(0.5),
+            percentile(0.99),
+            latencies.last().copied().unwrap_or_default(),
+            latencies.len()
+        );
+    }
+}
+
+/// Produce-to-receive latencies of a raw consumer of `topic` (from its start) with the pipeline's
+/// librdkafka settings, in milliseconds, for the last `count` events it reads.
+async fn raw_latencies(bootstrap: String, topic: String, count: usize) -> Vec<i64> {
+    let mut config = consumer_config(&bootstrap, "bench-steady-raw");
+    config.set("fetch.wait.max.ms", "100");
+    for (key, value) in consumer_tuning(MAX_BUFFERED) {
+        config.set(key, value);
+    }
+    let consumer: StreamConsumer = config.create().expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        list.add_partition_offset(&topic, partition, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&list).expect("assign");
+    let mut latencies = Vec::with_capacity(count);
+    while latencies.len() < count {
+        let message = consumer.recv().await.expect("message");
+        let payload = std::str::from_utf8(message.payload().unwrap_or_default()).unwrap_or_default();
+        // The envelope's last field is its `ts_ms`, the produce time.
+        let produced = payload
+            .rsplit("\"ts_ms\":")
+            .next()
+            .and_then(|rest| rest.trim_end_matches('}').parse::<i64>().ok());
+        latencies.push(now_ms() - produced.expect("a ts_ms"));
+    }
+    // The first event was produced before the clock started.
+    latencies.remove(0);
+    latencies
 }
 
 /// Resident memory once every partition holds `STALLED_MAX_BUFFERED` records behind a stalled sink.

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
 use super::schema::{self, ConnectSchema, kind_of};
-use super::{Decoded, Error, MessagePart, Path, envelope, plain};
+use super::{Decoded, Error, MessagePart, Path, envelope, plain, schemaful};
 use crate::event::{Position, Row};
 
 /// Decodes one Kafka record written by Debezium through Kafka Connect's JsonConverter.
@@ -26,10 +26,24 @@ pub fn decode_json(key: Option<&[u8]>, value: Option<&[u8]>, position: Position)
     let Some(value) = value else {
         return Ok(Decoded::Tombstone);
     };
-    if let Some(event) = plain::parse(value) {
+    if !starts_with_schema(value)
+        && let Some(event) = plain::parse(value)
+    {
         return Ok(Decoded::Change(plain::into_event(event, decode_key(key)?, position)));
     }
-    let (schema, payload) = split(MessagePart::Value, value)?;
+    let (schema, payload) = match split_raw(MessagePart::Value, value)? {
+        Split::WithSchema { schema: Some(schema), payload } => {
+            // A key that does not decode is the general path's to report (or to skip, for DDL).
+            let key = decode_key(key).ok();
+            if let Some(event) = key.and_then(|key| schemaful::parse(&schema, payload, key, position.clone()))
+            {
+                return Ok(Decoded::Change(event));
+            }
+            (Some(schema), parse_payload(MessagePart::Value, payload)?)
+        }
+        Split::WithSchema { schema: None, payload } => (None, parse_payload(MessagePart::Value, payload)?),
+        Split::Plain(json) => (None, json),
+    };
     let envelope = match payload {
         Json::Null => return Ok(Decoded::Tombstone),
         Json::Object(envelope) => envelope,
@@ -44,23 +58,48 @@ pub fn decode_json(key: Option<&[u8]>, value: Option<&[u8]>, position: Position)
     envelope::change(decode_key(key)?, schema.as_deref(), envelope, position).map(Decoded::Change)
 }
 
-/// Parses a key or value and splits off its schema, if it has one. JsonConverter repeats the
-/// same schema in every record of a table: a schema is parsed once per thread and shared after.
+/// Whether a record starts as JsonConverter writes one with a schema, `{"schema":`: the
+/// schemaless fast path would read all of it for nothing.
+fn starts_with_schema(bytes: &[u8]) -> bool {
+    let mut rest = bytes.iter().skip_while(|byte| byte.is_ascii_whitespace());
+    rest.next() == Some(&b'{') && rest.skip_while(|byte| byte.is_ascii_whitespace()).take(8).eq(b"\"schema\"")
+}
+
+/// Parses a key or value and splits off its schema, if it has one.
 fn split(part: MessagePart, bytes: &[u8]) -> Result<(Option<Arc<ConnectSchema>>, Json), Error> {
+    match split_raw(part, bytes)? {
+        Split::WithSchema { schema, payload } => Ok((schema, parse_payload(part, payload)?)),
+        Split::Plain(json) => Ok((None, json)),
+    }
+}
+
+/// A key or value with its schema split off and its payload still unparsed, or one without.
+enum Split<'a> {
+    /// `{"schema": …, "payload": …}`; a `null` schema is `None`.
+    WithSchema { schema: Option<Arc<ConnectSchema>>, payload: &'a str },
+    /// Anything else, parsed.
+    Plain(Json),
+}
+
+/// Splits a key or value. JsonConverter repeats the same schema in every record of a table: a
+/// schema is parsed once per thread and shared after.
+fn split_raw(part: MessagePart, bytes: &[u8]) -> Result<Split<'_>, Error> {
     // An object only: serde would read a struct from a two-element array too.
     let object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
     if object && let Ok(enveloped) = serde_json::from_slice::<WithSchema<'_>>(bytes) {
-        let payload = serde_json::from_str(enveloped.payload.get())
-            .map_err(|source| Error::NotJson { part, source })?;
         let schema = match enveloped.schema.get() {
             "null" => None,
             schema => Some(cached_schema(part, schema)?),
         };
-        return Ok((schema, payload));
+        return Ok(Split::WithSchema { schema, payload: enveloped.payload.get() });
     }
     // Not exactly `{"schema", "payload"}` (or not JSON: the full parse says where).
     let json: Json = serde_json::from_slice(bytes).map_err(|source| Error::NotJson { part, source })?;
-    Ok((None, json))
+    Ok(Split::Plain(json))
+}
+
+fn parse_payload(part: MessagePart, payload: &str) -> Result<Json, Error> {
+    serde_json::from_str(payload).map_err(|source| Error::NotJson { part, source })
 }
 
 /// A record as JsonConverter writes it with schemas, both parts left unparsed.
@@ -78,9 +117,24 @@ const SCHEMA_CACHE_SIZE: usize = 256;
 
 thread_local! {
     static SCHEMAS: RefCell<HashMap<Box<str>, Arc<ConnectSchema>>> = RefCell::new(HashMap::new());
+    /// The schema used last: records of one table come in runs, and comparing a schema's text
+    /// with the last one is much cheaper than hashing it.
+    static LAST_SCHEMA: RefCell<Option<(Box<str>, Arc<ConnectSchema>)>> = const { RefCell::new(None) };
 }
 
 fn cached_schema(part: MessagePart, text: &str) -> Result<Arc<ConnectSchema>, Error> {
+    let last = LAST_SCHEMA.with_borrow(|last| {
+        last.as_ref().filter(|(last_text, _)| **last_text == *text).map(|(_, schema)| schema.clone())
+    });
+    if let Some(schema) = last {
+        return Ok(schema);
+    }
+    let schema = schema_by_text(part, text)?;
+    LAST_SCHEMA.set(Some((text.into(), schema.clone())));
+    Ok(schema)
+}
+
+fn schema_by_text(part: MessagePart, text: &str) -> Result<Arc<ConnectSchema>, Error> {
     if let Some(schema) = SCHEMAS.with_borrow(|schemas| schemas.get(text).cloned()) {
         return Ok(schema);
     }
@@ -147,6 +201,42 @@ mod tests {
         assert_eq!(decode_json(None, Some(b"null"), position()).ok(), Some(Decoded::Tombstone));
         let with_schema = br#"{"schema": null, "payload": null}"#;
         assert_eq!(decode_json(None, Some(with_schema), position()).ok(), Some(Decoded::Tombstone));
+    }
+
+    /// Every record with a schema in the fixtures, through the fast path and the general path.
+    #[test]
+    fn the_schemaful_fast_path_gives_what_the_general_path_gives() {
+        use crate::decode::tests::{ALL, FIXTURES};
+        let mut compared = 0;
+        for file in ALL {
+            let text = std::fs::read_to_string(format!("{FIXTURES}{file}")).expect("fixture");
+            let messages: Vec<Json> = serde_json::from_str(&text).expect("fixture is JSON");
+            for message in messages {
+                let value = serde_json::to_vec(&message["value"]).expect("bytes");
+                let Ok(Split::WithSchema { schema: Some(schema), payload }) =
+                    split_raw(MessagePart::Value, &value)
+                else {
+                    continue;
+                };
+                let key =
+                    (!message["key"].is_null()).then(|| serde_json::to_vec(&message["key"]).expect("bytes"));
+                let key = decode_key(key.as_deref()).expect("key decodes");
+                let Json::Object(envelope) = parse_payload(MessagePart::Value, payload).expect("payload")
+                else {
+                    continue;
+                };
+                if !envelope.contains_key("op") {
+                    continue;
+                }
+                let general =
+                    envelope::change(key.clone(), Some(&schema), envelope, position()).expect("decodes");
+                let fast =
+                    schemaful::parse(&schema, payload, key, position()).expect("the fast path decodes it");
+                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{file}");
+                compared += 1;
+            }
+        }
+        assert!(compared >= 10, "only {compared} records with schemas compared");
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod plain;
 mod prepared;
 mod registry;
 mod schema;
+mod schemaful;
 #[cfg(test)]
 mod tests;
 
