@@ -14,6 +14,9 @@ keep=false
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/cdc-target}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+# Every run builds a fresh clone: incremental caches only pile up in the shared target dir
+# (20 GB after a day of runs filled this machine's disk).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export CARGO_TERM_COLOR=never
 
 bash scripts/setup-build.sh

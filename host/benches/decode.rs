@@ -27,6 +27,8 @@ type Record = (Option<Vec<u8>>, Option<Vec<u8>>);
 type Schemas = HashMap<u32, Arc<AvroSchema>>;
 
 fn main() {
+    // Tuned as the `cdc` binary tunes it.
+    cdc_host::allocator::tune();
     if std::env::args().any(|arg| arg == "--list") {
         println!("decode: bench");
         return;

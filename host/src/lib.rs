@@ -16,8 +16,10 @@
 //! * [`sinks`]: the sink contract and the built-in sinks.
 //! * [`ops`]: connector provisioning, health and metrics.
 //! * [`cli`]: the `cdc` commands.
+//! * [`allocator`]: mimalloc's tuning.
 //! * `testing` (feature `test-util`): test doubles for the lanes.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod decode;

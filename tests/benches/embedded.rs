@@ -34,6 +34,8 @@ const COLUMNS: &str =
     "id bigint PRIMARY KEY, name text, amount numeric(12,2), updated_at timestamptz, note text";
 
 fn main() {
+    // Tuned as the `cdc` binary tunes it.
+    cdc_host::allocator::tune();
     if std::env::args().any(|arg| arg == "--list") {
         println!("embedded: bench");
         return;

@@ -86,6 +86,8 @@ enum Format {
 }
 
 fn main() {
+    // Tuned as the `cdc` binary tunes it.
+    cdc_host::allocator::tune();
     let bootstrap = std::env::var("CDC_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let args: Vec<String> = std::env::args().collect();

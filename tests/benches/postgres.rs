@@ -101,6 +101,8 @@ fn unscaled_bytes(value: i64) -> Vec<u8> {
 }
 
 fn main() {
+    // Tuned as the `cdc` binary tunes it.
+    cdc_host::allocator::tune();
     if std::env::args().any(|arg| arg == "--list") {
         println!("postgres: bench");
         return;

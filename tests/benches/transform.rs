@@ -54,6 +54,8 @@ const LIMITS: PluginLimits =
     PluginLimits { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(1), max_output_bytes: 16 << 20 };
 
 fn main() {
+    // Tuned as the `cdc` binary tunes it.
+    cdc_host::allocator::tune();
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|arg| arg == LOAD_TIMES_ARG) {
         load_times(args.get(at + 1).map_or("?", String::as_str));

@@ -41,6 +41,8 @@ fn events(count: usize) -> Vec<ChangeEvent> {
 }
 
 fn main() {
+    // Tuned as the `cdc` binary tunes it.
+    cdc_host::allocator::tune();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let received = Arc::new(Received::default());

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use super::schema::{self, ConnectSchema};
-use super::{Decoded, Error, MessagePart, Path, envelope};
+use super::{Decoded, Error, MessagePart, Path, envelope, schemaful};
 use crate::event::Position;
 
 /// A table's key and value schemas, as text and parsed.
@@ -63,6 +63,21 @@ impl PreparedRecord {
     /// # Errors
     /// As `decode_json`, for a payload that does not fit its schema.
     pub fn decode(&self, position: Position) -> Result<Decoded, Error> {
+        // Typed straight from the trees; the general path below copies them and words errors.
+        let key = match &self.key {
+            Some(key) => schemaful::key_tree(&self.schemas.key, key),
+            None => Some(None),
+        };
+        let planned = key
+            .and_then(|key| schemaful::parse_tree(&self.schemas.value, &self.value, key, position.clone()));
+        if let Some(event) = planned {
+            return Ok(Decoded::Change(event));
+        }
+        self.decode_general(position)
+    }
+
+    /// Decodes through owned copies of the trees, as `decode_json` does without its fast paths.
+    fn decode_general(&self, position: Position) -> Result<Decoded, Error> {
         let key = match &self.key {
             Some(key) => schema::typed_row(Path::Root("key"), &self.schemas.key, key.clone())?,
             None => None,
@@ -141,6 +156,7 @@ mod tests {
         let from_bytes =
             super::super::decode_json(record.key_bytes().as_deref(), Some(&value), position()).unwrap();
         assert_eq!(from_parts, from_bytes);
+        assert_eq!(from_parts, record.decode_general(position()).unwrap(), "the fast path differs");
         let Decoded::Change(event) = from_parts else { panic!("a change") };
         let price = crate::event::Decimal::parse("0.10").unwrap();
         assert_eq!(event.after.unwrap().get("price"), Some(&crate::event::Value::Decimal(price)));

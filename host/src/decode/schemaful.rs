@@ -24,9 +24,34 @@ pub(super) fn parse(
     key: Option<Row>,
     position: Position,
 ) -> Option<ChangeEvent> {
+    parse_from(schema, &mut serde_json::Deserializer::from_str(payload), key, position)
+}
+
+/// As [`parse`], from a payload already held as a JSON tree (a record built in process), which
+/// is read without being copied.
+pub(super) fn parse_tree(
+    schema: &ConnectSchema,
+    payload: &Json,
+    key: Option<Row>,
+    position: Position,
+) -> Option<ChangeEvent> {
+    parse_from(schema, payload, key, position)
+}
+
+/// A key payload held as a JSON tree, typed by its struct schema without being copied; `None`
+/// when it does not fit, for the general path to say why.
+pub(super) fn key_tree(schema: &ConnectSchema, key: &Json) -> Option<Option<Row>> {
+    RowSeed(schema).deserialize(key).ok()
+}
+
+fn parse_from<'de, D: Deserializer<'de>>(
+    schema: &ConnectSchema,
+    payload: D,
+    key: Option<Row>,
+    position: Position,
+) -> Option<ChangeEvent> {
     let (before, after) = (schema.field("before")?, schema.field("after")?);
-    let seed = EnvelopeSeed { before, after };
-    let parts = seed.deserialize(&mut serde_json::Deserializer::from_str(payload)).ok()?;
+    let parts = EnvelopeSeed { before, after }.deserialize(payload).ok()?;
     let raw = parts.source?;
     let table = table_id(&raw).ok()?;
     let source = source_info(raw).ok()?;
