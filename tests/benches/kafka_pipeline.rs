@@ -34,7 +34,8 @@ use tokio::sync::Mutex;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Partitions of the backlog and latency topics (as in the throughput issue's measurement).
+/// Partitions of the backlog and latency topics (as in the throughput issue's measurement;
+/// `BENCH_PARTITIONS` changes it).
 const PARTITIONS: i32 = 4;
 /// Partitions of the stalled-sink topic, each holding `STALLED_MAX_BUFFERED` records.
 const STALLED_PARTITIONS: i32 = 8;
@@ -127,7 +128,7 @@ fn main() {
         let mut rows = Vec::new();
         for (name, format) in [("json", Format::Json), ("avro", avro)] {
             let topic = format!("bench-{name}-{stamp}");
-            create_topic(&bootstrap, &topic, PARTITIONS).await;
+            create_topic(&bootstrap, &topic, partitions()).await;
             let produce_started = Instant::now();
             let producer_topic = topic.clone();
             let (producer_bootstrap, count) = (bootstrap.clone(), messages);
@@ -137,7 +138,8 @@ fn main() {
             .await
             .expect("producer");
             println!(
-                "produced {messages} × ~{EVENT_BYTES} B Debezium {name} events on {PARTITIONS} partitions in {:.1} s",
+                "produced {messages} × ~{EVENT_BYTES} B Debezium {name} events on {} partitions in {:.1} s",
+                partitions(),
                 produce_started.elapsed().as_secs_f64()
             );
             let raw = child(&["raw", &topic, &messages.to_string()]).await;
@@ -148,11 +150,23 @@ fn main() {
             let pipeline = child(&pipeline_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
             rows.push((name, raw, pipeline));
         }
-        println!("\nbacklog of {messages} events, max_buffered_messages {}, batches of {BATCH_SIZE}:", max_buffered());
+        println!(
+            "\nbacklog of {messages} events, max_buffered_messages {}, batches of {BATCH_SIZE}:",
+            max_buffered()
+        );
         println!("{:<28} {:>12} {:>10} {:>14}", "consumer", "events/s", "× raw", "peak RSS MB");
         for (name, (raw, raw_rss), (pipeline, rss)) in rows {
-            println!("{:<28} {raw:>12.0} {:>10} {:>14.1}", format!("raw rdkafka, {name} topic"), "1.00", raw_rss);
-            println!("{:<28} {pipeline:>12.0} {:>10.2} {rss:>14.1}", format!("pipeline, {name}"), pipeline / raw);
+            println!(
+                "{:<28} {raw:>12.0} {:>10} {:>14.1}",
+                format!("raw rdkafka, {name} topic"),
+                "1.00",
+                raw_rss
+            );
+            println!(
+                "{:<28} {pipeline:>12.0} {:>10.2} {rss:>14.1}",
+                format!("pipeline, {name}"),
+                pipeline / raw
+            );
         }
         println!();
         child(&["latency"]).await;
@@ -168,6 +182,10 @@ fn main() {
         .expect("producer");
         child(&["stalled", &stalled_topic]).await;
     });
+}
+
+fn partitions() -> i32 {
+    std::env::var("BENCH_PARTITIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(PARTITIONS)
 }
 
 fn max_buffered() -> usize {
@@ -329,7 +347,7 @@ fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
 async fn raw_consumer(bootstrap: &str, topic: &str, messages: usize) -> f64 {
     let consumer: StreamConsumer = consumer_config(bootstrap, "bench-raw").create().expect("consumer");
     let mut list = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
+    for partition in 0..partitions() {
         list.add_partition_offset(topic, partition, Offset::Beginning).expect("partition");
     }
     consumer.assign(&list).expect("assign");
@@ -473,7 +491,7 @@ async fn pipeline_backlog(bootstrap: &str, topic: &str, messages: usize, registr
 /// End-to-end latency (produce → sink) at a steady rate of 2,000 events per second.
 async fn steady_latency(bootstrap: &str) {
     let topic = format!("bench-steady-{}", now_ms());
-    create_topic(bootstrap, &topic, PARTITIONS).await;
+    create_topic(bootstrap, &topic, partitions()).await;
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(AtomicU64::new(0));
     let factory =
@@ -532,7 +550,7 @@ async fn raw_latencies(bootstrap: String, topic: String, count: usize) -> Vec<i6
     }
     let consumer: StreamConsumer = config.create().expect("consumer");
     let mut list = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
+    for partition in 0..partitions() {
         list.add_partition_offset(&topic, partition, Offset::Beginning).expect("partition");
     }
     consumer.assign(&list).expect("assign");

@@ -68,6 +68,24 @@ impl Decoder {
             Decoder::Avro(registry) => decode_avro(registry, key, value, position).await,
         }
     }
+
+    /// Decodes one record without waiting on I/O, as [`Decoder::decode`] would; `None` when it
+    /// cannot: an Avro record whose schemas have not been fetched yet.
+    pub fn decode_now(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        position: Position,
+    ) -> Option<Result<Decoded, Error>> {
+        match self {
+            Decoder::Json => Some(decode_json(key, value, position)),
+            Decoder::Avro(registry) => match decode_avro_with(|id| registry.cached(id), key, value, position)
+            {
+                Err(Error::UnknownSchema { .. }) => None,
+                decoded => Some(decoded),
+            },
+        }
+    }
 }
 
 /// What one Kafka record decodes to.

@@ -11,13 +11,70 @@ use super::context::{Halted, LaneContext, WorkPermit};
 use super::dlq::Failure;
 use super::pending::Pending;
 use super::retry::{FailurePolicy, Verdict};
-use crate::decode::Decoded;
+use crate::decode::{self, Decoded, Decoder};
 use crate::error::{Classify, chain};
 use crate::event::{ChangeEvent, Position};
 use crate::ops::metrics::{Counter, Metrics, names};
 use crate::plugin::{PluginError, Transform, TransformOutput};
 use crate::source::SourceRecord;
 use crate::source::acks::PartitionAcks;
+
+/// The fewest records a batch needs before its decoding is spread over the cores.
+const PARALLEL_DECODE_MIN: usize = 256;
+
+/// Decodes a large batch in chunks on the blocking pool, one chunk per core, so that a single
+/// busy partition uses every core; `None` for each record of a small batch, and for one that
+/// cannot be decoded without I/O (an Avro schema not fetched yet): [`Worker::decode`] decodes
+/// those itself. Only first attempts are made here; failures are settled in order by the lane.
+async fn first_attempts(
+    decoder: &Decoder,
+    records: &[Arc<SourceRecord>],
+) -> Vec<Option<Result<Decoded, decode::Error>>> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 || records.len() < PARALLEL_DECODE_MIN {
+        return std::iter::repeat_with(|| None).take(records.len()).collect();
+    }
+    let chunks: Vec<_> = records
+        .chunks(records.len().div_ceil(cores))
+        .map(|chunk| {
+            let (chunk, decoder) = (chunk.to_vec(), decoder.clone());
+            let len = chunk.len();
+            let decoding = tokio::task::spawn_blocking(move || {
+                chunk.iter().map(|record| decode_now(&decoder, record)).collect::<Vec<_>>()
+            });
+            (len, decoding)
+        })
+        .collect();
+    let mut decoded = Vec::with_capacity(records.len());
+    for (len, decoding) in chunks {
+        match decoding.await {
+            Ok(chunk) => decoded.extend(chunk),
+            // A decoder that panicked does so again in the lane, where the panic is contained.
+            Err(_) => decoded.extend(std::iter::repeat_with(|| None).take(len)),
+        }
+    }
+    decoded
+}
+
+/// One record decoded without waiting on I/O, if it can be.
+fn decode_now(decoder: &Decoder, record: &SourceRecord) -> Option<Result<Decoded, decode::Error>> {
+    match &record.prepared {
+        Some(prepared) => Some(prepared.decode(position(record))),
+        None => decoder.decode_now(record.key.as_deref(), record.value.as_deref(), position(record)),
+    }
+}
+
+/// Where a record sits: its WAL position (embedded source) or its Kafka offset.
+fn position(record: &SourceRecord) -> Position {
+    match record.wal {
+        Some(position) => Position::Wal { topic: record.topic.clone(), position },
+        None => Position::Kafka {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+        },
+    }
+}
 
 /// Events bound for the sinks, with the records they came from.
 #[derive(Debug, Clone)]
@@ -115,9 +172,10 @@ impl Worker {
     /// segment before it (delivered first, so a DLQ outage holds back nothing before the
     /// record), then goes to the DLQ; the records after it form the next segment.
     async fn process(&mut self, records: Vec<Arc<SourceRecord>>, next_offset: i64) -> Result<(), Halted> {
+        let first_attempts = first_attempts(&self.lane.context.decoder, &records).await;
         let mut segment = Vec::with_capacity(records.len());
-        for record in records {
-            match self.decode(&record).await? {
+        for (record, first_attempt) in records.into_iter().zip(first_attempts) {
+            match self.decode(&record, first_attempt).await? {
                 Ok(Decoded::Change(event)) => segment.push((event, record)),
                 // Tombstones and schema changes are acknowledged with the segment, not delivered.
                 Ok(_) => {}
@@ -130,24 +188,22 @@ impl Worker {
         self.deliver(segment, next_offset).await
     }
 
-    /// Decodes one record; `Err` with why, when it is for the DLQ. A transient failure (the
-    /// schema registry is unreachable) is retried until it passes, so it never dead-letters.
-    async fn decode(&mut self, record: &SourceRecord) -> Result<Result<Decoded, Failure>, Halted> {
+    /// Decodes one record, starting from `first_attempt` when [`first_attempts`] made it; `Err`
+    /// with why, when it is for the DLQ. A transient failure (the schema registry is
+    /// unreachable) is retried until it passes, so it never dead-letters.
+    async fn decode(
+        &mut self,
+        record: &SourceRecord,
+        mut first_attempt: Option<Result<Decoded, decode::Error>>,
+    ) -> Result<Result<Decoded, Failure>, Halted> {
         let mut attempt = 0;
         loop {
-            let position = match record.wal {
-                Some(position) => Position::Wal { topic: record.topic.clone(), position },
-                None => Position::Kafka {
-                    topic: record.topic.clone(),
-                    partition: record.partition,
-                    offset: record.offset,
-                },
-            };
-            let decoded = match &record.prepared {
-                Some(prepared) => prepared.decode(position),
-                None => {
+            let decoded = match (first_attempt.take(), &record.prepared) {
+                (Some(decoded), _) => decoded,
+                (None, Some(prepared)) => prepared.decode(position(record)),
+                (None, None) => {
                     let decoder = &self.lane.context.decoder;
-                    decoder.decode(record.key.as_deref(), record.value.as_deref(), position).await
+                    decoder.decode(record.key.as_deref(), record.value.as_deref(), position(record)).await
                 }
             };
             let error = match decoded {

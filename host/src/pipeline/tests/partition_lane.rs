@@ -19,6 +19,17 @@ fn start(
     transforms: Vec<Box<dyn Transform>>,
     records: Vec<SourceRecord>,
 ) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<SinkBatch>, mpsc::UnboundedSender<SourceRecord>) {
+    start_batched(harness, number, transforms, records, 100)
+}
+
+/// As [`start`], taking up to `batch_size` records at once.
+fn start_batched(
+    harness: &Harness,
+    number: i32,
+    transforms: Vec<Box<dyn Transform>>,
+    records: Vec<SourceRecord>,
+    batch_size: usize,
+) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<SinkBatch>, mpsc::UnboundedSender<SourceRecord>) {
     let acks = harness.context.tracker.partition(&partition(number));
     let (sink, batches) = mpsc::unbounded_channel();
     let lane = PartitionLane {
@@ -26,7 +37,7 @@ fn start(
         sinks: vec![sink],
         acks: acks.clone(),
         retry: quick_retry(),
-        batch_size: 100,
+        batch_size,
         context: harness.context.clone(),
     };
     let (sender, receiver) = mpsc::unbounded_channel();
@@ -79,6 +90,22 @@ async fn every_event_a_record_yields_has_its_own_id_and_keeps_it_on_replay() {
     let expected = ["0", "0/1", "0/2", "1", "1/1", "1/2"].map(|suffix| format!("{TOPIC}/0/{suffix}"));
     assert_eq!(runs[0], expected);
     assert_eq!(runs[1], runs[0], "ids are stable across replays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_decoded_across_cores_keeps_its_order_and_dead_letters_in_place() {
+    let harness = Harness::new(1, None);
+    // Large enough to be decoded in chunks on the blocking pool, with a bad record in the middle.
+    let mut batch = records(0, 600);
+    batch[300] = testing::garbage(TOPIC, 0, 300);
+    let (_lane, mut batches, _records) = start_batched(&harness, 0, Vec::new(), batch, 1000);
+    let events = collect(&mut batches, 599, Duration::from_secs(10)).await;
+
+    let keys: Vec<i64> = events.iter().map(testing::key_id).collect();
+    let expected: Vec<i64> = (1..=600).filter(|&key| key != 301).collect();
+    assert_eq!(keys, expected, "every good record, in order");
+    assert_eq!(harness.dlq.offsets(), vec![300], "the bad record went to the DLQ");
+    assert!(harness.halt_reason().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
