@@ -37,6 +37,11 @@ AVRO_JARS=('kafka-connect-avro-converter-[0-9]*.jar' 'kafka-connect-avro-data-[0
     'kafka-schema-registry-client-[0-9]*.jar' 'common-utils-[0-9]*.jar' 'avro-1.11.3.jar'
     'guava-24.1.1-jre.jar' 'failureaccess-[0-9]*.jar' 'swagger-annotations-[0-9]*.jar')
 
+# Independent readers of the Iceberg tables the tests write (PyPI wheels).
+READERS=(duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5 'pyiceberg[sql-sqlite,pyarrow]==0.12.0')
+READERS_VERSION=1
+READERS_DIR=$CACHE_DIR/iceberg-readers
+
 PG_BIN=/usr/lib/postgresql/15/bin
 # The wheel's jetty jars are a mix of 9.4.56 and 9.4.12 and break Connect's REST server; these
 # Debian libjetty9-java jars (9.4.57) replace them (jetty-client from the wheel is kept).
@@ -339,6 +344,17 @@ install_all() {
     ensure_tansu
     ensure_connect_libs
     ensure_avro_libs       # after ensure_connect_libs: it skips artifacts already in $CONNECT_LIBS
+    ensure_readers
+}
+
+# The independent Iceberg readers (DuckDB with its Iceberg extension, pyiceberg), installed into
+# a folder of their own: the tests put it on PYTHONPATH.
+ensure_readers() {
+    [[ -f $READERS_DIR/.installed-$READERS_VERSION ]] && return 0
+    rm -rf "$READERS_DIR"
+    step "pip install the Iceberg readers into $READERS_DIR" python3 -m pip install -q --disable-pip-version-check \
+        --no-cache-dir --target "$READERS_DIR" "${READERS[@]}"
+    touch "$READERS_DIR/.installed-$READERS_VERSION"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -619,6 +635,7 @@ cmd_pg_up() {
     # shellcheck disable=SC2046 # one package name per word
     apt_install $(missing_pg_packages)
     check_pg_user
+    ensure_readers
     start_pg
     echo "test-env: postgres $HOST:$PG_PORT (data in $PG_DIR)"
 }
@@ -662,6 +679,7 @@ export CDC_TEST_PG_USER=postgres
 export CDC_TEST_PG_DB=postgres
 export CDC_TEST_PG_URL=postgresql://postgres@$HOST:$PG_PORT/postgres
 export CDC_TEST_PG_CA=$PG_CA
+export CDC_TEST_PYTHONPATH=$READERS_DIR
 EOF
 }
 

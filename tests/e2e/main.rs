@@ -4,6 +4,7 @@
 mod avro;
 mod delivery;
 mod embedded;
+mod iceberg;
 mod in_process;
 mod independence;
 mod packaging;

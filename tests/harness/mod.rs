@@ -8,6 +8,7 @@ pub mod build;
 pub mod env;
 pub mod events;
 pub mod kafka;
+pub mod lakehouse;
 pub mod pipeline;
 pub mod process;
 pub mod proxy;

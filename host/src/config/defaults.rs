@@ -50,14 +50,16 @@ pub const POSTGRES_UPSERT: bool = false;
 pub const ICEBERG_CATALOG_NAME: &str = "default";
 /// `sinks[].iceberg.table_namespace`.
 pub const ICEBERG_TABLE_NAMESPACE: &str = "default";
-/// `sinks[].iceberg.batch_size`.
-pub const ICEBERG_BATCH_SIZE: usize = 1000;
+/// `sinks[].iceberg.batch_size`: rows per commit. Every commit is a snapshot and commit cost
+/// grows with their number, so commits are large.
+pub const ICEBERG_BATCH_SIZE: usize = 10_000;
 /// `sinks[].iceberg.auto_create_table`.
 pub const ICEBERG_AUTO_CREATE_TABLE: bool = true;
 /// `sinks[].iceberg.s3_region`.
 pub const ICEBERG_S3_REGION: &str = "us-east-1";
-/// `sinks[].iceberg.flush_interval_seconds` (0: flush by batch size only).
-pub const ICEBERG_FLUSH_INTERVAL_SECONDS: f64 = 0.0;
+/// `sinks[].iceberg.flush_interval_seconds`: how long a commit waits for `batch_size` rows
+/// (0: it commits what has arrived at once).
+pub const ICEBERG_FLUSH_INTERVAL_SECONDS: f64 = 10.0;
 /// `sinks[].iceberg.write_executor_threads` (0: automatic).
 pub const ICEBERG_WRITE_EXECUTOR_THREADS: usize = 0;
 /// `sinks[].iceberg.maintenance.enabled`.

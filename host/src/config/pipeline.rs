@@ -314,7 +314,7 @@ pub struct IcebergSinkConfig {
     pub table_name: String,
     /// Append or upsert.
     pub write_mode: WriteMode,
-    /// Rows per write (≥ 1).
+    /// Rows per commit (≥ 1).
     pub batch_size: usize,
     /// Create the table from the source schema when absent.
     pub auto_create_table: bool,
@@ -330,7 +330,7 @@ pub struct IcebergSinkConfig {
     pub s3_region: String,
     /// Snapshot expiry and compaction.
     pub maintenance: MaintenanceConfig,
-    /// Commit at least this often; zero commits by batch size only.
+    /// How long a commit waits for `batch_size` rows; zero commits what has arrived at once.
     pub flush_interval: Duration,
     /// Writer threads; 0 picks automatically.
     pub write_executor_threads: usize,

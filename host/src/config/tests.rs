@@ -129,12 +129,12 @@ fn sink_defaults_match_the_seed() {
     assert_eq!((p.password.expose(), p.batch_size, p.upsert), ("cdc_password", 100, false));
     let SinkKind::Iceberg(i) = &sinks[2].kind else { panic!() };
     assert_eq!((i.catalog_name.as_str(), i.table_namespace.as_str()), ("default", "default"));
-    assert_eq!((i.write_mode, i.batch_size, i.auto_create_table), (WriteMode::Append, 1000, true));
+    assert_eq!((i.write_mode, i.batch_size, i.auto_create_table), (WriteMode::Append, 10_000, true));
     assert!(i.partition_by.is_empty() && i.s3_endpoint.is_none() && i.s3_access_key_id.is_none());
     assert!(i.s3_secret_access_key.is_none());
     assert_eq!(
         (i.s3_region.as_str(), i.flush_interval, i.write_executor_threads),
-        ("us-east-1", Duration::ZERO, 0)
+        ("us-east-1", Duration::from_secs(10), 0)
     );
     let m = &i.maintenance;
     assert!(!m.enabled);

@@ -1,5 +1,7 @@
 //! Sinks: the contract every sink implements, native or wasm, and the built-in sinks.
 
+pub mod iceberg;
+mod positions;
 pub mod postgres;
 pub mod wasm;
 pub mod webhook;
@@ -35,10 +37,11 @@ pub fn factory(
             postgres::PostgresFactory::new(id, &postgres::PostgresSettings::from_config(pipeline_id, config))
                 .map_err(|reason| anyhow::anyhow!("sink `{id}`: {reason}"))?,
         ),
-        SinkKind::Iceberg(_) => {
-            let sink_type = sink.sink_type().as_str();
-            anyhow::bail!("sink `{id}`: sink_type `{sink_type}` is not available in this build yet")
-        }
+        SinkKind::Iceberg(config) => Arc::new(iceberg::IcebergFactory::new(
+            id,
+            &iceberg::IcebergSettings::from_config(pipeline_id, config)
+                .map_err(|reason| anyhow::anyhow!("sink `{id}`: {reason}"))?,
+        )),
     };
     Ok(factory)
 }

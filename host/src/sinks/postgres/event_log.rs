@@ -7,9 +7,9 @@
 use tokio_postgres::types::ToSql;
 
 use super::connection::Connection;
-use super::positions::stream_of;
 use super::schema::{DDL_LOCK, TableName, quote};
 use crate::event::{ChangeEvent, to_debezium_key, to_debezium_value};
+use crate::sinks::positions::stream_of;
 
 /// Creates the schema and the table when absent. A table from before `source_index` gets the
 /// column, and its key is widened to it.

@@ -24,12 +24,13 @@ use futures::future::BoxFuture;
 
 pub use self::connection::ConnectSettings;
 use self::connection::{Connection, classify, session_lost};
-use self::positions::{Mark, PositionTable, after, stream_of};
+use self::positions::PositionTable;
 use self::replica::{ApplyError, Replica, TableMapping};
 use self::schema::TableName;
 use crate::config::{PostgresMode, PostgresSinkConfig};
 use crate::error::ErrorClass;
 use crate::event::ChangeEvent;
+use crate::sinks::positions::{Mark, after, stream_of};
 use crate::sinks::{Sink, SinkError, SinkFactory};
 use crate::source::acks::PartitionKey;
 

@@ -8,44 +8,10 @@ use tokio_postgres::Client;
 
 use super::connection::Connection;
 use super::schema::{DDL_LOCK, TableName, quote};
-use crate::event::Position;
+use crate::sinks::positions::Mark;
 
 /// The table holding positions, in the sink's schema.
 pub(super) const TABLE: &str = "cdc_sink_positions";
-
-/// A place in a stream, ordered: a Kafka offset (and 0), or a commit LSN and an index.
-pub(super) type Mark = (i64, i64);
-
-/// The partition under which the WAL changes of a table are kept: never a Kafka partition,
-/// so that a pipeline moved between transports cannot mistake one kind of position for the
-/// other.
-const WAL_PARTITION: i32 = -1;
-
-/// The stream and place of a position as the table keys them: a Kafka partition and its
-/// offset, or a table's WAL changes (its topic, partition -1) and their WAL position.
-pub(super) fn stream_of(position: &Position) -> ((&str, i32), Mark) {
-    match position {
-        Position::Kafka { topic, partition, offset } => ((topic, *partition), (*offset, 0)),
-        // LSNs fit an i64 for the next few million terabytes of WAL.
-        Position::Wal { topic, position } => (
-            (topic, WAL_PARTITION),
-            (
-                i64::try_from(position.commit_lsn).unwrap_or(i64::MAX),
-                i64::try_from(position.index).unwrap_or(i64::MAX),
-            ),
-        ),
-    }
-}
-
-/// The mark right after `mark` in a stream of `partition`: the next offset of a Kafka
-/// partition, the next index of a transaction in the WAL.
-pub(super) fn after(partition: i32, mark: Mark) -> Mark {
-    if partition == WAL_PARTITION {
-        (mark.0, mark.1.saturating_add(1))
-    } else {
-        (mark.0.saturating_add(1), 0)
-    }
-}
 
 /// The positions table of one sink of one pipeline.
 #[derive(Debug, Clone)]
