@@ -1,8 +1,9 @@
 //! The Iceberg sink end to end: changes read from PostgreSQL in embedded mode land in an upsert
-//! table and an append table of a real SQLite catalog on local disk, and independent readers
-//! read them back: DuckDB (which applies the equality deletes) and pyiceberg. kill -9 under
-//! load, repeated, leaves both exact: the upsert table equals the source, the append table holds
-//! every change once.
+//! table and an append table (partitioned by day) of a real SQLite catalog on local disk, and
+//! independent readers read them back: DuckDB (which applies the equality deletes) and
+//! pyiceberg. Compaction and snapshot expiry leave the rows as they were; `cdc lakehouse` lists
+//! snapshots and reads rows. kill -9 under load, repeated, leaves both exact: the upsert table
+//! (partitioned by its key) equals the source, the append table holds every change once.
 
 use std::time::Duration;
 
@@ -64,10 +65,14 @@ async fn changes_land_in_iceberg_tables_that_duckdb_and_pyiceberg_read() {
     )
     .await;
     let lake = Lakehouse::default();
+    // Maintenance as often as it can run: compaction once two files are live, expiry of every
+    // snapshot but the current one. The append table is partitioned by day.
+    let maintenance = "      maintenance: {enabled: true, compaction_interval_seconds: 1, compaction_file_threshold: 2, \
+                       expire_snapshots_interval_seconds: 1, expire_snapshots_older_than_seconds: 1}\n";
     let parts = embedded(format!(
         "{}{}",
-        lake.sink("current", "current", "upsert"),
-        lake.sink("history", "history", "append")
+        lake.sink_with("current", "current", "upsert", maintenance),
+        lake.sink_with("history", "history", "append", "      partition_by: [\"day(seen)\"]\n")
     ));
     let (mut cdc, _) = scenario.start(&parts, &[]);
     scenario.wait_streaming(&cdc).await;
@@ -121,6 +126,44 @@ async fn changes_land_in_iceberg_tables_that_duckdb_and_pyiceberg_read() {
         "{read:?}"
     );
 
+    // More commits, one statement at a time: compaction folds them, DuckDB reads the same rows.
+    for round in 0..4 {
+        scenario.sql(&format!("UPDATE {table} SET note = 'round {round}' WHERE id = 1")).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let expected = source_rows(&scenario, &columns).await;
+    assert_reads(&lake, Reader::DuckDb, "current", name, &columns, &expected, || cdc.log()).await;
+    let compacted = eventually(CONVERGE_TIMEOUT, || async {
+        scenario.sql(&format!("UPDATE {table} SET flag = NOT flag WHERE id = 5")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cdc.log().contains("iceberg.compacted") && cdc.log().contains("iceberg.snapshots_expired")
+    })
+    .await;
+    assert!(compacted, "no compaction and expiry\n{}", cdc.log());
+    let expected = source_rows(&scenario, &columns).await;
+    assert_reads(&lake, Reader::DuckDb, "current", name, &columns, &expected, || cdc.log()).await;
+
+    // The operator's view: snapshots, rows, and no rollback in embedded mode.
+    let (pipeline, platform, _) = scenario.write_config(&parts);
+    let lakehouse = |args: &[&str]| {
+        let output = std::process::Command::new(cdc_tests::build::cdc_binary())
+            .arg("lakehouse")
+            .args(args)
+            .args([pipeline.to_str().unwrap(), "--platform-config", platform.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (ok, snapshots) = lakehouse(&["snapshots", "--sink-id", "current"]);
+    assert!(ok && snapshots.contains(name) && snapshots.contains("replace"), "{snapshots}");
+    let (ok, rows) = lakehouse(&["query", "--sink-id", "history", "--limit", "3"]);
+    assert!(ok && rows.starts_with("id\tnote\tamount") && rows.contains("(3 rows of"), "{rows}");
+    let (ok, refused) = lakehouse(&["rollback", "--sink-id", "history", "--as-of", "0", "--yes"]);
+    assert!(!ok && refused.contains("embedded mode"), "{refused}");
+
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.cleanup().await;
 }
@@ -129,9 +172,11 @@ async fn changes_land_in_iceberg_tables_that_duckdb_and_pyiceberg_read() {
 async fn kill_9_under_load_leaves_iceberg_tables_exact() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let lake = Lakehouse::default();
+    // The upsert table partitioned by its key: deletes land in the partition of their row.
+    let partitioned = "      partition_by: [\"bucket(4, id)\"]\n";
     let parts = embedded(format!(
         "{}{}",
-        lake.sink("current", "current", "upsert"),
+        lake.sink_with("current", "current", "upsert", partitioned),
         lake.sink("history", "history", "append")
     ));
     let (mut cdc, _) = scenario.start(&parts, &[]);

@@ -42,8 +42,13 @@ impl Lakehouse {
     /// An Iceberg sink item for `PipelineParts::sinks`: tables named after their source table
     /// in `namespace`, committing every 0.2 s.
     pub fn sink(&self, sink_id: &str, namespace: &str, write_mode: &str) -> String {
+        self.sink_with(sink_id, namespace, write_mode, "")
+    }
+
+    /// [`sink`](Self::sink) with more lines of its `iceberg:` block (indented by six spaces).
+    pub fn sink_with(&self, sink_id: &str, namespace: &str, write_mode: &str, extra: &str) -> String {
         format!(
-            "  - sink_id: {sink_id}\n    sink_type: iceberg\n    retry: {{initial_wait_seconds: 0.2, max_wait_seconds: 2, max_attempts: 3}}\n    iceberg:\n      catalog_name: {CATALOG}\n      catalog_uri: sqlite:{catalog}\n      warehouse: {warehouse}\n      table_namespace: {namespace}\n      table_name: \"{{table}}\"\n      write_mode: {write_mode}\n      batch_size: 5000\n      flush_interval_seconds: 0.2\n",
+            "  - sink_id: {sink_id}\n    sink_type: iceberg\n    retry: {{initial_wait_seconds: 0.2, max_wait_seconds: 2, max_attempts: 3}}\n    iceberg:\n      catalog_name: {CATALOG}\n      catalog_uri: sqlite:{catalog}\n      warehouse: {warehouse}\n      table_namespace: {namespace}\n      table_name: \"{{table}}\"\n      write_mode: {write_mode}\n      batch_size: 5000\n      flush_interval_seconds: 0.2\n{extra}",
             catalog = self.catalog_db().display(),
             warehouse = self.warehouse().display(),
         )

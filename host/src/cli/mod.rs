@@ -1,5 +1,6 @@
 //! The `cdc` command line: one file per subcommand. Exit codes: 0 ok, 1 failure, 2 usage.
 
+mod lakehouse;
 mod plugin;
 mod run;
 mod validate;
@@ -29,6 +30,9 @@ enum Command {
     /// Writes, builds, tests and inspects plugins (WebAssembly components).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Inspects the tables of a pipeline's Iceberg sink: snapshots, rows, rollback.
+    #[command(subcommand)]
+    Lakehouse(lakehouse::LakehouseCommand),
 }
 
 /// The config files of a pipeline.
@@ -61,5 +65,6 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Plugin(command) => plugin::run(command),
+        Command::Lakehouse(command) => lakehouse::run(command),
     }
 }

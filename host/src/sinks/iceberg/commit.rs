@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use iceberg::spec::{
     DataFile, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Schema,
-    Snapshot, SnapshotSummaryCollector, Summary, TableMetadata,
+    Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
 };
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, Runtime};
@@ -31,6 +31,8 @@ pub(super) struct Changes {
     pub delete_files: Vec<DataFile>,
     /// Drop every file the table holds first.
     pub replace_all: bool,
+    /// The new files hold the same rows as those dropped (a compaction).
+    pub rewrite: bool,
     /// Summary properties of the snapshot (the sink's positions).
     pub properties: HashMap<String, String>,
 }
@@ -109,7 +111,9 @@ pub(super) async fn commit(
     let previous = if changes.replace_all { None } else { parent.map(|parent| parent.summary()) };
     let mut properties = totals(summary.build(), previous);
     properties.extend(changes.properties);
-    let operation = if changes.replace_all || !changes.delete_files.is_empty() {
+    let operation = if changes.rewrite {
+        Operation::Replace
+    } else if changes.replace_all || !changes.delete_files.is_empty() {
         Operation::Overwrite
     } else {
         Operation::Append
@@ -146,6 +150,43 @@ pub(super) async fn set_schema(
         .clone()
         .into_builder(Some(location.to_owned()))
         .add_current_schema(schema)
+        .and_then(|builder| builder.build())
+        .map_err(failed("cannot build the table metadata"))?
+        .metadata;
+    swap(lakehouse, table, updated).await
+}
+
+/// Removes snapshots from the table's metadata (their files stay: see `maintenance`).
+pub(super) async fn remove_snapshots(
+    lakehouse: &Lakehouse,
+    table: &Table,
+    expired: &[i64],
+) -> Result<Table, CommitError> {
+    let location = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
+    let updated = table
+        .metadata()
+        .clone()
+        .into_builder(Some(location.to_owned()))
+        .remove_snapshots(expired)
+        .build()
+        .map_err(failed("cannot build the table metadata"))?
+        .metadata;
+    swap(lakehouse, table, updated).await
+}
+
+/// Makes an earlier snapshot the table's current one (a rollback).
+pub(super) async fn set_current_snapshot(
+    lakehouse: &Lakehouse,
+    table: &Table,
+    snapshot_id: i64,
+) -> Result<Table, CommitError> {
+    let location = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
+    let reference = SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None));
+    let updated = table
+        .metadata()
+        .clone()
+        .into_builder(Some(location.to_owned()))
+        .set_ref(MAIN_BRANCH, reference)
         .and_then(|builder| builder.build())
         .map_err(failed("cannot build the table metadata"))?
         .metadata;
@@ -209,7 +250,7 @@ fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))

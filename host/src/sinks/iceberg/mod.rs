@@ -11,6 +11,9 @@
 
 mod catalog;
 mod commit;
+pub mod lakehouse;
+mod maintenance;
+mod partition;
 mod positions;
 mod rows;
 mod schema;
@@ -25,7 +28,7 @@ use arrow_array::RecordBatch;
 use futures::future::BoxFuture;
 use iceberg::spec::{DataFile, DataFileFormat};
 use iceberg::table::Table;
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::base_writer::equality_delete_writer::{
     EqualityDeleteFileWriterBuilder, EqualityDeleteWriterConfig,
 };
@@ -43,7 +46,7 @@ use self::catalog::Lakehouse;
 use self::commit::CommitError;
 use self::positions::{Positions, Stream};
 use self::rows::{Changes, DataRow, RowError};
-use crate::config::{IcebergSinkConfig, WriteMode};
+use crate::config::{IcebergSinkConfig, MaintenanceConfig, WriteMode};
 use crate::error::ErrorClass;
 use crate::event::{ChangeEvent, Column, TableId};
 use crate::sinks::positions::{Mark, after, stream_of};
@@ -70,17 +73,15 @@ pub struct IcebergSettings {
     pub flush_interval: Duration,
     /// Create absent tables from the source schema.
     pub auto_create: bool,
+    /// Compaction and snapshot expiry, when enabled.
+    pub maintenance: Option<MaintenanceConfig>,
+    /// The partition spec of the tables the sink creates.
+    partitions: Vec<partition::PartitionField>,
 }
 
 impl IcebergSettings {
     /// Settings from the sink's config block; what this build cannot do yet is an error.
     pub fn from_config(pipeline_id: &str, config: &IcebergSinkConfig) -> Result<Self, String> {
-        if !config.partition_by.is_empty() {
-            return Err("partition_by: partitioned tables are not available in this build yet".to_owned());
-        }
-        if config.maintenance.enabled {
-            return Err("maintenance: table maintenance is not available in this build yet".to_owned());
-        }
         Ok(IcebergSettings {
             pipeline_id: pipeline_id.to_owned(),
             catalog: CatalogSettings::from_config(config)?,
@@ -90,6 +91,8 @@ impl IcebergSettings {
             batch_size: config.batch_size.max(1),
             flush_interval: config.flush_interval,
             auto_create: config.auto_create_table,
+            maintenance: config.maintenance.enabled.then(|| config.maintenance.clone()),
+            partitions: partition::parse_all(&config.partition_by)?,
         })
     }
 
@@ -111,6 +114,8 @@ struct TableState {
     /// The column list last checked against the table's schema (events of one source schema
     /// share it).
     checked: Option<Arc<[Column]>>,
+    /// When maintenance is next due, if enabled.
+    schedule: Option<maintenance::Schedule>,
 }
 
 /// What the lanes of one sink share.
@@ -142,7 +147,12 @@ impl Shared {
         let state = tables
             .entry(name.to_owned())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(TableState { table: None, source: source.clone(), checked: None }))
+                Arc::new(Mutex::new(TableState {
+                    table: None,
+                    source: source.clone(),
+                    checked: None,
+                    schedule: self.settings.maintenance.as_ref().map(maintenance::Schedule::new),
+                }))
             })
             .clone();
         drop(tables);
@@ -445,7 +455,10 @@ impl IcebergSink {
             .ensure_namespace(&namespace)
             .await
             .map_err(|error| transient(self, format!("cannot create namespace {namespace:?}"), error))?;
-        let creation = TableCreation::builder().name(name.to_owned()).schema(schema).build();
+        let spec = partition::spec(&shared.settings.partitions, &schema, &key, shared.settings.mode)
+            .map_err(|reason| self.fail(0, ErrorClass::Fatal, format!("cannot create {ident}: {reason}")))?;
+        let creation =
+            TableCreation::builder().name(name.to_owned()).schema(schema).partition_spec_opt(spec).build();
         match lakehouse.catalog.create_table(&namespace, creation).await {
             Ok(table) => {
                 tracing::info!(sink_id = shared.sink_id.as_str(), table = %ident, source = %event.table, "iceberg.table_created");
@@ -592,6 +605,7 @@ impl IcebergSink {
                 data_files: pending.data_files.clone(),
                 delete_files: pending.delete_files.clone(),
                 replace_all: pending.truncate,
+                rewrite: false,
                 properties: HashMap::from([(shared.property.clone(), encoded)]),
             };
             match commit::commit(lakehouse, &table, changes).await {
@@ -648,7 +662,7 @@ impl IcebergSink {
                 ));
             };
             match self.commit_table(&name, table, pending).await {
-                Ok(committed) => state.table = Some(committed),
+                Ok(committed) => state.table = self.maintain(committed, &mut state).await,
                 Err(error) => {
                     self.pending.clear();
                     return Err(error);
@@ -656,6 +670,34 @@ impl IcebergSink {
             }
         }
         Ok(())
+    }
+}
+
+impl IcebergSink {
+    /// Runs the maintenance due on a table just committed to; the table after it, or `None`
+    /// (read it again) when maintenance failed. A failure is logged: the commit stands.
+    async fn maintain(&self, table: Table, state: &mut TableState) -> Option<Table> {
+        let (Some(config), Some(schedule)) = (&self.shared.settings.maintenance, state.schedule.as_mut())
+        else {
+            return Some(table);
+        };
+        let lakehouse = self.shared.lakehouse().await.ok()?;
+        let ident = table.identifier().clone();
+        match maintenance::run_due(lakehouse, table, schedule, config).await {
+            Ok((table, report)) => {
+                if let Some((replaced, written)) = report.compacted {
+                    tracing::info!(sink_id = self.shared.sink_id.as_str(), table = %ident, replaced, written, "iceberg.compacted");
+                }
+                if let Some((snapshots, files)) = report.expired {
+                    tracing::info!(sink_id = self.shared.sink_id.as_str(), table = %ident, snapshots, files, "iceberg.snapshots_expired");
+                }
+                Some(table)
+            }
+            Err(error) => {
+                tracing::warn!(sink_id = self.shared.sink_id.as_str(), table = %ident, error = %error, "iceberg.maintenance_failed");
+                None
+            }
+        }
     }
 }
 
@@ -701,38 +743,68 @@ fn file_prefix(kind: &str) -> String {
     format!("{kind}-{}", uuid::Uuid::now_v7())
 }
 
-async fn write_data(table: &Table, batch: RecordBatch) -> iceberg::Result<Vec<DataFile>> {
-    let metadata = table.metadata();
-    let parquet = ParquetWriterBuilder::new(parquet_properties(), metadata.current_schema().clone());
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-        parquet,
-        table.file_io().clone(),
-        DefaultLocationGenerator::new(metadata)?,
-        DefaultFileNameGenerator::new(file_prefix("data"), None, DataFileFormat::Parquet),
-    );
-    let mut writer = DataFileWriterBuilder::new(rolling).build(None).await?;
-    writer.write(batch).await?;
-    writer.close().await
+/// Writes data files in the table's current schema, for one partition.
+struct DataWriter {
+    inner: DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>,
 }
 
-/// Writes equality deletes on the identifier fields; `batch` has the table's full layout.
+impl DataWriter {
+    async fn open(table: &Table, partition: Option<iceberg::spec::PartitionKey>) -> iceberg::Result<Self> {
+        let metadata = table.metadata();
+        let parquet = ParquetWriterBuilder::new(parquet_properties(), metadata.current_schema().clone());
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            parquet,
+            table.file_io().clone(),
+            DefaultLocationGenerator::new(metadata)?,
+            DefaultFileNameGenerator::new(file_prefix("data"), None, DataFileFormat::Parquet),
+        );
+        Ok(DataWriter { inner: DataFileWriterBuilder::new(rolling).build(partition).await? })
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> iceberg::Result<()> {
+        self.inner.write(batch).await
+    }
+
+    async fn close(mut self) -> iceberg::Result<Vec<DataFile>> {
+        self.inner.close().await
+    }
+}
+
+/// Writes rows (in the table's full layout) into data files, one or more per partition.
+async fn write_data(table: &Table, batch: RecordBatch) -> iceberg::Result<Vec<DataFile>> {
+    let mut files = Vec::new();
+    for (partition, part) in partition::split(table, batch)? {
+        let mut writer = DataWriter::open(table, partition).await?;
+        writer.write(part).await?;
+        files.extend(writer.close().await?);
+    }
+    Ok(files)
+}
+
+/// Writes equality deletes on the identifier fields, per partition; `batch` has the table's
+/// full layout.
 async fn write_deletes(table: &Table, batch: RecordBatch) -> iceberg::Result<Vec<DataFile>> {
     let metadata = table.metadata();
     let schema = metadata.current_schema().clone();
     let mut ids: Vec<i32> = schema.identifier_field_ids().collect();
     ids.sort_unstable();
-    let config = EqualityDeleteWriterConfig::new(ids, schema)?;
+    let projected = EqualityDeleteWriterConfig::new(ids.clone(), schema.clone())?;
     let delete_schema =
-        Arc::new(iceberg::arrow::arrow_schema_to_schema(config.projected_arrow_schema_ref())?);
-    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-        ParquetWriterBuilder::new(parquet_properties(), delete_schema),
-        table.file_io().clone(),
-        DefaultLocationGenerator::new(metadata)?,
-        DefaultFileNameGenerator::new(file_prefix("delete"), None, DataFileFormat::Parquet),
-    );
-    let mut writer = EqualityDeleteFileWriterBuilder::new(rolling, config).build(None).await?;
-    writer.write(batch).await?;
-    writer.close().await
+        Arc::new(iceberg::arrow::arrow_schema_to_schema(projected.projected_arrow_schema_ref())?);
+    let mut files = Vec::new();
+    for (partition, part) in partition::split(table, batch)? {
+        let config = EqualityDeleteWriterConfig::new(ids.clone(), schema.clone())?;
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            ParquetWriterBuilder::new(parquet_properties(), delete_schema.clone()),
+            table.file_io().clone(),
+            DefaultLocationGenerator::new(metadata)?,
+            DefaultFileNameGenerator::new(file_prefix("delete"), None, DataFileFormat::Parquet),
+        );
+        let mut writer = EqualityDeleteFileWriterBuilder::new(rolling, config).build(partition).await?;
+        writer.write(part).await?;
+        files.extend(writer.close().await?);
+    }
+    Ok(files)
 }
 
 /// An iceberg error as one line, with its cause.

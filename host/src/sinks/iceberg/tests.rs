@@ -296,3 +296,173 @@ async fn a_commit_over_a_table_another_writer_moved_is_a_conflict() {
     assert_eq!(table.metadata().snapshots().count(), 2);
     assert_eq!(rows(&batches).len(), 2);
 }
+
+fn parquet_files(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            count += parquet_files(&path);
+        } else if path.extension().is_some_and(|extension| extension == "parquet") {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_keeps_the_rows_in_fewer_files_and_expiry_deletes_what_only_old_snapshots_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let columns = columns(false);
+    let factory = factory(dir.path(), WriteMode::Upsert);
+    let mut sink = factory.build();
+    for round in 0..4 {
+        let offset = round * 3;
+        deliver(
+            &mut sink,
+            &[
+                change(Op::Create, offset, round, &format!("new {round}"), &columns),
+                change(Op::Update, offset + 1, 100, &format!("shared {round}"), &columns),
+                change(Op::Delete, offset + 2, round - 1, "", &columns),
+            ],
+        )
+        .await;
+    }
+    let (table, before) = read_table(dir.path(), "public_orders").await;
+    let expected = rows(&before);
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    let settings = CatalogSettings::from_config(&config(dir.path(), WriteMode::Upsert)).unwrap();
+    let lakehouse = Lakehouse::open(&settings).await.unwrap();
+    let maintenance = MaintenanceConfig {
+        compaction_file_threshold: 2,
+        ..config(dir.path(), WriteMode::Upsert).maintenance
+    };
+
+    let (compacted, replaced, written) =
+        maintenance::compact(&lakehouse, &table, &maintenance).await.unwrap().unwrap();
+    assert_eq!((replaced, written), (8, 1), "4 data and 4 delete files became one");
+    let (read, after) = read_table(dir.path(), "public_orders").await;
+    assert_eq!(rows(&after), expected);
+    assert_eq!(
+        read.metadata().current_snapshot().unwrap().summary().operation,
+        iceberg::spec::Operation::Replace
+    );
+    // The positions stay: a restart still skips what the table holds.
+    let partition: PartitionKey = (Arc::from("shop.public.orders"), 0);
+    let stored = factory.stored_positions(std::slice::from_ref(&partition)).await.unwrap();
+    assert_eq!(stored, HashMap::from([(partition, 12)]));
+    // Nothing to compact a second time.
+    assert!(maintenance::compact(&lakehouse, &compacted, &maintenance).await.unwrap().is_none());
+
+    let (expired, snapshots, deleted) =
+        maintenance::expire(&lakehouse, &compacted, commit::now_ms() + 1).await.unwrap().unwrap();
+    assert_eq!((snapshots, expired.metadata().snapshots().count()), (4, 1));
+    assert!(deleted >= 8, "{deleted} files deleted");
+    assert_eq!(parquet_files(&dir.path().join("warehouse")), 1);
+    let (_, last) = read_table(dir.path(), "public_orders").await;
+    assert_eq!(rows(&last), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lakehouse_lists_snapshots_reads_the_past_and_rolls_back_with_the_positions() {
+    use super::lakehouse::{At, Lake};
+
+    let dir = tempfile::tempdir().unwrap();
+    let columns = columns(false);
+    let factory = factory(dir.path(), WriteMode::Append);
+    let mut sink = factory.build();
+    for offset in 0..3 {
+        deliver(&mut sink, &[change(Op::Create, offset, offset, &format!("row {offset}"), &columns)]).await;
+        // Snapshots a millisecond apart at least, for the reads by time.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let lake = Lake::open("orders-pipeline", "lake", &config(dir.path(), WriteMode::Append)).await.unwrap();
+    assert_eq!(lake.tables().await.unwrap(), ["public_orders"]);
+    let snapshots = lake.snapshots("public_orders").await.unwrap();
+    assert_eq!(snapshots.len(), 3);
+    assert!(snapshots[2].current && !snapshots[0].current);
+    assert_eq!(snapshots[0].positions.as_deref(), Some(r#"{"shop.public.orders/0":[1,0]}"#));
+    assert_eq!((snapshots[1].added_records, snapshots[1].total_records), (1, 2));
+
+    let (header, now) = lake.query("public_orders", At::Current, 10).await.unwrap();
+    assert_eq!(&header[..2], ["id", "name"]);
+    assert_eq!(now.len(), 3);
+    let (_, first) = lake.query("public_orders", At::Snapshot(snapshots[0].snapshot_id), 10).await.unwrap();
+    assert_eq!(first.iter().map(|row| row[1].as_str()).collect::<Vec<_>>(), ["row 0"]);
+    let (_, then) = lake.query("public_orders", At::Time(snapshots[1].timestamp_ms), 10).await.unwrap();
+    assert_eq!(then.len(), 2);
+    let (_, limited) = lake.query("public_orders", At::Current, 2).await.unwrap();
+    assert_eq!(limited.len(), 2);
+
+    let back = lake.rollback("public_orders", At::Snapshot(snapshots[0].snapshot_id)).await.unwrap();
+    assert!(back.current);
+    let (_, rolled) = lake.query("public_orders", At::Current, 10).await.unwrap();
+    assert_eq!(rolled.len(), 1);
+    // The pipeline starts the partition again where that snapshot stood.
+    let partition: PartitionKey = (Arc::from("shop.public.orders"), 0);
+    let stored = factory.stored_positions(std::slice::from_ref(&partition)).await.unwrap();
+    assert_eq!(stored, HashMap::from([(partition, 1)]));
+    let error = lake.rollback("public_orders", At::Snapshot(snapshots[0].snapshot_id)).await.unwrap_err();
+    assert!(error.contains("already the current"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitioned_tables_put_rows_and_deletes_in_their_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let columns = columns(false);
+    let mut config = config(dir.path(), WriteMode::Upsert);
+    config.partition_by = vec!["bucket(4, id)".into()];
+    let settings = IcebergSettings::from_config("orders-pipeline", &config).unwrap();
+    let factory = IcebergFactory::new("lake", &settings);
+    let mut sink = factory.build();
+    deliver(&mut sink, &(0..8).map(|id| change(Op::Create, id, id, "a", &columns)).collect::<Vec<_>>()).await;
+    deliver(&mut sink, &[change(Op::Update, 8, 3, "b", &columns), change(Op::Delete, 9, 5, "", &columns)])
+        .await;
+    let (table, batches) = read_table(dir.path(), "public_orders").await;
+    let spec = table.metadata().default_partition_spec();
+    assert_eq!(spec.fields().len(), 1);
+    let read = rows(&batches);
+    assert_eq!(read.len(), 7);
+    assert!(read.contains(&(3, "b".into(), "u".into())) && !read.iter().any(|row| row.0 == 5), "{read:?}");
+    // Several partitions, each with its own files.
+    let files = parquet_files(&dir.path().join("warehouse"));
+    assert!(files > 3, "{files} files");
+
+    // A partition column outside the key cannot work with upsert deletes.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = self::config(dir.path(), WriteMode::Upsert);
+    config.partition_by = vec!["name".into()];
+    let settings = IcebergSettings::from_config("orders-pipeline", &config).unwrap();
+    let mut sink = IcebergFactory::new("lake", &settings).build();
+    let error = sink.write(&[change(Op::Create, 0, 1, "a", &columns)]).await.unwrap_err();
+    assert_eq!(error.class, ErrorClass::Fatal);
+    assert!(error.source.to_string().contains("`name` is not a key column"), "{error}");
+    config.partition_by = vec!["week(x)".into()];
+    assert!(IcebergSettings::from_config("orders-pipeline", &config).unwrap_err().contains("week(x)"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_with_maintenance_compacts_and_expires_after_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let columns = columns(false);
+    let mut config = config(dir.path(), WriteMode::Upsert);
+    config.maintenance = MaintenanceConfig {
+        enabled: true,
+        compaction_interval: Duration::from_millis(1),
+        expire_snapshots_interval: Duration::from_millis(1),
+        expire_snapshots_older_than: Duration::from_millis(1),
+        compaction_file_threshold: 2,
+        ..config.maintenance
+    };
+    let settings = IcebergSettings::from_config("orders-pipeline", &config).unwrap();
+    let mut sink = IcebergFactory::new("lake", &settings).build();
+    for offset in 0..3 {
+        deliver(&mut sink, &[change(Op::Create, offset, offset % 2, &format!("v{offset}"), &columns)]).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (table, batches) = read_table(dir.path(), "public_orders").await;
+    assert_eq!(rows(&batches), [(0, "v2".into(), "c".into()), (1, "v1".into(), "c".into())]);
+    let current = table.metadata().current_snapshot().unwrap();
+    assert_eq!(current.summary().operation, iceberg::spec::Operation::Replace);
+    assert_eq!(table.metadata().snapshots().count(), 1);
+}
