@@ -37,9 +37,11 @@ AVRO_JARS=('kafka-connect-avro-converter-[0-9]*.jar' 'kafka-connect-avro-data-[0
     'kafka-schema-registry-client-[0-9]*.jar' 'common-utils-[0-9]*.jar' 'avro-1.11.3.jar'
     'guava-24.1.1-jre.jar' 'failureaccess-[0-9]*.jar' 'swagger-annotations-[0-9]*.jar')
 
-# Independent readers of the Iceberg tables the tests write (PyPI wheels).
-READERS=(duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5 'pyiceberg[sql-sqlite,pyarrow]==0.12.0')
-READERS_VERSION=1
+# Independent readers of the Iceberg tables the tests write (PyPI wheels), and an S3 server.
+# moto serves S3 on loopback for the tests of S3 warehouses.
+READERS=(duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5 'pyiceberg[sql-sqlite,pyarrow]==0.12.0'
+    'moto[server]==5.1.22')
+READERS_VERSION=2
 READERS_DIR=$CACHE_DIR/iceberg-readers
 
 PG_BIN=/usr/lib/postgresql/15/bin

@@ -143,6 +143,16 @@ async fn changes_land_in_iceberg_tables_that_duckdb_and_pyiceberg_read() {
     let expected = source_rows(&scenario, &columns).await;
     assert_reads(&lake, Reader::DuckDb, "current", name, &columns, &expected, || cdc.log()).await;
 
+    // A column added at the source appears in the table; the rows before it have none.
+    scenario
+        .sql(&format!(
+            "ALTER TABLE {table} ADD COLUMN extra text; INSERT INTO {table} (id, extra) VALUES (7, 'added')"
+        ))
+        .await;
+    let grown = ["id", "note", "extra"];
+    let expected = source_rows(&scenario, &grown).await;
+    assert_reads(&lake, Reader::DuckDb, "current", name, &grown, &expected, || cdc.log()).await;
+
     // The operator's view: snapshots, rows, and no rollback in embedded mode.
     let (pipeline, platform, _) = scenario.write_config(&parts);
     let lakehouse = |args: &[&str]| {
@@ -210,6 +220,94 @@ async fn kill_9_under_load_leaves_iceberg_tables_exact() {
     distinct.dedup();
     assert!(all && positions.len() == changes, "{} rows for {changes} changes\n{}", positions.len(), log());
     assert_eq!(distinct.len(), positions.len(), "a change was written twice\n{}", log());
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    scenario.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_change_iceberg_cannot_apply_halts_the_pipeline_naming_the_column() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let lake = Lakehouse::default();
+    let (mut cdc, _) = scenario.start(&embedded(lake.sink("current", "current", "upsert")), &[]);
+    scenario.wait_streaming(&cdc).await;
+    let table = format!("public.{}", scenario.names.table);
+    scenario.sql(&format!("INSERT INTO {table} VALUES (1, 'one')")).await;
+    let name = scenario.names.table.clone();
+    let one = vec![vec![Some("1".to_owned()), Some("one".to_owned())]];
+    assert_reads(&lake, Reader::DuckDb, "current", &name, &["id", "note"], &one, || cdc.log()).await;
+
+    scenario
+        .sql(&format!(
+            "ALTER TABLE {table} ALTER COLUMN note TYPE integer USING length(note); INSERT INTO {table} VALUES (2, 5)"
+        ))
+        .await;
+    let deadline = std::time::Instant::now() + CONVERGE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = cdc.try_status() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pipeline went on after an incompatible change\n{}",
+            cdc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let log = cdc.log();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("column `note` changed from string to int"), "{log}");
+    // Nothing of the change reached the table.
+    assert_eq!(lake.read(Reader::DuckDb, "current", &name, &["id", "note"]).unwrap(), one);
+    scenario.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_in_an_s3_warehouse_are_read_back_by_pyiceberg() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let lake = Lakehouse::on_s3().await;
+    let maintenance = "      maintenance: {enabled: true, compaction_interval_seconds: 1, compaction_file_threshold: 2, \
+                       expire_snapshots_interval_seconds: 1, expire_snapshots_older_than_seconds: 1}\n";
+    let parts = embedded(format!(
+        "{}{}",
+        lake.sink_with("current", "current", "upsert", maintenance),
+        lake.sink("history", "history", "append")
+    ));
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    let table = format!("public.{}", scenario.names.table);
+    scenario
+        .sql(&format!(
+            "INSERT INTO {table} SELECT i, 'row ' || i FROM generate_series(1, 20) i;
+             UPDATE {table} SET note = 'five' WHERE id = 5;
+             DELETE FROM {table} WHERE id = 7;"
+        ))
+        .await;
+    let name = scenario.names.table.clone();
+    let mut changes: Vec<Vec<Option<String>>> = (1..=20)
+        .map(|id| text(&[&id.to_string(), "c"]))
+        .chain([text(&["5", "u"]), text(&["7", "d"])])
+        .collect();
+    changes.sort();
+    assert_reads(&lake, Reader::PyIceberg, "history", &name, &["id", "_cdc_op"], &changes, || cdc.log())
+        .await;
+
+    // pyiceberg reads no equality deletes: once compaction folded them, it reads the upsert
+    // table too. A last change commits after the compaction interval, and compaction follows.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let compactions = || cdc.log().matches("iceberg.compacted sink_id=\"current\"").count();
+    let before = compactions();
+    scenario.sql(&format!("UPDATE {table} SET note = 'last' WHERE id = 1")).await;
+    let compacted = eventually(CONVERGE_TIMEOUT, || async { compactions() > before }).await;
+    assert!(compacted, "no compaction after the last change\n{}", cdc.log());
+    let expected = source_rows(&scenario, &["id", "note"]).await;
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(
+        lake.read(Reader::PyIceberg, "current", &name, &["id", "note"]).unwrap(),
+        sorted,
+        "{}",
+        cdc.log()
+    );
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.cleanup().await;
 }

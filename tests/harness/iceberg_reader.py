@@ -1,30 +1,69 @@
 """Reads an Iceberg table the cdc sink wrote, with an independent reader, and prints its rows
 as JSON lines (sorted), for the end-to-end tests.
 
-    python3 iceberg_reader.py duckdb|pyiceberg CATALOG_DB CATALOG_NAME NAMESPACE TABLE COLUMNS
+    python3 iceberg_reader.py duckdb|pyiceberg NAMESPACE TABLE COLUMNS
 
-CATALOG_DB is the SQLite file of the SQL catalog; COLUMNS is a comma-separated list of the
-columns to print. DuckDB reads merge-on-read tables (equality deletes applied); pyiceberg reads
-append tables. Values print as text, so that the tests compare exact decimals and timestamps.
+COLUMNS is a comma-separated list of the columns to print. The catalog comes from the
+environment: an SQL catalog in an SQLite file (CDC_TEST_CATALOG_DB, CDC_TEST_CATALOG_NAME) or a
+REST catalog (CDC_TEST_REST_URI, CDC_TEST_REST_PREFIX, CDC_TEST_REST_TOKEN). With
+CDC_TEST_S3_ENDPOINT set, the files are in S3 there (moto; pyiceberg only: DuckDB's S3 support
+is an extension that is not on PyPI).
+
+DuckDB reads merge-on-read tables (equality deletes applied); pyiceberg reads append tables.
+Values print as text, so that the tests compare exact decimals and timestamps. A table or a
+column that does not exist (yet) exits with status 3, so that the tests can wait for it.
 """
 
 import glob
 import json
 import os
-import sqlite3
 import sys
 
+NOT_YET = 3
 
-def metadata_location(catalog_db, catalog_name, namespace, table):
-    with sqlite3.connect(catalog_db) as db:
-        row = db.execute(
-            "SELECT metadata_location FROM iceberg_tables "
-            "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-            (catalog_name, namespace, table),
-        ).fetchone()
-    if row is None:
-        sys.exit(f"no table {namespace}.{table} in catalog {catalog_name}")
-    return row[0]
+
+def catalog():
+    environ = os.environ
+    properties = {}
+    endpoint = environ.get("CDC_TEST_S3_ENDPOINT")
+    if endpoint:
+        properties = {
+            "s3.endpoint": endpoint,
+            "s3.access-key-id": "test",
+            "s3.secret-access-key": "test",
+            "s3.region": "us-east-1",
+        }
+    if "CDC_TEST_REST_URI" in environ:
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog(
+            "rest",
+            uri=environ["CDC_TEST_REST_URI"],
+            prefix=environ["CDC_TEST_REST_PREFIX"],
+            token=environ["CDC_TEST_REST_TOKEN"],
+            **properties,
+        )
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    database = environ["CDC_TEST_CATALOG_DB"]
+    return SqlCatalog(environ["CDC_TEST_CATALOG_NAME"], uri=f"sqlite:///{database}", **properties)
+
+
+def load(namespace, table, columns):
+    """The table, once it exists with every column asked for."""
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    try:
+        loaded = catalog().load_table(f"{namespace}.{table}")
+    except (NoSuchTableError, NoSuchNamespaceError) as error:
+        print(f"not yet: no table {namespace}.{table}: {error}", file=sys.stderr)
+        sys.exit(NOT_YET)
+    names = {field.name for field in loaded.schema().fields}
+    missing = [column for column in columns if column not in names]
+    if missing:
+        print(f"not yet: {namespace}.{table} has no column {', '.join(missing)}", file=sys.stderr)
+        sys.exit(NOT_YET)
+    return loaded
 
 
 def extension(module):
@@ -35,33 +74,29 @@ def extension(module):
     return found[0]
 
 
-def read_duckdb(catalog_db, catalog_name, namespace, table, columns):
+def read_duckdb(namespace, table, columns):
     import duckdb
 
-    location = metadata_location(catalog_db, catalog_name, namespace, table)
+    location = load(namespace, table, columns).metadata_location.removeprefix("file://")
     db = duckdb.connect()
     # Avro first: the Iceberg extension reads manifests through it.
     for module in ("duckdb_extension_avro", "duckdb_extension_iceberg"):
         db.execute(f"LOAD '{extension(module)}'")
     selected = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
-    location = location.removeprefix("file://")
     return db.execute(f"SELECT {selected} FROM iceberg_scan('{location}')").fetchall()
 
 
-def read_pyiceberg(catalog_db, catalog_name, namespace, table, columns):
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    catalog = SqlCatalog(catalog_name, uri=f"sqlite:///{catalog_db}")
-    arrow = catalog.load_table(f"{namespace}.{table}").scan(selected_fields=tuple(columns)).to_arrow()
+def read_pyiceberg(namespace, table, columns):
+    arrow = load(namespace, table, columns).scan(selected_fields=tuple(columns)).to_arrow()
     rows = arrow.to_pylist()
     return [tuple(None if row[c] is None else str(row[c]) for c in columns) for row in rows]
 
 
 def main():
-    reader, catalog_db, catalog_name, namespace, table, columns = sys.argv[1:7]
+    reader, namespace, table, columns = sys.argv[1:5]
     columns = columns.split(",")
     read = {"duckdb": read_duckdb, "pyiceberg": read_pyiceberg}[reader]
-    rows = read(catalog_db, catalog_name, namespace, table, columns)
+    rows = read(namespace, table, columns)
     for row in sorted(rows, key=lambda row: tuple("" if v is None else str(v) for v in row)):
         print(json.dumps(list(row)))
 

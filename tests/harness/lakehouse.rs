@@ -1,6 +1,7 @@
-//! Iceberg sinks in a test's own directory (an SQLite catalog and a local warehouse), and their
-//! tables read back by independent readers: DuckDB with its Iceberg extension (which applies
-//! equality deletes) and pyiceberg, from `iceberg_reader.py`.
+//! Iceberg sinks in a test's own directory (an SQLite catalog and a local warehouse, or a
+//! warehouse in an S3 bucket of a moto server on loopback), and their tables read back by
+//! independent readers: DuckDB with its Iceberg extension (which applies equality deletes) and
+//! pyiceberg, from `iceberg_reader.py`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,14 +18,15 @@ pub enum Reader {
     PyIceberg,
 }
 
-/// A lakehouse directory: the catalog database and the warehouse.
+/// A lakehouse directory: the catalog database and the warehouse (local, or in S3).
 pub struct Lakehouse {
     dir: tempfile::TempDir,
+    s3: Option<S3Server>,
 }
 
 impl Default for Lakehouse {
     fn default() -> Self {
-        Lakehouse { dir: tempfile::tempdir().unwrap() }
+        Lakehouse { dir: tempfile::tempdir().unwrap(), s3: None }
     }
 }
 
@@ -34,9 +36,28 @@ impl Lakehouse {
         self.dir.path().join("catalog.db")
     }
 
-    /// The warehouse directory.
-    pub fn warehouse(&self) -> PathBuf {
-        self.dir.path().join("warehouse")
+    /// A lakehouse whose warehouse is in a bucket of a moto S3 server of its own.
+    pub async fn on_s3() -> Self {
+        Lakehouse { dir: tempfile::tempdir().unwrap(), s3: Some(S3Server::start().await) }
+    }
+
+    /// The warehouse: a directory, or `s3://` in the moto bucket.
+    pub fn warehouse(&self) -> String {
+        match &self.s3 {
+            Some(_) => format!("s3://{BUCKET}/warehouse"),
+            None => self.dir.path().join("warehouse").display().to_string(),
+        }
+    }
+
+    /// The sink's `s3_*` lines for an S3 warehouse.
+    fn s3_lines(&self) -> String {
+        match &self.s3 {
+            Some(s3) => format!(
+                "      s3_endpoint: {}\n      s3_access_key_id: {KEY}\n      s3_secret_access_key: {KEY}\n      s3_region: us-east-1\n",
+                s3.endpoint()
+            ),
+            None => String::new(),
+        }
     }
 
     /// An Iceberg sink item for `PipelineParts::sinks`: tables named after their source table
@@ -48,14 +69,15 @@ impl Lakehouse {
     /// [`sink`](Self::sink) with more lines of its `iceberg:` block (indented by six spaces).
     pub fn sink_with(&self, sink_id: &str, namespace: &str, write_mode: &str, extra: &str) -> String {
         format!(
-            "  - sink_id: {sink_id}\n    sink_type: iceberg\n    retry: {{initial_wait_seconds: 0.2, max_wait_seconds: 2, max_attempts: 3}}\n    iceberg:\n      catalog_name: {CATALOG}\n      catalog_uri: sqlite:{catalog}\n      warehouse: {warehouse}\n      table_namespace: {namespace}\n      table_name: \"{{table}}\"\n      write_mode: {write_mode}\n      batch_size: 5000\n      flush_interval_seconds: 0.2\n{extra}",
+            "  - sink_id: {sink_id}\n    sink_type: iceberg\n    retry: {{initial_wait_seconds: 0.2, max_wait_seconds: 2, max_attempts: 3}}\n    iceberg:\n      catalog_name: {CATALOG}\n      catalog_uri: sqlite:{catalog}\n      warehouse: {warehouse}\n      table_namespace: {namespace}\n      table_name: \"{{table}}\"\n      write_mode: {write_mode}\n      batch_size: 5000\n      flush_interval_seconds: 0.2\n{s3}{extra}",
             catalog = self.catalog_db().display(),
-            warehouse = self.warehouse().display(),
+            warehouse = self.warehouse(),
+            s3 = self.s3_lines(),
         )
     }
 
     /// The rows of `namespace.table` as `reader` reads them: the `columns`, as text, sorted;
-    /// `None` while the table does not exist yet.
+    /// `None` while the table, or one of the columns, does not exist yet.
     pub fn read(
         &self,
         reader: Reader,
@@ -63,45 +85,93 @@ impl Lakehouse {
         table: &str,
         columns: &[&str],
     ) -> Option<Vec<Vec<Option<String>>>> {
-        read(reader, &self.catalog_db(), namespace, table, columns)
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/iceberg_reader.py");
+        let reader = match reader {
+            Reader::DuckDb => "duckdb",
+            Reader::PyIceberg => "pyiceberg",
+        };
+        let mut command = Command::new("python3");
+        command
+            .arg(script)
+            .args([reader, namespace, table, &columns.join(",")])
+            .env("PYTHONPATH", python_path());
+        command.env("CDC_TEST_CATALOG_DB", self.catalog_db()).env("CDC_TEST_CATALOG_NAME", CATALOG);
+        if let Some(s3) = &self.s3 {
+            command.env("CDC_TEST_S3_ENDPOINT", s3.endpoint());
+        }
+        let output = command.output().expect("python3 runs");
+        match output.status.code() {
+            Some(0) => {}
+            Some(NOT_YET) => return None,
+            _ => panic!(
+                "{reader} could not read {namespace}.{table}:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+        let rows = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<Vec<Option<String>>>(line).unwrap())
+            .collect();
+        Some(rows)
     }
 }
 
-fn read(
-    reader: Reader,
-    catalog_db: &Path,
-    namespace: &str,
-    table: &str,
-    columns: &[&str],
-) -> Option<Vec<Vec<Option<String>>>> {
-    if !catalog_db.exists() {
-        return None;
+/// The reader's exit status for a table or column that does not exist yet.
+const NOT_YET: i32 = 3;
+
+fn python_path() -> String {
+    std::env::var("CDC_TEST_PYTHONPATH").unwrap_or_else(|_| {
+        panic!(
+            "CDC_TEST_PYTHONPATH is not set: start the services with `scripts/test-env.sh up` and \
+             `eval \"$(scripts/test-env.sh env)\"`"
+        )
+    })
+}
+
+/// The bucket of the S3 warehouse.
+const BUCKET: &str = "lake";
+/// moto takes any credentials.
+const KEY: &str = "test";
+
+/// A moto S3 server on a free loopback port, with the bucket created; stopped on drop.
+struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3Server {
+    async fn start() -> Self {
+        let port = crate::scenario::free_port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONPATH", python_path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto starts");
+        let server = S3Server { child, port };
+        let bucket = format!("{}/{BUCKET}", server.endpoint());
+        let created = crate::receiver::eventually(std::time::Duration::from_secs(30), || async {
+            reqwest::Client::new()
+                .put(&bucket)
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+        })
+        .await;
+        assert!(created, "moto never created bucket {BUCKET} at {}", server.endpoint());
+        server
     }
-    let python_path = std::env::var("CDC_TEST_PYTHONPATH").unwrap_or_else(|_| {
-        panic!("CDC_TEST_PYTHONPATH is not set: start the services with `scripts/test-env.sh up` and `eval \"$(scripts/test-env.sh env)\"`")
-    });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/iceberg_reader.py");
-    let reader = match reader {
-        Reader::DuckDb => "duckdb",
-        Reader::PyIceberg => "pyiceberg",
-    };
-    let output = Command::new("python3")
-        .arg(script)
-        .args([reader, catalog_db.to_str().unwrap(), CATALOG, namespace, table, &columns.join(",")])
-        .env("PYTHONPATH", python_path)
-        .output()
-        .expect("python3 runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        if stderr.contains("no table") {
-            return None;
-        }
-        panic!("{reader} could not read {namespace}.{table}:\n{stderr}");
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
-    let rows = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Vec<Option<String>>>(line).unwrap())
-        .collect();
-    Some(rows)
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

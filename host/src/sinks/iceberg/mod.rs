@@ -688,6 +688,9 @@ impl IcebergSink {
                 if let Some((replaced, written)) = report.compacted {
                     tracing::info!(sink_id = self.shared.sink_id.as_str(), table = %ident, replaced, written, "iceberg.compacted");
                 }
+                if report.orphans > 0 {
+                    tracing::info!(sink_id = self.shared.sink_id.as_str(), table = %ident, files = report.orphans, "iceberg.orphans_removed");
+                }
                 if let Some((snapshots, files)) = report.expired {
                     tracing::info!(sink_id = self.shared.sink_id.as_str(), table = %ident, snapshots, files, "iceberg.snapshots_expired");
                 }

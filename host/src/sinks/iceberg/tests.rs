@@ -466,3 +466,38 @@ async fn a_sink_with_maintenance_compacts_and_expires_after_its_commits() {
     assert_eq!(current.summary().operation, iceberg::spec::Operation::Replace);
     assert_eq!(table.metadata().snapshots().count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_no_snapshot_references_are_removed_once_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let factory = factory(dir.path(), WriteMode::Append);
+    let mut sink = factory.build();
+    deliver(&mut sink, &[change(Op::Create, 0, 1, "a", &columns(false))]).await;
+    let (table, _) = read_table(dir.path(), "public_orders").await;
+    let data = dir.path().join("warehouse/lake/public_orders/data");
+    // What a crash between writing and committing leaves, long ago and just now.
+    let old = data.join("data-crashed-00000.parquet");
+    let recent = data.join("data-in-flight-00000.parquet");
+    for file in [&old, &recent] {
+        std::fs::write(file, b"PAR1").unwrap();
+    }
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_days_ago).unwrap();
+    // The table's own files are as old: referenced, they stay.
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(two_days_ago).unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&recent)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+
+    let removed = maintenance::remove_orphans(&table, maintenance::ORPHAN_AGE).await.unwrap();
+    assert_eq!(removed, 1);
+    assert!(!old.exists() && recent.exists());
+    let (_, batches) = read_table(dir.path(), "public_orders").await;
+    assert_eq!(rows(&batches).len(), 1);
+}
