@@ -43,6 +43,11 @@ READERS=(duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.
     'moto[server]==5.1.22')
 READERS_VERSION=2
 READERS_DIR=$CACHE_DIR/iceberg-readers
+# A real Iceberg REST catalog (Python, on the tests' PostgreSQL), in a folder of its own: its
+# pyiceberg is not the readers'.
+LAKANA=(lakana-server==0.20.0)
+LAKANA_VERSION=1
+LAKANA_DIR=$CACHE_DIR/lakana
 
 PG_BIN=/usr/lib/postgresql/15/bin
 # The wheel's jetty jars are a mix of 9.4.56 and 9.4.12 and break Connect's REST server; these
@@ -347,6 +352,7 @@ install_all() {
     ensure_connect_libs
     ensure_avro_libs       # after ensure_connect_libs: it skips artifacts already in $CONNECT_LIBS
     ensure_readers
+    ensure_lakana
 }
 
 # The independent Iceberg readers (DuckDB with its Iceberg extension, pyiceberg), installed into
@@ -357,6 +363,15 @@ ensure_readers() {
     step "pip install the Iceberg readers into $READERS_DIR" python3 -m pip install -q --disable-pip-version-check \
         --no-cache-dir --target "$READERS_DIR" "${READERS[@]}"
     touch "$READERS_DIR/.installed-$READERS_VERSION"
+}
+
+# The REST catalog the tests start per test (tests/harness/lakehouse.rs).
+ensure_lakana() {
+    [[ -f $LAKANA_DIR/.installed-$LAKANA_VERSION ]] && return 0
+    rm -rf "$LAKANA_DIR"
+    step "pip install the Iceberg REST catalog into $LAKANA_DIR" python3 -m pip install -q --disable-pip-version-check \
+        --no-cache-dir --target "$LAKANA_DIR" "${LAKANA[@]}"
+    touch "$LAKANA_DIR/.installed-$LAKANA_VERSION"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -638,6 +653,7 @@ cmd_pg_up() {
     apt_install $(missing_pg_packages)
     check_pg_user
     ensure_readers
+    ensure_lakana
     start_pg
     echo "test-env: postgres $HOST:$PG_PORT (data in $PG_DIR)"
 }
@@ -682,6 +698,7 @@ export CDC_TEST_PG_DB=postgres
 export CDC_TEST_PG_URL=postgresql://postgres@$HOST:$PG_PORT/postgres
 export CDC_TEST_PG_CA=$PG_CA
 export CDC_TEST_PYTHONPATH=$READERS_DIR
+export CDC_TEST_LAKANA_PYTHONPATH=$LAKANA_DIR
 EOF
 }
 

@@ -101,6 +101,8 @@ fn config(dir: &std::path::Path, mode: WriteMode, batch_size: usize) -> IcebergS
         batch_size,
         auto_create_table: true,
         partition_by: Vec::new(),
+        catalog_token: None,
+        catalog_properties: Default::default(),
         s3_endpoint: None,
         s3_access_key_id: None,
         s3_secret_access_key: None,

@@ -311,3 +311,65 @@ async fn tables_in_an_s3_warehouse_are_read_back_by_pyiceberg() {
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_behind_a_rest_catalog_evolve_and_resume_exactly_once() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    // lakana-server takes tables under `bronze`, `silver` and `gold` only.
+    let lake = Lakehouse::on_rest().await;
+    let compaction =
+        "      maintenance: {enabled: true, compaction_interval_seconds: 1, compaction_file_threshold: 2}\n";
+    let parts = embedded(format!(
+        "{}{}",
+        lake.sink_with("current", "silver", "upsert", compaction),
+        lake.sink("history", "bronze", "append")
+    ));
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    let table = format!("public.{}", scenario.names.table);
+    scenario
+        .sql(&format!(
+            "INSERT INTO {table} SELECT i, 'row ' || i FROM generate_series(1, 10) i;
+             UPDATE {table} SET note = 'five' WHERE id = 5;
+             DELETE FROM {table} WHERE id = 7;"
+        ))
+        .await;
+    let name = scenario.names.table.clone();
+    let expected = source_rows(&scenario, &["id", "note"]).await;
+    assert_reads(&lake, Reader::DuckDb, "silver", &name, &["id", "note"], &expected, || cdc.log()).await;
+
+    // A column added at the source: a schema change through the catalog's commit endpoint.
+    scenario
+        .sql(&format!(
+            "ALTER TABLE {table} ADD COLUMN extra text; INSERT INTO {table} VALUES (11, 'eleven', 'x')"
+        ))
+        .await;
+    let grown = ["id", "note", "extra"];
+    let expected = source_rows(&scenario, &grown).await;
+    assert_reads(&lake, Reader::DuckDb, "silver", &name, &grown, &expected, || cdc.log()).await;
+
+    // Stopped, changes made meanwhile, started again: it resumes from the positions the
+    // catalog's snapshots hold, and pyiceberg reads every change of the append table once.
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+    let first = cdc.log();
+    scenario
+        .sql(&format!("UPDATE {table} SET extra = 'y' WHERE id <= 3; DELETE FROM {table} WHERE id = 10"))
+        .await;
+    cdc = scenario.start(&parts, &[]).0;
+    let log = || format!("{first}\n--- restarted ---\n{}", cdc.log());
+    let expected = source_rows(&scenario, &grown).await;
+    assert_reads(&lake, Reader::DuckDb, "silver", &name, &grown, &expected, log).await;
+    let mut changes: Vec<Vec<Option<String>>> = (1..=11)
+        .map(|id| text(&[&id.to_string(), "c"]))
+        .chain([text(&["5", "u"]), text(&["7", "d"]), text(&["10", "d"])])
+        .chain((1..=3).map(|id| text(&[&id.to_string(), "u"])))
+        .collect();
+    changes.sort();
+    assert_reads(&lake, Reader::PyIceberg, "bronze", &name, &["id", "_cdc_op"], &changes, log).await;
+    let compacted =
+        cdc.log().contains("iceberg.compacted sink_id=\"current\"") || first.contains("iceberg.compacted");
+    assert!(compacted, "no compaction through the REST catalog\n{}", log());
+    let status = cdc.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{first}\n--- restarted ---\n{}", cdc.log());
+    scenario.cleanup().await;
+}

@@ -1,7 +1,7 @@
-//! Iceberg sinks in a test's own directory (an SQLite catalog and a local warehouse, or a
-//! warehouse in an S3 bucket of a moto server on loopback), and their tables read back by
-//! independent readers: DuckDB with its Iceberg extension (which applies equality deletes) and
-//! pyiceberg, from `iceberg_reader.py`.
+//! Iceberg sinks in a test's own directory (an SQLite catalog and a local warehouse, a
+//! warehouse in an S3 bucket of a moto server on loopback, or a REST catalog: lakana-server on
+//! loopback), and their tables read back by independent readers: DuckDB with its Iceberg
+//! extension (which applies equality deletes) and pyiceberg, from `iceberg_reader.py`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,11 +22,12 @@ pub enum Reader {
 pub struct Lakehouse {
     dir: tempfile::TempDir,
     s3: Option<S3Server>,
+    rest: Option<RestCatalogServer>,
 }
 
 impl Default for Lakehouse {
     fn default() -> Self {
-        Lakehouse { dir: tempfile::tempdir().unwrap(), s3: None }
+        Lakehouse { dir: tempfile::tempdir().unwrap(), s3: None, rest: None }
     }
 }
 
@@ -38,7 +39,14 @@ impl Lakehouse {
 
     /// A lakehouse whose warehouse is in a bucket of a moto S3 server of its own.
     pub async fn on_s3() -> Self {
-        Lakehouse { dir: tempfile::tempdir().unwrap(), s3: Some(S3Server::start().await) }
+        Lakehouse { dir: tempfile::tempdir().unwrap(), s3: Some(S3Server::start().await), rest: None }
+    }
+
+    /// A lakehouse behind a REST catalog of its own, which keeps the files in the directory.
+    pub async fn on_rest() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rest = RestCatalogServer::start(dir.path()).await;
+        Lakehouse { dir, s3: None, rest: Some(rest) }
     }
 
     /// The warehouse: a directory, or `s3://` in the moto bucket.
@@ -69,11 +77,23 @@ impl Lakehouse {
     /// [`sink`](Self::sink) with more lines of its `iceberg:` block (indented by six spaces).
     pub fn sink_with(&self, sink_id: &str, namespace: &str, write_mode: &str, extra: &str) -> String {
         format!(
-            "  - sink_id: {sink_id}\n    sink_type: iceberg\n    retry: {{initial_wait_seconds: 0.2, max_wait_seconds: 2, max_attempts: 3}}\n    iceberg:\n      catalog_name: {CATALOG}\n      catalog_uri: sqlite:{catalog}\n      warehouse: {warehouse}\n      table_namespace: {namespace}\n      table_name: \"{{table}}\"\n      write_mode: {write_mode}\n      batch_size: 5000\n      flush_interval_seconds: 0.2\n{s3}{extra}",
-            catalog = self.catalog_db().display(),
+            "  - sink_id: {sink_id}\n    sink_type: iceberg\n    retry: {{initial_wait_seconds: 0.2, max_wait_seconds: 2, max_attempts: 3}}\n    iceberg:\n      catalog_name: {CATALOG}\n{catalog}      warehouse: {warehouse}\n      table_namespace: {namespace}\n      table_name: \"{{table}}\"\n      write_mode: {write_mode}\n      batch_size: 5000\n      flush_interval_seconds: 0.2\n{s3}{extra}",
+            catalog = self.catalog_lines(),
             warehouse = self.warehouse(),
             s3 = self.s3_lines(),
         )
+    }
+
+    /// The sink's `catalog_*` lines.
+    fn catalog_lines(&self) -> String {
+        match &self.rest {
+            Some(rest) => format!(
+                "      catalog_uri: {}\n      catalog_token: {}\n      catalog_properties: {{prefix: {REST_PREFIX}}}\n",
+                rest.uri(),
+                rest_token()
+            ),
+            None => format!("      catalog_uri: sqlite:{}\n", self.catalog_db().display()),
+        }
     }
 
     /// The rows of `namespace.table` as `reader` reads them: the `columns`, as text, sorted;
@@ -95,7 +115,15 @@ impl Lakehouse {
             .arg(script)
             .args([reader, namespace, table, &columns.join(",")])
             .env("PYTHONPATH", python_path());
-        command.env("CDC_TEST_CATALOG_DB", self.catalog_db()).env("CDC_TEST_CATALOG_NAME", CATALOG);
+        match &self.rest {
+            Some(rest) => command
+                .env("CDC_TEST_REST_URI", rest.uri())
+                .env("CDC_TEST_REST_PREFIX", REST_PREFIX)
+                .env("CDC_TEST_REST_TOKEN", rest_token()),
+            None => {
+                command.env("CDC_TEST_CATALOG_DB", self.catalog_db()).env("CDC_TEST_CATALOG_NAME", CATALOG)
+            }
+        };
         if let Some(s3) = &self.s3 {
             command.env("CDC_TEST_S3_ENDPOINT", s3.endpoint());
         }
@@ -173,5 +201,118 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The REST catalog's environment, which is its REST prefix.
+const REST_PREFIX: &str = "cdc";
+/// The key id and secret of the token lakana-server makes for its first admin.
+const REST_KEY_ID: &str = "cdctest0001";
+const REST_SECRET: &str = "cdctestsecret";
+
+fn rest_token() -> String {
+    format!("lakana_pat_{REST_KEY_ID}_{REST_SECRET}")
+}
+
+/// lakana-server, a real Iceberg REST catalog, on a free loopback port and a database of its own
+/// on the tests' PostgreSQL, with one environment whose files are under `root`; stopped, and
+/// its database dropped, on drop.
+struct RestCatalogServer {
+    child: std::process::Child,
+    port: u16,
+    database: String,
+}
+
+impl RestCatalogServer {
+    async fn start(root: &Path) -> Self {
+        let env = crate::env::TestEnv::from_env();
+        let database = format!("lakana_{}", crate::env::unique_suffix());
+        let (pg, connection) =
+            tokio_postgres::connect(&env.pg_config(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        pg.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
+        let port = crate::scenario::free_port();
+        let lakana = std::env::var("CDC_TEST_LAKANA_PYTHONPATH").unwrap_or_else(|_| {
+            panic!("CDC_TEST_LAKANA_PYTHONPATH is not set: `eval \"$(scripts/test-env.sh env)\"`")
+        });
+        let server = |arguments: &[&str]| {
+            let mut command = Command::new("python3");
+            command
+                .args(["-m", "lakana_server"])
+                .args(arguments)
+                .env("PYTHONPATH", &lakana)
+                .env(
+                    "LAKANA_DATABASE__URL",
+                    format!("postgresql+pg8000://{}@{}:{}/{database}", env.pg_user, env.pg_host, env.pg_port),
+                )
+                .env("LAKANA_BOOTSTRAP_PAT_KEY_ID", REST_KEY_ID)
+                .env("LAKANA_BOOTSTRAP_PAT_SECRET", REST_SECRET)
+                .env("LAKANA_HOST", "127.0.0.1")
+                .env("LAKANA_PORT", port.to_string())
+                .env("LAKANA_LOG__ACCESS", "false");
+            command
+        };
+        let migrated = server(&["migrate"]).output().expect("lakana-server runs");
+        assert!(
+            migrated.status.success(),
+            "lakana-server migrate:\n{}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+        let log = std::fs::File::create(root.join("lakana.log")).unwrap();
+        let child =
+            server(&[]).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("lakana-server starts");
+        let catalog = RestCatalogServer { child, port, database };
+        let client = reqwest::Client::new();
+        let health = format!("{}/healthz", catalog.uri());
+        let up = crate::receiver::eventually(std::time::Duration::from_secs(60), || async {
+            client.get(&health).send().await.is_ok_and(|response| response.status().is_success())
+        })
+        .await;
+        let log = || std::fs::read_to_string(root.join("lakana.log")).unwrap_or_default();
+        assert!(up, "lakana-server never answered {health}\n{}", log());
+        let environment = serde_json::json!({
+            "name": REST_PREFIX,
+            "storage": {"scheme": "file", "root": format!("file://{}", root.join("lake").display())},
+        });
+        let created = client
+            .post(format!("{}/api/v1/environments", catalog.uri()))
+            .bearer_auth(rest_token())
+            .json(&environment)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            created.status().is_success(),
+            "lakana-server refused the environment: {}",
+            created.text().await.unwrap()
+        );
+        catalog
+    }
+
+    fn uri(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RestCatalogServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // On a thread of its own: drop may run inside the test's runtime.
+        let database = self.database.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let env = crate::env::TestEnv::from_env();
+                if let Ok((pg, connection)) =
+                    tokio_postgres::connect(&env.pg_config(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ =
+                        pg.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await;
+                }
+            });
+        })
+        .join();
     }
 }

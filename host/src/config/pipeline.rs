@@ -320,6 +320,11 @@ pub struct IcebergSinkConfig {
     pub auto_create_table: bool,
     /// Partition columns.
     pub partition_by: Vec<String>,
+    /// Bearer token of a REST catalog, sent as `Authorization: Bearer …`.
+    pub catalog_token: Option<Secret>,
+    /// More properties of a REST catalog: `prefix` when the server's `/v1/config` names none,
+    /// `header.NAME` for extra headers.
+    pub catalog_properties: BTreeMap<String, String>,
     /// S3 endpoint, for S3-compatible stores.
     pub s3_endpoint: Option<String>,
     /// S3 access key id.

@@ -186,6 +186,10 @@ pub(super) struct Iceberg {
     pub auto_create_table: Option<bool>,
     /// Partition columns.
     pub partition_by: Option<Vec<String>>,
+    /// Bearer token of a REST catalog.
+    pub catalog_token: Option<Secret>,
+    /// More properties of a REST catalog (`prefix`, `header.NAME`, …).
+    pub catalog_properties: Option<BTreeMap<String, String>>,
     /// S3 endpoint.
     pub s3_endpoint: Option<String>,
     /// S3 access key id.

@@ -332,6 +332,8 @@ fn iceberg(raw: raw::Iceberg, path: &str, ctx: &mut Ctx<'_>) -> IcebergSinkConfi
         batch_size: ctx.positive_count(raw.batch_size, d::ICEBERG_BATCH_SIZE, &at("batch_size")),
         auto_create_table: raw.auto_create_table.unwrap_or(d::ICEBERG_AUTO_CREATE_TABLE),
         partition_by: raw.partition_by.unwrap_or_default(),
+        catalog_token: raw.catalog_token,
+        catalog_properties: raw.catalog_properties.unwrap_or_default(),
         s3_endpoint: raw.s3_endpoint,
         s3_access_key_id: raw.s3_access_key_id,
         s3_secret_access_key: raw.s3_secret_access_key,

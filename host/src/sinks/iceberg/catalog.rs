@@ -1,17 +1,21 @@
-//! The catalog the sink writes through: an SQL catalog (SQLite or PostgreSQL) over local or S3
-//! storage, chosen by `catalog_uri` and `warehouse`. Tables are created, loaded and listed
-//! through iceberg's SQL catalog; commits swap the metadata location in its table directly
-//! ([`super::commit`]), since the crate keeps its own commit types private.
+//! The catalog the sink writes through, chosen by `catalog_uri`: an SQL catalog (SQLite or
+//! PostgreSQL) or a REST catalog, over local or S3 storage. Tables are created, loaded and
+//! listed through iceberg's catalogs; commits go around them ([`super::commit`]), since the
+//! crate keeps its own commit types private: an SQL catalog's metadata location is swapped in
+//! its table directly, a REST catalog gets the spec's commit request ([`super::rest`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use iceberg::io::{LocalFsStorageFactory, StorageFactory};
-use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
-use iceberg_catalog_sql::{SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlCatalog, SqlCatalogBuilder};
+use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableIdent};
+use iceberg_catalog_rest::{REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalogBuilder};
+use iceberg_catalog_sql::{SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlCatalogBuilder};
+use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 use sqlx::AnyPool;
 
+use super::rest::RestCommits;
 use crate::config::{IcebergSinkConfig, Secret};
 
 /// Where the catalog and the table files are, validated.
@@ -19,9 +23,10 @@ use crate::config::{IcebergSinkConfig, Secret};
 pub struct CatalogSettings {
     /// The catalog's name (rows of the SQL catalog are per catalog name).
     pub name: String,
-    /// The SQL connection string, SQLite opened read-write-create.
-    pub uri: String,
-    /// The warehouse as a URL (`file:///…` or `s3://…`).
+    /// Which catalog, and where.
+    pub kind: CatalogKind,
+    /// The warehouse: a URL (`file:///…` or `s3://…`) for an SQL catalog, as given for a REST
+    /// catalog (which may name a warehouse it knows).
     pub warehouse: String,
     /// Storage properties (S3 endpoint, region and keys).
     pub storage: HashMap<String, String>,
@@ -33,37 +38,53 @@ impl std::fmt::Debug for CatalogSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CatalogSettings")
             .field("name", &self.name)
-            .field("uri", &describe_uri(&self.uri))
+            .field("catalog", &self.describe())
             .field("warehouse", &self.warehouse)
             .finish_non_exhaustive()
     }
+}
+
+/// The kinds of catalog.
+#[derive(Clone)]
+pub enum CatalogKind {
+    /// An SQL catalog: its connection string, SQLite opened read-write-create.
+    Sql { uri: String },
+    /// A REST catalog: its base URI, extra properties (`prefix`, `header.NAME`, …) and token.
+    Rest { uri: String, properties: HashMap<String, String>, token: Option<Secret> },
 }
 
 impl CatalogSettings {
     /// Settings from the sink's config; an unsupported catalog or warehouse is an error.
     pub fn from_config(config: &IcebergSinkConfig) -> Result<Self, String> {
         let uri = config.catalog_uri.trim();
-        let uri = if let Some(path) = uri.strip_prefix("sqlite:") {
-            sqlite_uri(path)?
+        let kind = if let Some(path) = uri.strip_prefix("sqlite:") {
+            CatalogKind::Sql { uri: sqlite_uri(path)? }
         } else if uri.starts_with("postgresql:") || uri.starts_with("postgres:") {
-            uri.to_owned()
+            CatalogKind::Sql { uri: uri.to_owned() }
         } else if uri.starts_with("http:") || uri.starts_with("https:") {
-            return Err(format!(
-                "catalog_uri `{uri}`: REST catalogs are not available in this build yet; use an SQL \
-                 catalog (`sqlite:PATH` or `postgresql://…`)"
-            ));
+            let properties = config.catalog_properties.clone().into_iter().collect();
+            CatalogKind::Rest {
+                uri: uri.trim_end_matches('/').to_owned(),
+                properties,
+                token: config.catalog_token.clone(),
+            }
         } else {
-            return Err(format!("catalog_uri `{uri}`: expected `sqlite:PATH` or `postgresql://…`"));
+            return Err(format!(
+                "catalog_uri `{uri}`: expected `sqlite:PATH`, `postgresql://…` or a REST catalog's `http(s)://…`"
+            ));
         };
+        let rest = matches!(kind, CatalogKind::Rest { .. });
         let warehouse = config.warehouse.trim().trim_end_matches('/');
         let s3 = warehouse.starts_with("s3://") || warehouse.starts_with("s3a://");
-        let warehouse = if s3 || warehouse.starts_with("file://") {
+        let warehouse = if rest || s3 || warehouse.starts_with("file://") {
             warehouse.to_owned()
         } else if warehouse.contains("://") {
             return Err(format!("warehouse `{warehouse}`: expected a local path, `file://…` or `s3://…`"));
         } else {
             format!("file://{}", absolute(warehouse)?)
         };
+        // A REST catalog places tables itself, perhaps in S3 whatever the warehouse's name.
+        let s3 = s3 || (rest && config.s3_endpoint.is_some());
         let mut storage = HashMap::new();
         if s3 {
             storage.insert("s3.region".to_owned(), config.s3_region.clone());
@@ -80,12 +101,15 @@ impl CatalogSettings {
                 storage.insert("s3.secret-access-key".to_owned(), key);
             }
         }
-        Ok(CatalogSettings { name: config.catalog_name.clone(), uri, warehouse, storage, s3 })
+        Ok(CatalogSettings { name: config.catalog_name.clone(), kind, warehouse, storage, s3 })
     }
 
     /// Where the catalog is, without credentials, for messages.
     pub fn describe(&self) -> String {
-        describe_uri(&self.uri)
+        match &self.kind {
+            CatalogKind::Sql { uri } => describe_uri(uri),
+            CatalogKind::Rest { uri, .. } => format!("REST catalog {}", describe_uri(uri)),
+        }
     }
 }
 
@@ -127,59 +151,114 @@ fn describe_uri(uri: &str) -> String {
     }
 }
 
-/// An open catalog: iceberg's SQL catalog, and a pool of our own on the same database for the
-/// compare-and-swap of a commit.
+/// An open catalog: iceberg's SQL or REST catalog for reading and creating tables, and what
+/// commits go through.
 pub struct Lakehouse {
-    pub catalog: SqlCatalog,
-    pub pool: AnyPool,
+    pub catalog: Box<dyn Catalog>,
+    pub commits: Commits,
     pub settings: CatalogSettings,
 }
 
+/// How a commit reaches the catalog.
+pub enum Commits {
+    /// A pool of our own on the SQL catalog's database, for the compare-and-swap.
+    Sql(AnyPool),
+    /// The REST catalog's commit endpoint.
+    Rest(RestCommits),
+}
+
 impl Lakehouse {
-    /// Connects (creating the catalog's tables when absent).
+    /// Connects (creating an SQL catalog's tables when absent).
     pub async fn open(settings: &CatalogSettings) -> Result<Self, String> {
         let where_ = settings.describe();
-        let factory: Arc<dyn StorageFactory> = if settings.s3 {
-            Arc::new(iceberg_storage_opendal::OpenDalStorageFactory::S3 { customized_credential_load: None })
-        } else {
-            Arc::new(LocalFsStorageFactory)
+        let cannot_open = |error: iceberg::Error| {
+            format!("cannot open the catalog at {where_}: {}", super::describe(&error))
         };
         let mut properties = settings.storage.clone();
-        properties.insert(SQL_CATALOG_PROP_URI.to_owned(), settings.uri.clone());
-        properties.insert(SQL_CATALOG_PROP_WAREHOUSE.to_owned(), settings.warehouse.clone());
-        let catalog = SqlCatalogBuilder::default()
-            .with_storage_factory(factory)
-            .load(&settings.name, properties)
-            .await
-            .map_err(|error| format!("cannot open the catalog at {where_}: {}", super::describe(&error)))?;
-        // The catalog installed sqlx's drivers.
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(2)
-            .connect(&settings.uri)
-            .await
-            .map_err(|error| format!("cannot connect to the catalog at {where_}: {error}"))?;
-        Ok(Lakehouse { catalog, pool, settings: settings.clone() })
+        let (catalog, commits): (Box<dyn Catalog>, Commits) = match &settings.kind {
+            CatalogKind::Sql { uri } => {
+                let factory: Arc<dyn StorageFactory> = if settings.s3 {
+                    Arc::new(iceberg_storage_opendal::OpenDalStorageFactory::S3 {
+                        customized_credential_load: None,
+                    })
+                } else {
+                    Arc::new(LocalFsStorageFactory)
+                };
+                properties.insert(SQL_CATALOG_PROP_URI.to_owned(), uri.clone());
+                properties.insert(SQL_CATALOG_PROP_WAREHOUSE.to_owned(), settings.warehouse.clone());
+                let catalog = SqlCatalogBuilder::default()
+                    .with_storage_factory(factory)
+                    .load(&settings.name, properties)
+                    .await
+                    .map_err(cannot_open)?;
+                // The catalog installed sqlx's drivers.
+                let pool = sqlx::any::AnyPoolOptions::new()
+                    .max_connections(2)
+                    .connect(uri)
+                    .await
+                    .map_err(|error| format!("cannot connect to the catalog at {where_}: {error}"))?;
+                (Box::new(catalog), Commits::Sql(pool))
+            }
+            CatalogKind::Rest { uri, properties: extra, token } => {
+                properties.extend(extra.clone());
+                properties.insert(REST_CATALOG_PROP_URI.to_owned(), uri.clone());
+                properties.insert(REST_CATALOG_PROP_WAREHOUSE.to_owned(), settings.warehouse.clone());
+                if let Some(token) = token {
+                    properties.insert("token".to_owned(), token.expose().to_owned());
+                }
+                // Tables may be anywhere the catalog puts them: storage follows each path's scheme.
+                let catalog = RestCatalogBuilder::default()
+                    .with_storage_factory(Arc::new(OpenDalResolvingStorageFactory::new()))
+                    .load(&settings.name, properties)
+                    .await
+                    .map_err(cannot_open)?;
+                let commits = RestCommits::open(uri, &settings.warehouse, extra, token.clone()).await?;
+                (Box::new(catalog), Commits::Rest(commits))
+            }
+        };
+        Ok(Lakehouse { catalog, commits, settings: settings.clone() })
     }
 
     /// Creates the namespace when absent.
     pub async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<()> {
-        if !self.catalog.namespace_exists(namespace).await? {
-            match self.catalog.create_namespace(namespace, HashMap::new()).await {
-                Ok(_) => {}
-                // Another lane created it meanwhile.
-                Err(error) if error.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => {}
-                Err(error) => return Err(error),
-            }
+        if self.namespace_exists(namespace).await? {
+            return Ok(());
         }
-        Ok(())
+        match self.catalog.create_namespace(namespace, HashMap::new()).await {
+            // Another lane created it meanwhile.
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == ErrorKind::NamespaceAlreadyExists => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Every table of a namespace; none when the namespace does not exist.
     pub async fn tables(&self, namespace: &NamespaceIdent) -> iceberg::Result<Vec<TableIdent>> {
-        if !self.catalog.namespace_exists(namespace).await? {
+        if !self.namespace_exists(namespace).await? {
             return Ok(Vec::new());
         }
         self.catalog.list_tables(namespace).await
+    }
+
+    /// The table, or `None` when it does not exist. A load rather than an existence check:
+    /// some REST catalogs serve no `HEAD`.
+    pub async fn load_table(&self, ident: &TableIdent) -> iceberg::Result<Option<iceberg::table::Table>> {
+        match self.catalog.load_table(ident).await {
+            Ok(table) => Ok(Some(table)),
+            Err(error) if matches!(error.kind(), ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound) => {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Whether the namespace exists, by reading it (some REST catalogs serve no `HEAD`).
+    async fn namespace_exists(&self, namespace: &NamespaceIdent) -> iceberg::Result<bool> {
+        match self.catalog.get_namespace(namespace).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == ErrorKind::NamespaceNotFound => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 }
 

@@ -1,13 +1,14 @@
 //! The commit layer: a snapshot that adds data files and equality-delete files together (a row
 //! delta), or replaces everything the table holds (a truncate), and schema changes, committed by
-//! an atomic swap of the table's metadata location in the SQL catalog.
+//! an atomic swap of the table's metadata location in the SQL catalog, or by a commit request
+//! with requirements to a REST catalog ([`super::rest`]).
 //!
 //! iceberg 0.10 commits appends only and keeps its commit types private, so the snapshot is
 //! built here from the crate's public spec writers: manifests for the new files, a manifest
 //! list that carries the parent's manifests forward, new table metadata, and then
 //! `UPDATE … WHERE metadata_location = <the one this commit read>`. A writer that committed in
-//! between makes the swap change no row: that is a [`CommitError::Conflict`], never an
-//! overwrite.
+//! between makes the swap change no row (a REST catalog answers 409): that is a
+//! [`CommitError::Conflict`], never an overwrite.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -16,11 +17,14 @@ use std::sync::Arc;
 use iceberg::spec::{
     DataFile, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Schema,
     Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
+    TableMetadataBuildResult,
 };
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, Runtime};
 
-use super::catalog::Lakehouse;
+use sqlx::AnyPool;
+
+use super::catalog::{Commits, Lakehouse};
 
 /// What one snapshot does.
 #[derive(Default)]
@@ -133,8 +137,7 @@ pub(super) async fn commit(
         .into_builder(Some(location.to_owned()))
         .set_branch_snapshot(snapshot, MAIN_BRANCH)
         .and_then(|builder| builder.build())
-        .map_err(failed("cannot build the table metadata"))?
-        .metadata;
+        .map_err(failed("cannot build the table metadata"))?;
     swap(lakehouse, table, updated).await
 }
 
@@ -151,8 +154,7 @@ pub(super) async fn set_schema(
         .into_builder(Some(location.to_owned()))
         .add_current_schema(schema)
         .and_then(|builder| builder.build())
-        .map_err(failed("cannot build the table metadata"))?
-        .metadata;
+        .map_err(failed("cannot build the table metadata"))?;
     swap(lakehouse, table, updated).await
 }
 
@@ -169,8 +171,7 @@ pub(super) async fn remove_snapshots(
         .into_builder(Some(location.to_owned()))
         .remove_snapshots(expired)
         .build()
-        .map_err(failed("cannot build the table metadata"))?
-        .metadata;
+        .map_err(failed("cannot build the table metadata"))?;
     swap(lakehouse, table, updated).await
 }
 
@@ -188,14 +189,32 @@ pub(super) async fn set_current_snapshot(
         .into_builder(Some(location.to_owned()))
         .set_ref(MAIN_BRANCH, reference)
         .and_then(|builder| builder.build())
-        .map_err(failed("cannot build the table metadata"))?
-        .metadata;
+        .map_err(failed("cannot build the table metadata"))?;
     swap(lakehouse, table, updated).await
 }
 
-/// Writes `updated` as the table's next metadata file and swaps the catalog's pointer to it,
-/// if the pointer is still the one `table` was read at.
-async fn swap(lakehouse: &Lakehouse, table: &Table, updated: TableMetadata) -> Result<Table, CommitError> {
+/// Makes `updated` the table's metadata if the catalog still holds the table as `table` was
+/// read: a compare-and-swap of the metadata location in an SQL catalog, a commit request with
+/// requirements to a REST catalog.
+async fn swap(
+    lakehouse: &Lakehouse,
+    table: &Table,
+    updated: TableMetadataBuildResult,
+) -> Result<Table, CommitError> {
+    match &lakehouse.commits {
+        Commits::Sql(pool) => swap_sql(lakehouse, pool, table, updated.metadata).await,
+        Commits::Rest(rest) => rest.commit(table, updated.changes).await,
+    }
+}
+
+/// Writes `updated` as the table's next metadata file and swaps the SQL catalog's pointer to
+/// it, if the pointer is still the one `table` was read at.
+async fn swap_sql(
+    lakehouse: &Lakehouse,
+    pool: &AnyPool,
+    table: &Table,
+    updated: TableMetadata,
+) -> Result<Table, CommitError> {
     let io = table.file_io();
     let current = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
     let next = MetadataLocation::from_str(current)
@@ -217,7 +236,7 @@ async fn swap(lakehouse: &Lakehouse, table: &Table, updated: TableMetadata) -> R
     .bind(&lakehouse.settings.name)
     .bind(ident.namespace().join("."))
     .bind(ident.name())
-    .execute(&lakehouse.pool)
+    .execute(pool)
     .await
     .map_err(|error| {
         CommitError::Failed(format!("cannot swap the metadata of {ident} in the catalog: {error}"))

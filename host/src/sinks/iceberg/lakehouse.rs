@@ -7,7 +7,7 @@
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use iceberg::table::Table;
-use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use iceberg::{NamespaceIdent, TableIdent};
 
 use super::catalog::{CatalogSettings, Lakehouse};
 use super::{commit, describe, positions};

@@ -15,6 +15,7 @@ pub mod lakehouse;
 mod maintenance;
 mod partition;
 mod positions;
+mod rest;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -36,7 +37,7 @@ use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use tokio::sync::{Mutex, OnceCell};
@@ -419,16 +420,10 @@ impl IcebergSink {
         let transient = |this: &mut Self, context: String, error: iceberg::Error| {
             this.fail(0, ErrorClass::TRANSIENT, format!("{context}: {}", describe(&error)))
         };
-        match lakehouse.catalog.table_exists(&ident).await {
-            Ok(true) => {
-                return lakehouse
-                    .catalog
-                    .load_table(&ident)
-                    .await
-                    .map_err(|error| transient(self, format!("cannot read {ident}"), error));
-            }
-            Ok(false) => {}
-            Err(error) => return Err(transient(self, format!("cannot look up {ident}"), error)),
+        match lakehouse.load_table(&ident).await {
+            Ok(Some(table)) => return Ok(table),
+            Ok(None) => {}
+            Err(error) => return Err(transient(self, format!("cannot read {ident}"), error)),
         }
         if !shared.settings.auto_create {
             let message = format!("table {ident} does not exist and auto_create_table is off");

@@ -24,6 +24,8 @@ fn config(dir: &std::path::Path, mode: WriteMode) -> IcebergSinkConfig {
         batch_size: 100,
         auto_create_table: true,
         partition_by: Vec::new(),
+        catalog_token: None,
+        catalog_properties: Default::default(),
         s3_endpoint: None,
         s3_access_key_id: None,
         s3_secret_access_key: None::<Secret>,
@@ -500,4 +502,21 @@ async fn files_no_snapshot_references_are_removed_once_old() {
     assert!(!old.exists() && recent.exists());
     let (_, batches) = read_table(dir.path(), "public_orders").await;
     assert_eq!(rows(&batches).len(), 1);
+}
+
+#[test]
+fn rest_catalogs_keep_their_warehouse_name_and_hide_their_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), WriteMode::Append);
+    config.catalog_uri = "https://catalog.example/api/".into();
+    config.catalog_token = Some(Secret::new("s3cret-token"));
+    config.catalog_properties = [("prefix".to_owned(), "dev".to_owned())].into();
+    config.warehouse = "analytics".into();
+    let settings = CatalogSettings::from_config(&config).unwrap();
+    assert_eq!(settings.warehouse, "analytics");
+    let catalog::CatalogKind::Rest { uri, properties, token } = &settings.kind else { panic!("not REST") };
+    assert_eq!(uri, "https://catalog.example/api");
+    assert_eq!(properties.get("prefix").map(String::as_str), Some("dev"));
+    assert_eq!(token.as_ref().map(Secret::expose), Some("s3cret-token"));
+    assert!(!format!("{settings:?}").contains("s3cret"), "{settings:?}");
 }
