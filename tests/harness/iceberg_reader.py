@@ -1,7 +1,9 @@
 """Reads an Iceberg table the cdc sink wrote, with an independent reader, and prints its rows
-as JSON lines (sorted), for the end-to-end tests.
+as JSON lines (sorted), for the end-to-end tests; or appends a row to it with pyiceberg, as
+another writer of the table would.
 
     python3 iceberg_reader.py duckdb|pyiceberg NAMESPACE TABLE COLUMNS
+    python3 iceberg_reader.py append NAMESPACE TABLE '{"column": value, ...}'
 
 COLUMNS is a comma-separated list of the columns to print. The catalog comes from the
 environment: an SQL catalog in an SQLite file (CDC_TEST_CATALOG_DB, CDC_TEST_CATALOG_NAME) or a
@@ -92,7 +94,21 @@ def read_pyiceberg(namespace, table, columns):
     return [tuple(None if row[c] is None else str(row[c]) for c in columns) for row in rows]
 
 
+def append(namespace, table, values):
+    """Appends one row: the given values, the other columns null."""
+    import pyarrow as pa
+
+    values = json.loads(values)
+    loaded = load(namespace, table, list(values))
+    schema = loaded.schema().as_arrow()
+    row = {field.name: pa.array([values.get(field.name)], type=field.type) for field in schema}
+    loaded.append(pa.Table.from_pydict(row, schema=schema))
+
+
 def main():
+    if sys.argv[1] == "append":
+        append(*sys.argv[2:5])
+        return
     reader, namespace, table, columns = sys.argv[1:5]
     columns = columns.split(",")
     read = {"duckdb": read_duckdb, "pyiceberg": read_pyiceberg}[reader]

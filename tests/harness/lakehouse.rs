@@ -96,25 +96,24 @@ impl Lakehouse {
         }
     }
 
-    /// The rows of `namespace.table` as `reader` reads them: the `columns`, as text, sorted;
-    /// `None` while the table, or one of the columns, does not exist yet.
-    pub fn read(
-        &self,
-        reader: Reader,
-        namespace: &str,
-        table: &str,
-        columns: &[&str],
-    ) -> Option<Vec<Vec<Option<String>>>> {
+    /// Appends a row to `namespace.table` with pyiceberg, as another writer: `values` is a JSON
+    /// object of column values, the other columns are null.
+    pub fn append_as_another_writer(&self, namespace: &str, table: &str, values: &serde_json::Value) {
+        let mut command = self.reader_command();
+        command.args(["append", namespace, table, &values.to_string()]);
+        let output = command.output().expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "pyiceberg could not append to {namespace}.{table}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `iceberg_reader.py` with the environment that names this lakehouse's catalog.
+    fn reader_command(&self) -> Command {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/iceberg_reader.py");
-        let reader = match reader {
-            Reader::DuckDb => "duckdb",
-            Reader::PyIceberg => "pyiceberg",
-        };
         let mut command = Command::new("python3");
-        command
-            .arg(script)
-            .args([reader, namespace, table, &columns.join(",")])
-            .env("PYTHONPATH", python_path());
+        command.arg(script).env("PYTHONPATH", python_path());
         match &self.rest {
             Some(rest) => command
                 .env("CDC_TEST_REST_URI", rest.uri())
@@ -127,6 +126,24 @@ impl Lakehouse {
         if let Some(s3) = &self.s3 {
             command.env("CDC_TEST_S3_ENDPOINT", s3.endpoint());
         }
+        command
+    }
+
+    /// The rows of `namespace.table` as `reader` reads them: the `columns`, as text, sorted;
+    /// `None` while the table, or one of the columns, does not exist yet.
+    pub fn read(
+        &self,
+        reader: Reader,
+        namespace: &str,
+        table: &str,
+        columns: &[&str],
+    ) -> Option<Vec<Vec<Option<String>>>> {
+        let reader = match reader {
+            Reader::DuckDb => "duckdb",
+            Reader::PyIceberg => "pyiceberg",
+        };
+        let mut command = self.reader_command();
+        command.args([reader, namespace, table, &columns.join(",")]);
         let output = command.output().expect("python3 runs");
         match output.status.code() {
             Some(0) => {}

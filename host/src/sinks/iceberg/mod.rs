@@ -242,12 +242,20 @@ impl SinkFactory for IcebergFactory {
     }
 }
 
-/// The positions the table's current snapshot holds for this sink.
+/// The positions this sink last stored in the table: those of the newest snapshot of the
+/// current line that carries them. Another writer's snapshots (an append, a compaction by
+/// another engine) carry none, and must not make the sink forget what it holds.
 fn held_positions(table: &Table, property: &str) -> Result<Positions, String> {
-    match table.metadata().current_snapshot() {
-        Some(snapshot) => Positions::read(&snapshot.summary().additional_properties, property),
-        None => Ok(Positions::default()),
+    let metadata = table.metadata();
+    let mut snapshot = metadata.current_snapshot();
+    while let Some(current) = snapshot {
+        let properties = &current.summary().additional_properties;
+        if properties.contains_key(property) {
+            return Positions::read(properties, property);
+        }
+        snapshot = current.parent_snapshot_id().and_then(|parent| metadata.snapshot_by_id(parent));
     }
+    Ok(Positions::default())
 }
 
 /// Files written for one table and not yet committed.

@@ -299,6 +299,38 @@ async fn a_commit_over_a_table_another_writer_moved_is_a_conflict() {
     assert_eq!(rows(&batches).len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn another_writers_snapshot_between_commits_is_kept_and_the_positions_survive_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let factory = factory(dir.path(), WriteMode::Append);
+    let mut sink = factory.build();
+    deliver(&mut sink, &[change(Op::Create, 0, 1, "a", &columns(false))]).await;
+
+    // Another engine commits (a snapshot without this sink's positions) behind the sink's back.
+    let settings = CatalogSettings::from_config(&config(dir.path(), WriteMode::Append)).unwrap();
+    let lakehouse = Lakehouse::open(&settings).await.unwrap();
+    let (table, _) = read_table(dir.path(), "public_orders").await;
+    let foreign = commit::Changes {
+        properties: HashMap::from([("engine".into(), "other".into())]),
+        ..Default::default()
+    };
+    let foreign = commit::commit(&lakehouse, &table, foreign).await.unwrap();
+    let foreign_id = foreign.metadata().current_snapshot_id();
+    // The positions are those of the sink's last snapshot before it.
+    let partition: PartitionKey = (Arc::from("shop.public.orders"), 0);
+    let stored = factory.stored_positions(std::slice::from_ref(&partition)).await.unwrap();
+    assert_eq!(stored, HashMap::from([(partition.clone(), 1)]));
+
+    // The sink's next commit finds the table moved, reads it again and commits on top.
+    deliver(&mut sink, &[change(Op::Create, 1, 2, "b", &columns(false))]).await;
+    let (table, batches) = read_table(dir.path(), "public_orders").await;
+    assert_eq!(rows(&batches).len(), 2);
+    let current = table.metadata().current_snapshot().unwrap();
+    assert_eq!(current.parent_snapshot_id(), foreign_id);
+    let stored = factory.stored_positions(std::slice::from_ref(&partition)).await.unwrap();
+    assert_eq!(stored, HashMap::from([(partition, 2)]));
+}
+
 fn parquet_files(dir: &std::path::Path) -> usize {
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
