@@ -7,6 +7,7 @@ mod embedded;
 mod iceberg;
 mod in_process;
 mod independence;
+mod operator_cli;
 mod packaging;
 mod plugin_cli;
 mod plugin_http;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::ConfigArgs;
-use crate::config::{self, Config, IcebergSinkConfig, SinkKind, TransportMode};
+use crate::config::{Config, IcebergSinkConfig, SinkKind, TransportMode};
 use crate::sinks::iceberg::lakehouse::{At, Lake, SnapshotInfo};
 
 #[derive(Debug, Subcommand)]
@@ -83,20 +83,7 @@ fn parse_time(text: &str) -> Result<i64, String> {
 }
 
 pub(super) fn run(command: LakehouseCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(execute(command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    super::run_async(execute(command))
 }
 
 async fn execute(command: LakehouseCommand) -> Result<(), String> {
@@ -127,7 +114,7 @@ async fn execute(command: LakehouseCommand) -> Result<(), String> {
             Ok(())
         }
         LakehouseCommand::Rollback { table, at, yes } => {
-            let config = load(&table.config)?;
+            let config = super::load(&table.config)?;
             if config.platform.transport_mode == TransportMode::Embedded {
                 return Err(
                     "rollback is refused in embedded mode: the slot released the WAL after that snapshot, \
@@ -168,13 +155,9 @@ async fn execute(command: LakehouseCommand) -> Result<(), String> {
     }
 }
 
-fn load(args: &ConfigArgs) -> Result<Config, String> {
-    config::load(&args.pipeline, args.platform_config.as_deref()).map_err(|errors| errors.to_string())
-}
-
 /// The sink's lake and the tables to work on (the one asked for, or all).
 async fn open(args: &TableArgs) -> Result<(Lake, Vec<String>), String> {
-    let config = load(&args.config)?;
+    let config = super::load(&args.config)?;
     let (sink_id, iceberg) = iceberg_sink(&config, args.sink_id.as_deref())?;
     let lake = Lake::open(&config.pipeline.pipeline_id, &sink_id, &iceberg).await?;
     let tables = match &args.table {

@@ -1,5 +1,7 @@
 //! The `cdc` command line: one file per subcommand. Exit codes: 0 ok, 1 failure, 2 usage.
 
+mod deploy;
+mod health;
 mod lakehouse;
 mod plugin;
 mod run;
@@ -33,6 +35,28 @@ enum Command {
     /// Inspects the tables of a pipeline's Iceberg sink: snapshots, rows, rollback.
     #[command(subcommand)]
     Lakehouse(lakehouse::LakehouseCommand),
+    /// Shows whether everything the pipeline depends on is up: broker, registry, Kafka Connect,
+    /// the connector, the source's replication slot. Exits 1 when something is down.
+    Health(ConfigArgs),
+    /// Provisions a pipeline without running it: its topics and a running connector (Kafka
+    /// mode), its publication (embedded mode). Creates what is missing, deletes nothing.
+    Deploy(ConfigArgs),
+    /// Removes a pipeline's connector and, when asked, its topics and the source's replication
+    /// slot and publication.
+    Undeploy(UndeployArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct UndeployArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Also delete the pipeline's topics (source and DLQ topics) and the data in them.
+    #[arg(long)]
+    delete_topics: bool,
+    /// Also drop the source's replication slot and publication (the server then releases
+    /// the WAL it kept for them; a later run starts over with its snapshot mode).
+    #[arg(long)]
+    drop_slot: bool,
 }
 
 /// The config files of a pipeline.
@@ -66,5 +90,34 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Plugin(command) => plugin::run(command),
         Command::Lakehouse(command) => lakehouse::run(command),
+        Command::Health(args) => run_async(async move { health::health(&load(&args)?).await }),
+        Command::Deploy(args) => run_async(async move { deploy::deploy(&load(&args)?).await }),
+        Command::Undeploy(args) => run_async(async move {
+            let removal = deploy::Removal { delete_topics: args.delete_topics, drop_slot: args.drop_slot };
+            deploy::undeploy(&load(&args.config)?, removal).await
+        }),
     }
+}
+
+/// Runs an operator command on a small runtime: exit 0, or 1 with its error.
+fn run_async(command: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A pipeline's config, or every error in it.
+fn load(args: &ConfigArgs) -> Result<crate::config::Config, String> {
+    crate::config::load(&args.pipeline, args.platform_config.as_deref()).map_err(|errors| errors.to_string())
 }

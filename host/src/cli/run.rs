@@ -16,8 +16,8 @@ use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::ops::schema_monitor::{Change, SchemaMonitor};
 use crate::ops::telemetry::report;
-use crate::ops::{debezium, server, telemetry, topics};
-use crate::pipeline::dlq::{DeadLetterQueue, DirectoryDlq, DlqSettings, KafkaDlq, dlq_topic};
+use crate::ops::{debezium, provision, server, telemetry};
+use crate::pipeline::dlq::{DeadLetterQueue, DirectoryDlq, DlqSettings, KafkaDlq};
 use crate::pipeline::retry::RetrySettings;
 use crate::pipeline::{self, Outcome, PipelineSettings, SinkSettings};
 use crate::plugin::{PluginRuntime, PluginSettings, TransformPlugin};
@@ -25,8 +25,6 @@ use crate::sinks;
 use crate::source::kafka::{self, ConsumerSettings};
 use crate::source::postgres::EmbeddedSettings;
 
-/// How long the connector may take to reach RUNNING.
-const CONNECTOR_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the connector's status is checked for `/readyz` while the pipeline runs.
 const CONNECTOR_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 /// Beyond `shutdown_timeout`, how long the watchdog lets a shutdown overrun before it ends the
@@ -181,7 +179,7 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     };
     let (mut companions, dlq): (_, Option<Arc<dyn DeadLetterQueue>>) = match config.platform.transport_mode {
         TransportMode::Kafka => {
-            let companions = vec![provision_kafka(config, &source_topics, &health).await?];
+            let companions = vec![provision_kafka(config, &health).await?];
             let dlq = if config.platform.dlq.enabled {
                 let connection = kafka::connection_properties(kafka);
                 // The DLQ producer always waits for every in-sync replica (see `KafkaDlq`).
@@ -246,38 +244,11 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
 /// about the connector.
 async fn provision_kafka(
     config: &Config,
-    source_topics: &[String],
     health: &Arc<Health>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let kafka = &config.platform.kafka;
-    let mut provisioned = source_topics.to_vec();
-    if config.platform.dlq.enabled {
-        provisioned
-            .extend(source_topics.iter().map(|topic| dlq_topic(topic, &config.platform.dlq.topic_suffix)));
-    }
-    let connect = ConnectClient::new(
-        &config.platform.connector.connect_url,
-        &debezium::connector_name(config),
-        config.platform.connector.timeout,
-        config.platform.connector.retry_max_attempts,
-        config.platform.connector.retry_wait,
-    );
     // Provisioning may take minutes (topics, the connector's snapshot start): it is progress,
     // so `/healthz` stays alive through it.
-    health
-        .alive_during(async {
-            topics::ensure_topics(
-                &kafka.bootstrap_servers,
-                &provisioned,
-                i32::try_from(kafka.topic_num_partitions).unwrap_or(i32::MAX),
-                i32::from(kafka.topic_replication_factor),
-            )
-            .await?;
-            connect.put_config(&debezium::connector_config(config)).await?;
-            connect.wait_running(CONNECTOR_START_TIMEOUT).await?;
-            anyhow::Ok(())
-        })
-        .await?;
+    let connect = health.alive_during(provision::provision(config)).await?;
     health.set_connector(Ok(()));
     tracing::info!(connector = connect.name(), "provision.connector_running");
     Ok(tokio::spawn(watch_connector(connect, health.clone())))

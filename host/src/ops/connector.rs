@@ -172,6 +172,37 @@ impl ConnectClient {
         Err(Error::Timeout { name: self.name.clone(), waited: Duration::ZERO, state })
     }
 
+    /// Removes the connector; `false` when there was none. Its topics, offsets and the source's
+    /// slot stay.
+    pub async fn delete(&self) -> Result<bool, Error> {
+        let url = format!("{}/connectors/{}", self.base_url, self.name);
+        let response = self.with_retries(|| self.http.delete(&url).send()).await?;
+        match response.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            status => {
+                let body = response.text().await.unwrap_or_default();
+                Err(Error::Refused { request: format!("DELETE {url}"), status, body })
+            }
+        }
+    }
+
+    /// Kafka Connect's version, or why it does not answer.
+    pub async fn version(&self) -> Result<String, Error> {
+        let response = self.with_retries(|| self.http.get(&self.base_url).send()).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(Error::Refused {
+                request: format!("GET {}", self.base_url),
+                status: status.as_u16(),
+                body,
+            });
+        }
+        let info: serde_json::Value = response.json().await.unwrap_or_default();
+        Ok(info.get("version").and_then(|version| version.as_str()).unwrap_or("unknown").to_owned())
+    }
+
     async fn with_retries<F, Fut>(&self, request: F) -> Result<reqwest::Response, Error>
     where
         F: Fn() -> Fut,

@@ -1,5 +1,6 @@
 //! Topic provisioning: the source topics exist before the consumer subscribes, so that a
-//! subscription never races Debezium's own topic creation.
+//! subscription never races Debezium's own topic creation. Also the operator's side: whether
+//! the broker answers, and removing a pipeline's topics.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use rdkafka::types::RDKafkaErrorCode;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The admin client could not be created or the request failed.
-    #[error("cannot create topics on {bootstrap}")]
+    #[error("cannot manage topics on {bootstrap}")]
     Admin {
         /// Broker list.
         bootstrap: String,
@@ -23,6 +24,14 @@ pub enum Error {
     /// The broker refused a topic.
     #[error("cannot create topic `{topic}`: {code}")]
     Topic {
+        /// Topic name.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
+    /// The broker refused to delete a topic.
+    #[error("cannot delete topic `{topic}`: {code}")]
+    Delete {
         /// Topic name.
         topic: String,
         /// The broker's error code.
@@ -55,4 +64,38 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// Deletes the topics that exist; returns those deleted.
+pub async fn delete_topics(bootstrap: &str, topics: &[String]) -> Result<Vec<String>, Error> {
+    let admin_error = |source| Error::Admin { bootstrap: bootstrap.to_owned(), source };
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(admin_error)?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.delete_topics(&names, &options).await.map_err(admin_error)?;
+    let mut deleted = Vec::new();
+    for result in results {
+        match result {
+            Ok(topic) => deleted.push(topic),
+            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => return Err(Error::Delete { topic, code }),
+        }
+    }
+    Ok(deleted)
+}
+
+/// How many brokers the cluster has, or why it does not answer within `timeout`.
+pub async fn broker_count(bootstrap: &str, timeout: Duration) -> Result<usize, String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|error| error.to_string())?;
+    // librdkafka's metadata call blocks.
+    tokio::task::spawn_blocking(move || {
+        let metadata = admin.inner().fetch_metadata(None, timeout).map_err(|error| error.to_string())?;
+        Ok(metadata.brokers().len())
+    })
+    .await
+    .map_err(|error| error.to_string())?
 }

@@ -8,6 +8,7 @@
 //! from 0 in stream order, and its committer confirms to the server, as the slot's flush
 //! position, the end of the last transaction whose every record is durable in every sink.
 
+pub mod admin;
 mod envelope;
 mod pgoutput;
 mod protocol;

@@ -29,7 +29,7 @@ use crate::ops::metrics::{Gauge, Metrics, names};
 use crate::source::SourceRecord;
 
 /// The table in the source database that remembers which slots finished their snapshot.
-const STATE_TABLE: &str = "public.cdc_embedded_state";
+pub(super) const STATE_TABLE: &str = "public.cdc_embedded_state";
 /// Waits between reconnects, doubling up to the last.
 const RECONNECT_BACKOFF: [Duration; 5] = [
     Duration::from_millis(500),
@@ -603,7 +603,7 @@ async fn measure_lag(client: Arc<Client>, slot: String, gauge: Gauge) {
 
 /// A plain connection for catalog queries, the state table and the snapshot, with the
 /// session settings that make values' text forms what the converter reads.
-async fn query_client(settings: &EmbeddedSettings) -> anyhow::Result<Client> {
+pub(super) async fn query_client(settings: &EmbeddedSettings) -> anyhow::Result<Client> {
     let connect = &settings.connect;
     let mut config = tokio_postgres::Config::new();
     config
@@ -626,7 +626,7 @@ async fn query_client(settings: &EmbeddedSettings) -> anyhow::Result<Client> {
 
 /// Creates the publication over the configured tables when absent, and keeps its table list
 /// to the configured one.
-async fn ensure_publication(client: &Client, settings: &EmbeddedSettings) -> anyhow::Result<()> {
+pub(super) async fn ensure_publication(client: &Client, settings: &EmbeddedSettings) -> anyhow::Result<()> {
     let publication = quote_identifier(&settings.publication);
     let tables = (settings.tables.iter())
         .map(|table| match table.split_once('.') {

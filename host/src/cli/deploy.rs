@@ -1,0 +1,116 @@
+//! `cdc deploy` and `cdc undeploy`: a pipeline's provisioning without running it, and its
+//! removal. Deploying creates what is missing (topics and a running connector in Kafka mode,
+//! the publication in embedded mode) and never deletes anything. Undeploying removes the
+//! connector and, only when asked, the topics (`--delete-topics`) and the source's slot and
+//! publication (`--drop-slot`).
+
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, SourceType, TransportMode};
+use crate::ops::{provision, topics};
+use crate::source::postgres::EmbeddedSettings;
+use crate::source::postgres::admin;
+
+/// How long a slot may stay in use after its connector was removed (the task stops).
+const SLOT_RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `cdc undeploy` removes beyond the connector.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Removal {
+    pub delete_topics: bool,
+    pub drop_slot: bool,
+}
+
+pub(super) async fn deploy(config: &Config) -> Result<(), String> {
+    match config.platform.transport_mode {
+        TransportMode::Kafka => {
+            let connect = provision::provision(config).await.map_err(|error| format!("{error:#}"))?;
+            for topic in provision::pipeline_topics(config) {
+                println!("topic      {topic}");
+            }
+            println!("connector  {} RUNNING", connect.name());
+        }
+        TransportMode::Embedded => {
+            let settings = EmbeddedSettings::from_config(config);
+            admin::create_publication(&settings).await.map_err(|error| format!("{error:#}"))?;
+            println!("publication {}", settings.publication);
+            println!("slot        {} (created by the first `cdc run`, with its snapshot)", settings.slot);
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn undeploy(config: &Config, removal: Removal) -> Result<(), String> {
+    let settings = slot_settings(config);
+    match config.platform.transport_mode {
+        TransportMode::Kafka => {
+            let connect = provision::connect_client(config);
+            let removed = connect.delete().await.map_err(|error| error.to_string())?;
+            println!("connector  {} {}", connect.name(), if removed { "removed" } else { "absent" });
+            if removal.delete_topics {
+                let topics = provision::pipeline_topics(config);
+                let deleted = topics::delete_topics(&config.platform.kafka.bootstrap_servers, &topics)
+                    .await
+                    .map_err(|error| crate::error::chain(&error))?;
+                for topic in &topics {
+                    println!(
+                        "topic      {topic} {}",
+                        if deleted.contains(topic) { "deleted" } else { "absent" }
+                    );
+                }
+            }
+        }
+        TransportMode::Embedded => {
+            if removal.delete_topics {
+                return Err("--delete-topics: an embedded pipeline has no topics".to_owned());
+            }
+        }
+    }
+    if removal.drop_slot {
+        let Some(settings) = settings else {
+            return Err(format!(
+                "--drop-slot: a {:?} source has no replication slot",
+                config.pipeline.source.source_type
+            ));
+        };
+        if config.platform.transport_mode == TransportMode::Kafka {
+            wait_released(&settings).await?;
+        }
+        let dropped =
+            admin::drop_slot_and_publication(&settings).await.map_err(|error| format!("{error:#}"))?;
+        println!("slot       {} {}", settings.slot, if dropped.slot { "dropped" } else { "absent" });
+        println!(
+            "publication {} {}",
+            settings.publication,
+            if dropped.publication { "dropped" } else { "absent" }
+        );
+    }
+    Ok(())
+}
+
+/// The slot and publication of a PostgreSQL source: Debezium's in Kafka mode, the embedded
+/// reader's otherwise.
+fn slot_settings(config: &Config) -> Option<EmbeddedSettings> {
+    if config.pipeline.source.source_type != SourceType::Postgres {
+        return None;
+    }
+    let mut settings = EmbeddedSettings::from_config(config);
+    if config.platform.transport_mode == TransportMode::Kafka {
+        settings.slot = config.pipeline.source.slot_name.clone();
+        settings.publication = config.pipeline.source.publication_name.clone();
+    }
+    Some(settings)
+}
+
+/// Waits until nothing streams from the slot: the task of a connector just removed lets go
+/// of it within seconds. If it does not, the drop that follows is refused.
+async fn wait_released(settings: &EmbeddedSettings) -> Result<(), String> {
+    let started = Instant::now();
+    while started.elapsed() < SLOT_RELEASE_TIMEOUT {
+        match admin::slot_state(settings).await.map_err(|error| format!("{error:#}"))? {
+            Some(state) if state.active => tokio::time::sleep(Duration::from_millis(500)).await,
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The operator's commands against the real services: `cdc deploy` provisions a Kafka-mode
+//! pipeline without running it (a running connector, the slot it made), `cdc health` reports
+//! every dependency (exit 1 while something is down, a warning for an inactive slot holding
+//! WAL), and `cdc undeploy` removes the connector and, when asked, topics, slot and publication.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cdc_tests::lakehouse::Lakehouse;
+use cdc_tests::receiver::eventually;
+use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, webhook_sink};
+
+/// Runs `cdc <command> PIPELINE --platform-config PLATFORM [extra]`: success, and what it said.
+fn cdc(command: &str, pipeline: &Path, platform: &Path, extra: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(cdc_tests::build::cdc_binary())
+        .args([command, pipeline.to_str().unwrap(), "--platform-config", platform.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), said)
+}
+
+/// The line of `component` in `cdc health`'s table.
+fn line<'a>(table: &'a str, component: &str) -> &'a str {
+    table
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(component))
+        .unwrap_or_else(|| panic!("no `{component}` line in:\n{table}"))
+}
+
+async fn slot_exists(scenario: &Scenario) -> bool {
+    let query = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
+    !scenario.pg.query(query, &[&scenario.names.slot]).await.unwrap().is_empty()
+}
+
+async fn publication_exists(scenario: &Scenario) -> bool {
+    let query = "SELECT 1 FROM pg_publication WHERE pubname = $1";
+    !scenario.pg.query(query, &[&scenario.names.publication]).await.unwrap().is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_health_and_undeploy_manage_a_kafka_pipeline_without_running_it() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let parts = PipelineParts {
+        sinks: webhook_sink("hook", "http://127.0.0.1:9/"),
+        kafka: "  schemas_enable: true\n".into(),
+        ..PipelineParts::default()
+    };
+    let (pipeline, platform, _) = scenario.write_config(&parts);
+
+    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    assert!(!ok, "health passed without a connector:\n{table}");
+    assert!(line(&table, "broker").contains(" up "), "{table}");
+    assert!(line(&table, "connect").contains(" up "), "{table}");
+    assert!(line(&table, "connector").contains("not registered"), "{table}");
+
+    let (ok, said) = cdc("deploy", &pipeline, &platform, &[]);
+    assert!(ok, "{said}");
+    assert!(said.contains("RUNNING") && said.contains(&scenario.topic()), "{said}");
+    // The connector made its slot; deploying again changes nothing.
+    assert!(eventually(Duration::from_secs(30), || slot_exists(&scenario)).await, "{said}");
+    let (ok, again) = cdc("deploy", &pipeline, &platform, &[]);
+    assert!(ok, "{again}");
+
+    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    assert!(ok, "{table}");
+    assert!(line(&table, "connector").contains("RUNNING"), "{table}");
+    assert!(line(&table, "slot").contains(&scenario.names.slot), "{table}");
+
+    let (ok, said) = cdc("undeploy", &pipeline, &platform, &["--drop-slot", "--delete-topics"]);
+    assert!(ok, "{said}");
+    assert!(said.contains("removed") && said.contains("dropped"), "{said}");
+    assert!(!slot_exists(&scenario).await && !publication_exists(&scenario).await, "{said}");
+    let status = reqwest::get(format!(
+        "{}/connectors/{}-{}/status",
+        scenario.env.connect_url, scenario.names.topic_prefix, scenario.names.pipeline_id
+    ))
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 404, "the connector is still registered\n{said}");
+    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    assert!(!ok && line(&table, "connector").contains("not registered"), "{table}");
+    scenario.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_warns_about_an_inactive_slot_and_undeploy_drops_it_once_the_pipeline_stops() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let lake = Lakehouse::default();
+    let parts = PipelineParts {
+        sinks: lake.sink("lake", "lake", "append"),
+        platform: "transport_mode: embedded\n".into(),
+        ..PipelineParts::default()
+    };
+    let (pipeline, platform, _) = scenario.write_config(&parts);
+    let (mut cdc_process, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc_process).await;
+
+    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    assert!(
+        ok && line(&table, "slot").contains(" up ") && line(&table, "slot").contains("active"),
+        "{table}"
+    );
+    // A slot in use is not dropped.
+    let (ok, said) = cdc("undeploy", &pipeline, &platform, &["--drop-slot"]);
+    assert!(!ok && said.contains("in use"), "{said}");
+    assert!(slot_exists(&scenario).await);
+
+    assert!(cdc_process.terminate(Duration::from_secs(60)).success(), "{}", cdc_process.log());
+    // Changes made while nothing reads the slot: the server keeps their WAL for it.
+    scenario
+        .sql(&format!(
+            "INSERT INTO public.{} SELECT i, repeat('x', 1000) FROM generate_series(1, 2000) i",
+            scenario.names.table
+        ))
+        .await;
+    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    let slot = line(&table, "slot");
+    assert!(ok && slot.contains("warn") && slot.contains("inactive, holds"), "{table}");
+
+    let (ok, said) = cdc("undeploy", &pipeline, &platform, &["--drop-slot"]);
+    assert!(ok && said.contains("dropped"), "{said}");
+    assert!(!slot_exists(&scenario).await && !publication_exists(&scenario).await, "{said}");
+    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    assert!(ok && line(&table, "slot").contains("absent"), "{table}");
+    scenario.cleanup().await;
+}
