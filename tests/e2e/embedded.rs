@@ -224,6 +224,11 @@ async fn a_change_no_sink_can_take_lands_in_the_dlq_directory() {
     assert_eq!(value["payload"]["after"]["id"], 2);
     assert_eq!(entry["headers"]["dlq.sink_id"], "replica");
     assert!(entry["commit_lsn"].as_u64().is_some() && entry["index"].as_u64() == Some(1), "{entry}");
+    let (ok, list) = scenario.cli(&parts, &["dlq", "list"], &[]);
+    assert!(ok && list.lines().any(|line| line.starts_with("1 ") && line.ends_with(".dlq.jsonl")), "{list}");
+    let (ok, shown) = scenario.cli(&parts, &["dlq", "show"], &[]);
+    let shown: serde_json::Value = serde_json::from_str(shown.trim()).unwrap_or_else(|_| panic!("{shown}"));
+    assert!(ok && shown == *entry, "{shown}");
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
     scenario.cleanup().await;

@@ -3,24 +3,11 @@
 //! every dependency (exit 1 while something is down, a warning for an inactive slot holding
 //! WAL), and `cdc undeploy` removes the connector and, when asked, topics, slot and publication.
 
-use std::path::Path;
 use std::time::Duration;
 
 use cdc_tests::lakehouse::Lakehouse;
 use cdc_tests::receiver::eventually;
 use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, webhook_sink};
-
-/// Runs `cdc <command> PIPELINE --platform-config PLATFORM [extra]`: success, and what it said.
-fn cdc(command: &str, pipeline: &Path, platform: &Path, extra: &[&str]) -> (bool, String) {
-    let output = std::process::Command::new(cdc_tests::build::cdc_binary())
-        .args([command, pipeline.to_str().unwrap(), "--platform-config", platform.to_str().unwrap()])
-        .args(extra)
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), said)
-}
 
 /// The line of `component` in `cdc health`'s table.
 fn line<'a>(table: &'a str, component: &str) -> &'a str {
@@ -48,28 +35,39 @@ async fn deploy_health_and_undeploy_manage_a_kafka_pipeline_without_running_it()
         kafka: "  schemas_enable: true\n".into(),
         ..PipelineParts::default()
     };
-    let (pipeline, platform, _) = scenario.write_config(&parts);
 
-    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
     assert!(!ok, "health passed without a connector:\n{table}");
     assert!(line(&table, "broker").contains(" up "), "{table}");
     assert!(line(&table, "connect").contains(" up "), "{table}");
     assert!(line(&table, "connector").contains("not registered"), "{table}");
 
-    let (ok, said) = cdc("deploy", &pipeline, &platform, &[]);
+    let (ok, said) = scenario.cli(&parts, &["deploy"], &[]);
     assert!(ok, "{said}");
     assert!(said.contains("RUNNING") && said.contains(&scenario.topic()), "{said}");
     // The connector made its slot; deploying again changes nothing.
     assert!(eventually(Duration::from_secs(30), || slot_exists(&scenario)).await, "{said}");
-    let (ok, again) = cdc("deploy", &pipeline, &platform, &[]);
+    let (ok, again) = scenario.cli(&parts, &["deploy"], &[]);
     assert!(ok, "{again}");
 
-    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    // The connector captures changes while no pipeline runs; `cdc consume` shows them decoded.
+    scenario.insert_rows(1..=2).await;
+    let (ok, events) =
+        scenario.cli(&parts, &["consume"], &["--from-beginning", "--limit", "2", "--wait-seconds", "30"]);
+    assert!(ok, "{events}");
+    let events: Vec<serde_json::Value> =
+        events.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let ids: Vec<&serde_json::Value> = events.iter().map(|event| &event["value"]["after"]["id"]).collect();
+    assert_eq!(ids, [1, 2], "{events:#?}");
+    assert_eq!(events[0]["table"], format!("public.{}", scenario.names.table));
+    assert_eq!(events[0]["value"]["op"], "c");
+
+    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
     assert!(ok, "{table}");
     assert!(line(&table, "connector").contains("RUNNING"), "{table}");
     assert!(line(&table, "slot").contains(&scenario.names.slot), "{table}");
 
-    let (ok, said) = cdc("undeploy", &pipeline, &platform, &["--drop-slot", "--delete-topics"]);
+    let (ok, said) = scenario.cli(&parts, &["undeploy"], &["--drop-slot", "--delete-topics"]);
     assert!(ok, "{said}");
     assert!(said.contains("removed") && said.contains("dropped"), "{said}");
     assert!(!slot_exists(&scenario).await && !publication_exists(&scenario).await, "{said}");
@@ -81,7 +79,7 @@ async fn deploy_health_and_undeploy_manage_a_kafka_pipeline_without_running_it()
     .unwrap()
     .status();
     assert_eq!(status, 404, "the connector is still registered\n{said}");
-    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
     assert!(!ok && line(&table, "connector").contains("not registered"), "{table}");
     scenario.cleanup().await;
 }
@@ -95,17 +93,16 @@ async fn health_warns_about_an_inactive_slot_and_undeploy_drops_it_once_the_pipe
         platform: "transport_mode: embedded\n".into(),
         ..PipelineParts::default()
     };
-    let (pipeline, platform, _) = scenario.write_config(&parts);
     let (mut cdc_process, _) = scenario.start(&parts, &[]);
     scenario.wait_streaming(&cdc_process).await;
 
-    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
     assert!(
         ok && line(&table, "slot").contains(" up ") && line(&table, "slot").contains("active"),
         "{table}"
     );
     // A slot in use is not dropped.
-    let (ok, said) = cdc("undeploy", &pipeline, &platform, &["--drop-slot"]);
+    let (ok, said) = scenario.cli(&parts, &["undeploy"], &["--drop-slot"]);
     assert!(!ok && said.contains("in use"), "{said}");
     assert!(slot_exists(&scenario).await);
 
@@ -117,14 +114,14 @@ async fn health_warns_about_an_inactive_slot_and_undeploy_drops_it_once_the_pipe
             scenario.names.table
         ))
         .await;
-    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
     let slot = line(&table, "slot");
     assert!(ok && slot.contains("warn") && slot.contains("inactive, holds"), "{table}");
 
-    let (ok, said) = cdc("undeploy", &pipeline, &platform, &["--drop-slot"]);
+    let (ok, said) = scenario.cli(&parts, &["undeploy"], &["--drop-slot"]);
     assert!(ok && said.contains("dropped"), "{said}");
     assert!(!slot_exists(&scenario).await && !publication_exists(&scenario).await, "{said}");
-    let (ok, table) = cdc("health", &pipeline, &platform, &[]);
+    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
     assert!(ok && line(&table, "slot").contains("absent"), "{table}");
     scenario.cleanup().await;
 }

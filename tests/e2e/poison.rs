@@ -76,6 +76,37 @@ async fn poison_goes_to_the_dlq_with_headers_and_good_records_are_delivered() {
         "commit did not reach {end}: {:?}",
         committed_offsets(&scenario.env.kafka, &scenario.names.group, &topic)
     );
+
+    // The operator's view: how many records each DLQ holds, the records with why they failed,
+    // and the source topic as the pipeline decodes it; none of it moves the group's offsets.
+    let (ok, list) = scenario.cli(&parts, &["dlq", "list"], &[]);
+    assert!(
+        ok && list.lines().any(|line| line.starts_with("3 ") && line.ends_with(&scenario.dlq_topic())),
+        "{list}"
+    );
+    let (ok, shown) = scenario.cli(&parts, &["dlq", "show"], &["--limit", "10"]);
+    assert!(ok, "{shown}");
+    let shown: Vec<serde_json::Value> =
+        shown.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(shown.len(), 3, "{shown:#?}");
+    assert_eq!(shown[0]["value"], "{not json at all");
+    assert_eq!(shown[0]["headers"]["dlq.sink_id"], "decode");
+    assert_eq!(shown[2]["headers"]["dlq.sink_id"], "hook");
+    let (ok, consumed) =
+        scenario.cli(&parts, &["consume"], &["--from-beginning", "--limit", "100", "--wait-seconds", "3"]);
+    assert!(ok, "{consumed}");
+    let consumed: Vec<serde_json::Value> =
+        consumed.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let decoded: Vec<&serde_json::Value> =
+        consumed.iter().map(|event| &event["value"]["after"]["id"]).filter(|id| !id.is_null()).collect();
+    assert_eq!(decoded, [1, 2, 3, 4], "{consumed:#?}");
+    let errors: Vec<i64> = consumed
+        .iter()
+        .filter(|event| event.get("error").is_some())
+        .map(|event| event["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(errors, [garbage_offset, envelope_offset], "{consumed:#?}");
+    assert_eq!(committed_offsets(&scenario.env.kafka, &scenario.names.group, &topic).get(&0), Some(&end));
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.cleanup().await;
 }

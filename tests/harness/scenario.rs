@@ -173,6 +173,22 @@ impl Scenario {
         })
     }
 
+    /// Runs an operator command to its end: `cdc <command…> PIPELINE --platform-config
+    /// PLATFORM <extra…>` with the config of `parts`; whether it succeeded, and what it printed
+    /// (stdout, then stderr).
+    pub fn cli(&self, parts: &PipelineParts, command: &[&str], extra: &[&str]) -> (bool, String) {
+        let (pipeline, platform, _) = self.write_config(parts);
+        let output = std::process::Command::new(cdc_binary())
+            .args(command)
+            .args([pipeline.to_str().unwrap(), "--platform-config", platform.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .expect("cdc runs");
+        let said =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), said)
+    }
+
     /// Writes pipeline.yaml and platform.yaml for a replica listening for health on a free
     /// port; returns (pipeline, platform, health port).
     pub fn write_config(&self, parts: &PipelineParts) -> (PathBuf, PathBuf, u16) {

@@ -1,6 +1,8 @@
 //! The `cdc` command line: one file per subcommand. Exit codes: 0 ok, 1 failure, 2 usage.
 
+mod consume;
 mod deploy;
+mod dlq;
 mod health;
 mod lakehouse;
 mod plugin;
@@ -44,6 +46,11 @@ enum Command {
     /// Removes a pipeline's connector and, when asked, its topics and the source's replication
     /// slot and publication.
     Undeploy(UndeployArgs),
+    /// Prints a pipeline's change events as it decodes them, read outside its consumer group.
+    Consume(consume::ConsumeArgs),
+    /// Lists and shows the records a pipeline dead-lettered, with why.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +103,10 @@ pub fn main() -> ExitCode {
             let removal = deploy::Removal { delete_topics: args.delete_topics, drop_slot: args.drop_slot };
             deploy::undeploy(&load(&args.config)?, removal).await
         }),
+        Command::Consume(args) => {
+            run_async(async move { consume::consume(&load(&args.config)?, &args).await })
+        }
+        Command::Dlq(command) => run_async(async move { dlq::dlq(&load(command.config())?, &command).await }),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod crash;
 pub mod debezium;
 pub mod health;
 pub mod metrics;
+pub mod peek;
 pub mod provision;
 pub mod schema_monitor;
 pub mod server;

@@ -1,0 +1,164 @@
+//! Reads topics outside any consumer group, for the operator's commands (`cdc consume`,
+//! `cdc dlq`): partitions are assigned directly and nothing is committed, so the pipeline's
+//! group never sees this reader.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Where reading starts in each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The oldest record kept.
+    Beginning,
+    /// Only records written from now on.
+    End,
+}
+
+/// One record as read.
+#[derive(Debug, Clone)]
+pub struct Peeked {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// How long metadata and watermark requests may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A consumer of its own: a throwaway group id, nothing committed.
+fn consumer(properties: &[(String, String)]) -> Result<BaseConsumer, String> {
+    let mut config = ClientConfig::new();
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    config
+        .set("group.id", format!("cdc-peek-{}-{nanos}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    config.create().map_err(|error| format!("cannot create a consumer: {error}"))
+}
+
+/// The partitions of each topic that exists; topics the broker does not know are left out.
+fn partitions(consumer: &BaseConsumer, topics: &[String]) -> Result<Vec<(String, Vec<i32>)>, String> {
+    let mut found = Vec::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|error| format!("cannot read the metadata of `{topic}`: {error}"))?;
+        for entry in metadata.topics() {
+            if entry.error().is_none() && !entry.partitions().is_empty() {
+                found.push((topic.clone(), entry.partitions().iter().map(|p| p.id()).collect()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// How many records each existing topic holds (high less low watermark over its partitions);
+/// `None` for a topic that does not exist.
+pub async fn record_counts(
+    properties: &[(String, String)],
+    topics: &[String],
+) -> Result<Vec<(String, Option<i64>)>, String> {
+    let properties = properties.to_vec();
+    let topics = topics.to_vec();
+    blocking(move || {
+        let consumer = consumer(&properties)?;
+        let existing = partitions(&consumer, &topics)?;
+        let mut counts = Vec::new();
+        for topic in &topics {
+            let Some((_, ids)) = existing.iter().find(|(name, _)| name == topic) else {
+                counts.push((topic.clone(), None));
+                continue;
+            };
+            let mut total = 0;
+            for &partition in ids {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                    .map_err(|error| format!("cannot read the offsets of `{topic}`/{partition}: {error}"))?;
+                total += high - low;
+            }
+            counts.push((topic.clone(), Some(total)));
+        }
+        Ok(counts)
+    })
+    .await
+}
+
+/// Up to `limit` records of `topics` from `start`, in each partition's order; stops earlier once
+/// no record came for `wait`.
+pub async fn read(
+    properties: &[(String, String)],
+    topics: &[String],
+    start: Start,
+    limit: usize,
+    wait: Duration,
+) -> Result<Vec<Peeked>, String> {
+    let properties = properties.to_vec();
+    let topics = topics.to_vec();
+    blocking(move || {
+        let consumer = consumer(&properties)?;
+        let mut assignment = TopicPartitionList::new();
+        for (topic, ids) in partitions(&consumer, &topics)? {
+            for partition in ids {
+                let offset = match start {
+                    Start::Beginning => Offset::Beginning,
+                    Start::End => Offset::End,
+                };
+                assignment
+                    .add_partition_offset(&topic, partition, offset)
+                    .map_err(|error| format!("cannot assign `{topic}`/{partition}: {error}"))?;
+            }
+        }
+        if assignment.count() == 0 {
+            return Ok(Vec::new());
+        }
+        consumer.assign(&assignment).map_err(|error| format!("cannot assign the partitions: {error}"))?;
+        let mut records = Vec::new();
+        let mut last = Instant::now();
+        while records.len() < limit && last.elapsed() < wait {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => {
+                    last = Instant::now();
+                    let headers = message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    records.push(Peeked {
+                        topic: message.topic().to_owned(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        value: message.payload().map(<[u8]>::to_vec),
+                        headers,
+                    });
+                }
+                Some(Err(error)) => return Err(format!("cannot read: {error}")),
+                None => {}
+            }
+        }
+        Ok(records)
+    })
+    .await
+}
+
+/// librdkafka's calls block: they run on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| format!("the reader stopped: {error}"))?
+}
