@@ -114,6 +114,7 @@ fn config(dir: &std::path::Path, mode: WriteMode, batch_size: usize) -> IcebergS
             compaction_interval: Duration::from_secs(3600),
             compaction_file_threshold: 10,
             compaction_max_rows_per_batch: 1000,
+            orphan_files_older_than: Duration::from_secs(86400),
         },
         flush_interval: Duration::ZERO,
         write_executor_threads: 0,

@@ -57,6 +57,21 @@ impl Lakehouse {
         }
     }
 
+    /// Writes an object into the S3 bucket (as a stray file a crash leaves behind).
+    pub async fn s3_put(&self, key: &str, body: &'static [u8]) {
+        let s3 = self.s3.as_ref().expect("an S3 lakehouse");
+        let url = format!("{}/{BUCKET}/{key}", s3.endpoint());
+        let response = reqwest::Client::new().put(&url).body(body).send().await.unwrap();
+        assert!(response.status().is_success(), "PUT {url}: {}", response.status());
+    }
+
+    /// Whether the S3 bucket holds `key`.
+    pub async fn s3_exists(&self, key: &str) -> bool {
+        let s3 = self.s3.as_ref().expect("an S3 lakehouse");
+        let url = format!("{}/{BUCKET}/{key}", s3.endpoint());
+        reqwest::Client::new().head(&url).send().await.unwrap().status().is_success()
+    }
+
     /// The sink's `s3_*` lines for an S3 warehouse.
     fn s3_lines(&self) -> String {
         match &self.s3 {

@@ -68,6 +68,9 @@ pub const MAINTENANCE_ENABLED: bool = false;
 pub const EXPIRE_SNAPSHOTS_INTERVAL_SECONDS: f64 = 3600.0;
 /// `sinks[].iceberg.maintenance.expire_snapshots_older_than_seconds`.
 pub const EXPIRE_SNAPSHOTS_OLDER_THAN_SECONDS: f64 = 86400.0;
+/// `sinks[].iceberg.maintenance.orphan_files_older_than_seconds`: far longer than any write
+/// waits for its commit.
+pub const ORPHAN_FILES_OLDER_THAN_SECONDS: f64 = 86400.0;
 /// `sinks[].iceberg.maintenance.compaction_interval_seconds`.
 pub const COMPACTION_INTERVAL_SECONDS: f64 = 7200.0;
 /// `sinks[].iceberg.maintenance.compaction_file_threshold`.

@@ -356,6 +356,8 @@ pub struct MaintenanceConfig {
     pub compaction_file_threshold: usize,
     /// Rows per compaction batch (≥ 1).
     pub compaction_max_rows_per_batch: usize,
+    /// Files no snapshot references are deleted once this old (> 0), with snapshot expiry.
+    pub orphan_files_older_than: Duration,
 }
 
 /// One transform step.

@@ -222,6 +222,8 @@ pub(super) struct Maintenance {
     pub compaction_file_threshold: Option<i64>,
     /// Rows per compaction batch.
     pub compaction_max_rows_per_batch: Option<i64>,
+    /// Age past which files no snapshot references are deleted.
+    pub orphan_files_older_than_seconds: Option<f64>,
 }
 
 /// `transforms[]`.

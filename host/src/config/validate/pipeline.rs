@@ -316,6 +316,12 @@ fn iceberg(raw: raw::Iceberg, path: &str, ctx: &mut Ctx<'_>) -> IcebergSinkConfi
             d::COMPACTION_MAX_ROWS_PER_BATCH,
             &mp("compaction_max_rows_per_batch"),
         ),
+        orphan_files_older_than: ctx.seconds(
+            m.orphan_files_older_than_seconds,
+            d::ORPHAN_FILES_OLDER_THAN_SECONDS,
+            false,
+            &mp("orphan_files_older_than_seconds"),
+        ),
     };
     IcebergSinkConfig {
         catalog_name: non_empty(raw.catalog_name, d::ICEBERG_CATALOG_NAME, &at("catalog_name"), ctx),

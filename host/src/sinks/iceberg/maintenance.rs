@@ -7,14 +7,12 @@
 //! - **snapshot expiry** removes the snapshots older than `expire_snapshots_older_than` (never
 //!   the current one), then deletes the files that only they referenced: their manifest lists,
 //!   manifests, data and delete files;
-//! - with it, **orphan removal** deletes the files of a local table that no snapshot and no
-//!   metadata file references and that are older than [`ORPHAN_AGE`] (a crash between writing
-//!   files and committing them leaves such files).
+//! - with it, **orphan removal** ([`super::orphans`]) deletes the files no snapshot and no
+//!   metadata file references once they are `orphan_files_older_than` old.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use futures::TryStreamExt;
 use iceberg::spec::{DataContentType, ManifestFile};
@@ -22,6 +20,7 @@ use iceberg::table::Table;
 
 use super::catalog::Lakehouse;
 use super::commit::{self, CommitError};
+use super::orphans;
 use crate::config::MaintenanceConfig;
 
 /// When each task is next due, per table.
@@ -53,10 +52,6 @@ pub(super) struct Report {
     pub orphans: usize,
 }
 
-/// How old a file no snapshot references must be before it is deleted: far longer than any
-/// write waits for its commit.
-pub(super) const ORPHAN_AGE: Duration = Duration::from_secs(24 * 3600);
-
 /// Runs the tasks that are due on `table`; returns the table after them.
 pub(super) async fn run_due(
     lakehouse: &Lakehouse,
@@ -82,7 +77,8 @@ pub(super) async fn run_due(
             table = expired;
             report.expired = Some((snapshots, files));
         }
-        report.orphans = remove_orphans(&table, ORPHAN_AGE).await?;
+        let storage = &lakehouse.settings.storage;
+        report.orphans = orphans::remove(&table, storage, config.orphan_files_older_than).await?;
     }
     Ok((table, report))
 }
@@ -225,18 +221,18 @@ pub(super) async fn expire(
 }
 
 /// The files snapshots reference, reading each manifest once.
-struct FileSet<'a> {
+pub(super) struct FileSet<'a> {
     table: &'a Table,
     manifests: HashMap<String, Arc<Vec<String>>>,
 }
 
 impl<'a> FileSet<'a> {
-    fn new(table: &'a Table) -> Self {
+    pub(super) fn new(table: &'a Table) -> Self {
         FileSet { table, manifests: HashMap::new() }
     }
 
     /// Adds a snapshot's manifest list, manifests and the files they list to `into`.
-    async fn collect(
+    pub(super) async fn collect(
         &mut self,
         snapshot: &iceberg::spec::SnapshotRef,
         into: &mut HashSet<String>,
@@ -267,52 +263,4 @@ impl<'a> FileSet<'a> {
         }
         Ok(())
     }
-}
-
-/// Deletes the files under a local table's location that nothing references and that are older
-/// than `age`; returns how many. Tables on object storage are left alone (listing them is not
-/// built yet).
-pub(super) async fn remove_orphans(table: &Table, age: Duration) -> Result<usize, CommitError> {
-    let metadata = table.metadata();
-    let Some(root) = metadata.location().strip_prefix("file://").map(PathBuf::from) else { return Ok(0) };
-    let mut referenced = HashSet::new();
-    let mut files = FileSet::new(table);
-    for snapshot in metadata.snapshots() {
-        files.collect(snapshot, &mut referenced).await?;
-    }
-    referenced.extend(table.metadata_location().map(str::to_owned));
-    referenced.extend(metadata.metadata_log().iter().map(|log| log.metadata_file.clone()));
-    let referenced: HashSet<PathBuf> =
-        referenced.iter().map(|path| PathBuf::from(path.strip_prefix("file://").unwrap_or(path))).collect();
-    let cutoff = SystemTime::now() - age;
-    let mut deleted = 0;
-    for file in local_files(&root) {
-        let old =
-            std::fs::metadata(&file).and_then(|meta| meta.modified()).is_ok_and(|modified| modified < cutoff);
-        if old && !referenced.contains(&file) {
-            match std::fs::remove_file(&file) {
-                Ok(()) => deleted += 1,
-                Err(error) => tracing::warn!(file = %file.display(), error = %error, "iceberg.delete_failed"),
-            }
-        }
-    }
-    Ok(deleted)
-}
-
-/// Every file under `root`, recursively.
-fn local_files(root: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut folders = vec![root.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }

@@ -13,6 +13,7 @@ mod catalog;
 mod commit;
 pub mod lakehouse;
 mod maintenance;
+mod orphans;
 mod partition;
 mod positions;
 mod rest;

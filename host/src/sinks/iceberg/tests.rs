@@ -37,6 +37,7 @@ fn config(dir: &std::path::Path, mode: WriteMode) -> IcebergSinkConfig {
             compaction_interval: Duration::from_secs(3600),
             compaction_file_threshold: 10,
             compaction_max_rows_per_batch: 1000,
+            orphan_files_older_than: Duration::from_secs(86400),
         },
         flush_interval: Duration::ZERO,
         write_executor_threads: 0,
@@ -529,7 +530,7 @@ async fn files_no_snapshot_references_are_removed_once_old() {
         .set_modified(std::time::SystemTime::now())
         .unwrap();
 
-    let removed = maintenance::remove_orphans(&table, maintenance::ORPHAN_AGE).await.unwrap();
+    let removed = orphans::remove(&table, &HashMap::new(), Duration::from_secs(24 * 3600)).await.unwrap();
     assert_eq!(removed, 1);
     assert!(!old.exists() && recent.exists());
     let (_, batches) = read_table(dir.path(), "public_orders").await;
