@@ -93,20 +93,27 @@ async fn health_warns_about_an_inactive_slot_and_undeploy_drops_it_once_the_pipe
         platform: "transport_mode: embedded\n".into(),
         ..PipelineParts::default()
     };
-    let (mut cdc_process, _) = scenario.start(&parts, &[]);
+    // The operator's commands read the files the running pipeline was started with.
+    let (pipeline, platform, _) = scenario.write_config(&parts);
+    let mut cdc_process = scenario.start_on(&pipeline, &platform, &[]);
     scenario.wait_streaming(&cdc_process).await;
 
-    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
-    assert!(
-        ok && line(&table, "slot").contains(" up ") && line(&table, "slot").contains("active"),
-        "{table}"
-    );
+    // The reader holds its slot while it streams (not in the instants between its commands).
+    let streaming = || {
+        let (ok, table) = scenario.cli_on(&pipeline, &platform, &["health"], &[]);
+        ok && line(&table, "slot").contains(" up ") && line(&table, "slot").contains("active")
+    };
+    let reported = eventually(Duration::from_secs(30), || async { streaming() }).await;
+    assert!(reported, "{}", scenario.cli_on(&pipeline, &platform, &["health"], &[]).1);
     // A slot in use is not dropped.
-    let (ok, said) = scenario.cli(&parts, &["undeploy"], &["--drop-slot"]);
+    let (ok, said) = scenario.cli_on(&pipeline, &platform, &["undeploy"], &["--drop-slot"]);
     assert!(!ok && said.contains("in use"), "{said}");
     assert!(slot_exists(&scenario).await);
 
     assert!(cdc_process.terminate(Duration::from_secs(60)).success(), "{}", cdc_process.log());
+    // The server notices the closed connection a moment later.
+    let released = eventually(Duration::from_secs(30), || async { !scenario.slot_active().await }).await;
+    assert!(released, "the slot stays active after the pipeline stopped");
     // Changes made while nothing reads the slot: the server keeps their WAL for it.
     scenario
         .sql(&format!(
@@ -114,14 +121,14 @@ async fn health_warns_about_an_inactive_slot_and_undeploy_drops_it_once_the_pipe
             scenario.names.table
         ))
         .await;
-    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
+    let (ok, table) = scenario.cli_on(&pipeline, &platform, &["health"], &[]);
     let slot = line(&table, "slot");
     assert!(ok && slot.contains("warn") && slot.contains("inactive, holds"), "{table}");
 
-    let (ok, said) = scenario.cli(&parts, &["undeploy"], &["--drop-slot"]);
+    let (ok, said) = scenario.cli_on(&pipeline, &platform, &["undeploy"], &["--drop-slot"]);
     assert!(ok && said.contains("dropped"), "{said}");
     assert!(!slot_exists(&scenario).await && !publication_exists(&scenario).await, "{said}");
-    let (ok, table) = scenario.cli(&parts, &["health"], &[]);
+    let (ok, table) = scenario.cli_on(&pipeline, &platform, &["health"], &[]);
     assert!(ok && line(&table, "slot").contains("absent"), "{table}");
     scenario.cleanup().await;
 }

@@ -1,7 +1,7 @@
 //! A scenario: one PostgreSQL table captured by Debezium into Kafka and a `cdc` pipeline over it,
 //! with unique names so that runs never collide, and the plumbing every suite repeats.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::build::cdc_binary;
@@ -178,6 +178,17 @@ impl Scenario {
     /// (stdout, then stderr).
     pub fn cli(&self, parts: &PipelineParts, command: &[&str], extra: &[&str]) -> (bool, String) {
         let (pipeline, platform, _) = self.write_config(parts);
+        self.cli_on(&pipeline, &platform, command, extra)
+    }
+
+    /// [`cli`](Self::cli) on config files already written (those of a running pipeline).
+    pub fn cli_on(
+        &self,
+        pipeline: &Path,
+        platform: &Path,
+        command: &[&str],
+        extra: &[&str],
+    ) -> (bool, String) {
         let output = std::process::Command::new(cdc_binary())
             .args(command)
             .args([pipeline.to_str().unwrap(), "--platform-config", platform.to_str().unwrap()])
@@ -234,9 +245,15 @@ impl Scenario {
     /// Starts `cdc run` with a config written from `parts`; returns the process and its health port.
     pub fn start(&self, parts: &PipelineParts, env: &[(&str, &str)]) -> (CdcProcess, u16) {
         let (pipeline, platform, health_port) = self.write_config(parts);
-        let log = self.dir.path().join(format!("cdc-{health_port}.log"));
+        (self.start_on(&pipeline, &platform, env), health_port)
+    }
+
+    /// Starts `cdc run` on config files already written.
+    pub fn start_on(&self, pipeline: &Path, platform: &Path, env: &[(&str, &str)]) -> CdcProcess {
+        let log = self.dir.path().join(format!("cdc-{}.log", self.health_ports.get()));
+        self.health_ports.set(self.health_ports.get() + 1);
         let args = ["run", pipeline.to_str().unwrap(), "--platform-config", platform.to_str().unwrap()];
-        (CdcProcess::start(cdc_binary(), &args, env, log), health_port)
+        CdcProcess::start(cdc_binary(), &args, env, log)
     }
 
     /// Waits until the replication slot streams, so that later changes are not folded into the

@@ -41,38 +41,44 @@ pub(super) async fn deploy(config: &Config) -> Result<(), String> {
 }
 
 pub(super) async fn undeploy(config: &Config, removal: Removal) -> Result<(), String> {
+    // What cannot be done is refused before anything is removed.
     let settings = slot_settings(config);
-    match config.platform.transport_mode {
-        TransportMode::Kafka => {
-            let connect = provision::connect_client(config);
-            let removed = connect.delete().await.map_err(|error| error.to_string())?;
-            println!("connector  {} {}", connect.name(), if removed { "removed" } else { "absent" });
-            if removal.delete_topics {
-                let topics = provision::pipeline_topics(config);
-                let deleted = topics::delete_topics(&config.platform.kafka.bootstrap_servers, &topics)
-                    .await
-                    .map_err(|error| crate::error::chain(&error))?;
-                for topic in &topics {
-                    println!(
-                        "topic      {topic} {}",
-                        if deleted.contains(topic) { "deleted" } else { "absent" }
-                    );
-                }
-            }
-        }
-        TransportMode::Embedded => {
-            if removal.delete_topics {
-                return Err("--delete-topics: an embedded pipeline has no topics".to_owned());
+    if removal.drop_slot && settings.is_none() {
+        return Err(format!(
+            "--drop-slot: a {:?} source has no replication slot",
+            config.pipeline.source.source_type
+        ));
+    }
+    if removal.delete_topics && config.platform.transport_mode == TransportMode::Embedded {
+        return Err("--delete-topics: an embedded pipeline has no topics".to_owned());
+    }
+    // A running embedded pipeline holds its slot, but not at every instant (between the slot's
+    // creation and streaming, while reconnecting): its health port says it runs.
+    if removal.drop_slot
+        && config.platform.transport_mode == TransportMode::Embedded
+        && super::answers_on_health_port(config).await
+    {
+        return Err(format!(
+            "--drop-slot: the pipeline answers on its health port {}: the slot is in use; stop the pipeline first",
+            config.platform.health_port
+        ));
+    }
+    // An embedded pipeline has no connector.
+    if config.platform.transport_mode == TransportMode::Kafka {
+        let connect = provision::connect_client(config);
+        let removed = connect.delete().await.map_err(|error| error.to_string())?;
+        println!("connector  {} {}", connect.name(), if removed { "removed" } else { "absent" });
+        if removal.delete_topics {
+            let topics = provision::pipeline_topics(config);
+            let deleted = topics::delete_topics(&config.platform.kafka.bootstrap_servers, &topics)
+                .await
+                .map_err(|error| crate::error::chain(&error))?;
+            for topic in &topics {
+                println!("topic      {topic} {}", if deleted.contains(topic) { "deleted" } else { "absent" });
             }
         }
     }
-    if removal.drop_slot {
-        let Some(settings) = settings else {
-            return Err(format!(
-                "--drop-slot: a {:?} source has no replication slot",
-                config.pipeline.source.source_type
-            ));
-        };
+    if let Some(settings) = settings.filter(|_| removal.drop_slot) {
         if config.platform.transport_mode == TransportMode::Kafka {
             wait_released(&settings).await?;
         }

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Subcommand;
 
@@ -122,16 +121,10 @@ async fn execute(command: LakehouseCommand) -> Result<(), String> {
                         .to_owned(),
                 );
             }
-            let port = config.platform.health_port;
-            if tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::net::TcpStream::connect(("127.0.0.1", port)),
-            )
-            .await
-            .is_ok_and(|connected| connected.is_ok())
-            {
+            if super::answers_on_health_port(&config).await {
                 return Err(format!(
-                    "the pipeline answers on its health port {port}: stop it before a rollback"
+                    "the pipeline answers on its health port {}: stop it before a rollback",
+                    config.platform.health_port
                 ));
             }
             let (lake, tables) = open(&table).await?;

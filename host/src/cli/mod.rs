@@ -128,6 +128,15 @@ fn run_async(command: impl std::future::Future<Output = Result<(), String>>) -> 
     }
 }
 
+/// Whether the pipeline runs on this machine: something answers on its health port.
+async fn answers_on_health_port(config: &crate::config::Config) -> bool {
+    let connect =
+        tokio::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, config.platform.health_port));
+    tokio::time::timeout(std::time::Duration::from_secs(1), connect)
+        .await
+        .is_ok_and(|connected| connected.is_ok())
+}
+
 /// A pipeline's config, or every error in it.
 fn load(args: &ConfigArgs) -> Result<crate::config::Config, String> {
     crate::config::load(&args.pipeline, args.platform_config.as_deref()).map_err(|errors| errors.to_string())

@@ -225,8 +225,8 @@ impl Lakehouse {
             return Ok(());
         }
         match self.catalog.create_namespace(namespace, HashMap::new()).await {
-            // Another lane created it meanwhile.
             Ok(_) => Ok(()),
+            // Another lane created it meanwhile.
             Err(error) if error.kind() == ErrorKind::NamespaceAlreadyExists => Ok(()),
             Err(error) => Err(error),
         }
