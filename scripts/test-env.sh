@@ -357,21 +357,21 @@ install_all() {
 
 # The independent Iceberg readers (DuckDB with its Iceberg extension, pyiceberg), installed into
 # a folder of their own: the tests put it on PYTHONPATH.
-ensure_readers() {
-    [[ -f $READERS_DIR/.installed-$READERS_VERSION ]] && return 0
-    rm -rf "$READERS_DIR"
-    step "pip install the Iceberg readers into $READERS_DIR" python3 -m pip install -q --disable-pip-version-check \
-        --no-cache-dir --target "$READERS_DIR" "${READERS[@]}"
-    touch "$READERS_DIR/.installed-$READERS_VERSION"
-}
+ensure_readers() { pip_into "the Iceberg readers" "$READERS_DIR" "$READERS_VERSION" "${READERS[@]}"; }
 
 # The REST catalog the tests start per test (tests/harness/lakehouse.rs).
-ensure_lakana() {
-    [[ -f $LAKANA_DIR/.installed-$LAKANA_VERSION ]] && return 0
-    rm -rf "$LAKANA_DIR"
-    step "pip install the Iceberg REST catalog into $LAKANA_DIR" python3 -m pip install -q --disable-pip-version-check \
-        --no-cache-dir --target "$LAKANA_DIR" "${LAKANA[@]}"
-    touch "$LAKANA_DIR/.installed-$LAKANA_VERSION"
+ensure_lakana() { pip_into "the Iceberg REST catalog" "$LAKANA_DIR" "$LAKANA_VERSION" "${LAKANA[@]}"; }
+
+# pip_into WHAT DIR VERSION PACKAGE...: installs the packages into DIR of their own, once per
+# VERSION.
+pip_into() {
+    local what=$1 dir=$2 version=$3
+    shift 3
+    [[ -f $dir/.installed-$version ]] && return 0
+    rm -rf "$dir"
+    step "pip install $what into $dir" python3 -m pip install -q --disable-pip-version-check \
+        --no-cache-dir --target "$dir" "$@"
+    touch "$dir/.installed-$version"
 }
 
 # ---------------------------------------------------------------------------------------------

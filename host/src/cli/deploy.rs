@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, SourceType, TransportMode};
+use crate::config::{Config, TransportMode};
 use crate::ops::{provision, topics};
 use crate::source::postgres::EmbeddedSettings;
 use crate::source::postgres::admin;
@@ -42,7 +42,7 @@ pub(super) async fn deploy(config: &Config) -> Result<(), String> {
 
 pub(super) async fn undeploy(config: &Config, removal: Removal) -> Result<(), String> {
     // What cannot be done is refused before anything is removed.
-    let settings = slot_settings(config);
+    let settings = admin::source_slot(config);
     if removal.drop_slot && settings.is_none() {
         return Err(format!(
             "--drop-slot: a {:?} source has no replication slot",
@@ -92,20 +92,6 @@ pub(super) async fn undeploy(config: &Config, removal: Removal) -> Result<(), St
         );
     }
     Ok(())
-}
-
-/// The slot and publication of a PostgreSQL source: Debezium's in Kafka mode, the embedded
-/// reader's otherwise.
-fn slot_settings(config: &Config) -> Option<EmbeddedSettings> {
-    if config.pipeline.source.source_type != SourceType::Postgres {
-        return None;
-    }
-    let mut settings = EmbeddedSettings::from_config(config);
-    if config.platform.transport_mode == TransportMode::Kafka {
-        settings.slot = config.pipeline.source.slot_name.clone();
-        settings.publication = config.pipeline.source.publication_name.clone();
-    }
-    Some(settings)
 }
 
 /// Waits until nothing streams from the slot: the task of a connector just removed lets go

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Config, SourceType, TransportMode, ValueConverter};
+use crate::config::{Config, TransportMode, ValueConverter};
 use crate::ops::connector::Error as ConnectError;
 use crate::ops::{provision, topics};
 use crate::source::postgres::EmbeddedSettings;
@@ -66,17 +66,14 @@ pub(super) async fn health(config: &Config) -> Result<(), String> {
                 ),
                 Err(error) => Check::new("connector", State::Down, error.to_string()),
             });
-            if config.pipeline.source.source_type == SourceType::Postgres {
-                let mut settings = EmbeddedSettings::from_config(config);
-                // Debezium's slot and publication are the source's own names.
-                settings.slot = config.pipeline.source.slot_name.clone();
-                settings.publication = config.pipeline.source.publication_name.clone();
+            if let Some(settings) = admin::source_slot(config) {
                 checks.push(slot(&settings, "the connector creates it").await);
             }
         }
         TransportMode::Embedded => {
-            let settings = EmbeddedSettings::from_config(config);
-            checks.push(slot(&settings, "the first `cdc run` creates it").await);
+            if let Some(settings) = admin::source_slot(config) {
+                checks.push(slot(&settings, "the first `cdc run` creates it").await);
+            }
         }
     }
     print(&checks);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use iceberg::spec::{
     DataFile, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Schema,
     Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
-    TableMetadataBuildResult,
+    TableMetadataBuildResult, TableMetadataBuilder,
 };
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, Runtime};
@@ -131,14 +131,7 @@ pub(super) async fn commit(
         .with_schema_id(metadata.current_schema_id())
         .with_summary(Summary { operation, additional_properties: properties })
         .build();
-    let location = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
-    let updated = metadata
-        .clone()
-        .into_builder(Some(location.to_owned()))
-        .set_branch_snapshot(snapshot, MAIN_BRANCH)
-        .and_then(|builder| builder.build())
-        .map_err(failed("cannot build the table metadata"))?;
-    swap(lakehouse, table, updated).await
+    update(lakehouse, table, |builder| builder.set_branch_snapshot(snapshot, MAIN_BRANCH)).await
 }
 
 /// Makes `schema` the table's current schema.
@@ -147,15 +140,7 @@ pub(super) async fn set_schema(
     table: &Table,
     schema: Schema,
 ) -> Result<Table, CommitError> {
-    let location = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
-    let updated = table
-        .metadata()
-        .clone()
-        .into_builder(Some(location.to_owned()))
-        .add_current_schema(schema)
-        .and_then(|builder| builder.build())
-        .map_err(failed("cannot build the table metadata"))?;
-    swap(lakehouse, table, updated).await
+    update(lakehouse, table, |builder| builder.add_current_schema(schema)).await
 }
 
 /// Removes snapshots from the table's metadata (their files stay: see `maintenance`).
@@ -164,15 +149,7 @@ pub(super) async fn remove_snapshots(
     table: &Table,
     expired: &[i64],
 ) -> Result<Table, CommitError> {
-    let location = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
-    let updated = table
-        .metadata()
-        .clone()
-        .into_builder(Some(location.to_owned()))
-        .remove_snapshots(expired)
-        .build()
-        .map_err(failed("cannot build the table metadata"))?;
-    swap(lakehouse, table, updated).await
+    update(lakehouse, table, |builder| Ok(builder.remove_snapshots(expired))).await
 }
 
 /// Makes an earlier snapshot the table's current one (a rollback).
@@ -181,14 +158,20 @@ pub(super) async fn set_current_snapshot(
     table: &Table,
     snapshot_id: i64,
 ) -> Result<Table, CommitError> {
-    let location = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
     let reference = SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None));
-    let updated = table
-        .metadata()
-        .clone()
-        .into_builder(Some(location.to_owned()))
-        .set_ref(MAIN_BRANCH, reference)
-        .and_then(|builder| builder.build())
+    update(lakehouse, table, |builder| builder.set_ref(MAIN_BRANCH, reference)).await
+}
+
+/// Applies `change` to the table's metadata as read and commits the result.
+async fn update(
+    lakehouse: &Lakehouse,
+    table: &Table,
+    change: impl FnOnce(TableMetadataBuilder) -> iceberg::Result<TableMetadataBuilder>,
+) -> Result<Table, CommitError> {
+    let location = table.metadata_location_result().map_err(failed("the table has no metadata location"))?;
+    let builder = table.metadata().clone().into_builder(Some(location.to_owned()));
+    let updated = change(builder)
+        .and_then(TableMetadataBuilder::build)
         .map_err(failed("cannot build the table metadata"))?;
     swap(lakehouse, table, updated).await
 }

@@ -5,9 +5,25 @@
 
 use anyhow::{Context, bail};
 
+use crate::config::{Config, SourceType, TransportMode};
+
 use super::EmbeddedSettings;
 use super::protocol::quote_identifier;
 use super::reader::{STATE_TABLE, ensure_publication, query_client};
+
+/// The slot and publication of a PostgreSQL source: Debezium's in Kafka mode, the embedded
+/// reader's otherwise.
+pub fn source_slot(config: &Config) -> Option<EmbeddedSettings> {
+    if config.pipeline.source.source_type != SourceType::Postgres {
+        return None;
+    }
+    let mut settings = EmbeddedSettings::from_config(config);
+    if config.platform.transport_mode == TransportMode::Kafka {
+        settings.slot = config.pipeline.source.slot_name.clone();
+        settings.publication = config.pipeline.source.publication_name.clone();
+    }
+    Some(settings)
+}
 
 /// Creates the publication over the configured tables when absent. The slot is left to the
 /// first run: it is created with the snapshot that run reads.
