@@ -419,19 +419,19 @@ async fn a_rollback_rewinds_table_and_positions_and_the_kafka_pipeline_replays_f
     let (mut cdc, _) = scenario.start(&parts, &[]);
     scenario.wait_streaming(&cdc).await;
     let name = scenario.names.table.clone();
+    // Rows inserted while Debezium's snapshot runs arrive as reads (`r`), later ones as
+    // creates: the rows are compared by id, each once.
     let creates = |ids: std::ops::RangeInclusive<i64>| -> Vec<Vec<Option<String>>> {
-        let mut rows: Vec<_> = ids.map(|id| text(&[&id.to_string(), "c"])).collect();
+        let mut rows: Vec<_> = ids.map(|id| text(&[&id.to_string()])).collect();
         rows.sort();
         rows
     };
     scenario.insert_rows(1..=5).await;
-    assert_reads(&lake, Reader::DuckDb, "history", &name, &["id", "_cdc_op"], &creates(1..=5), || cdc.log())
-        .await;
+    assert_reads(&lake, Reader::DuckDb, "history", &name, &["id"], &creates(1..=5), || cdc.log()).await;
     let between = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     tokio::time::sleep(Duration::from_millis(50)).await;
     scenario.insert_rows(6..=10).await;
-    assert_reads(&lake, Reader::DuckDb, "history", &name, &["id", "_cdc_op"], &creates(1..=10), || cdc.log())
-        .await;
+    assert_reads(&lake, Reader::DuckDb, "history", &name, &["id"], &creates(1..=10), || cdc.log()).await;
     // A clean stop: the consumer group's offsets stand past all ten rows.
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     let first = cdc.log();
@@ -445,18 +445,14 @@ async fn a_rollback_rewinds_table_and_positions_and_the_kafka_pipeline_replays_f
     let said =
         String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{said}");
-    assert_eq!(
-        lake.read(Reader::DuckDb, "history", &name, &["id", "_cdc_op"]).unwrap(),
-        creates(1..=5),
-        "{said}"
-    );
+    assert_eq!(lake.read(Reader::DuckDb, "history", &name, &["id"]).unwrap(), creates(1..=5), "{said}");
 
     // Started again, the pipeline seeks to the positions of the snapshot rolled back to and
     // writes rows 6..=10 again, once each, with the rows that came meanwhile.
     scenario.insert_rows(11..=12).await;
     let (mut cdc, _) = scenario.start(&parts, &[]);
     let log = || format!("{first}\n--- after the rollback ---\n{}", cdc.log());
-    assert_reads(&lake, Reader::DuckDb, "history", &name, &["id", "_cdc_op"], &creates(1..=12), log).await;
+    assert_reads(&lake, Reader::DuckDb, "history", &name, &["id"], &creates(1..=12), log).await;
     assert!(cdc.log().contains("consumer.start_at_sink_position"), "{}", log());
     let status = cdc.terminate(Duration::from_secs(60));
     assert!(status.success(), "{first}\n--- after the rollback ---\n{}", cdc.log());
