@@ -1,10 +1,11 @@
 # The cdc host image.
 #
 #   docker build -t cdc:0.1.0 .
-#   docker run --rm -p 8080:8080 \
-#     -v "$PWD/pipeline.yaml:/etc/cdc/pipeline.yaml:ro" \
-#     -v "$PWD/platform.yaml:/etc/cdc/platform.yaml:ro" \
-#     -e PG_PASSWORD=... cdc:0.1.0
+#   docker run --rm -p 8080:8080 -v "$PWD/config:/config:ro" -e PG_PASSWORD=... cdc:0.1.0
+#
+# With no arguments it runs `cdc run /config/pipeline.yaml --platform-config /config/platform.yaml`:
+# mount a directory holding both files on /config (docs/deployment.md; deploy/compose.yaml and
+# helm/cdc do). Logs are JSON lines (CDC_LOG_FORMAT=json); `-e CDC_LOG_FORMAT=human` for a terminal.
 #
 # The binary carries the plugin SDK and the WIT (embedded from sdk/ and wit/ by host/build.rs), so
 # the image can start a plugin project too (building it needs a Rust toolchain with wasm32-wasip2):
@@ -13,7 +14,7 @@
 #
 # Layout inside the image:
 #   /usr/local/bin/cdc   the binary (ENTRYPOINT)
-#   /etc/cdc             pipeline.yaml and platform.yaml (mount them; none are baked in)
+#   /config              pipeline.yaml and platform.yaml (mount them; none are baked in)
 #   /opt/cdc/plugins     a place for .wasm plugins referenced by path from pipeline.yaml
 #   /var/lib/cdc         writable state: the working directory and HOME, so the compiled-plugin
 #                        cache and any other local state land here (mount a volume on it when the
@@ -24,6 +25,8 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS builder
+# A failing command on the left of a pipe fails the step.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # rdkafka is built with `cmake-build` (Debian's librdkafka 2.0.2 is too old), so librdkafka is
 # compiled here. The packages it needs are listed once, in scripts/build-packages.txt, which
@@ -56,10 +59,10 @@ RUN mkdir -p host/src host/benches tests/harness tests/e2e tests/benches sdk/src
  && echo 'fn main() {}' > host/src/main.rs \
  && touch host/src/lib.rs tests/harness/mod.rs tests/e2e/main.rs sdk/src/lib.rs sdk/event/src/lib.rs \
  && for member in host tests; do \
-      for bench in $(sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' "$member/Cargo.toml"); do \
-        echo 'fn main() {}' > "$member/benches/$bench.rs"; done; done \
- && for example in $(sed -n '/^\[\[example\]\]/{n;s/^name = "\(.*\)"/\1/p}' sdk/Cargo.toml); do \
-      touch "sdk/examples/$example.rs"; done \
+      sed -n '/^\[\[bench\]\]/{n;s/^name = "\(.*\)"/\1/p}' "$member/Cargo.toml" \
+        | while read -r bench; do echo 'fn main() {}' > "$member/benches/$bench.rs"; done; done \
+ && sed -n '/^\[\[example\]\]/{n;s/^name = "\(.*\)"/\1/p}' sdk/Cargo.toml \
+      | while read -r example; do touch "sdk/examples/$example.rs"; done \
  && cargo build --release --locked -p cdc-host --bin cdc \
  && rm -rf host/src sdk target/release/cdc target/release/.fingerprint/cdc-host-* \
       target/release/.fingerprint/cdc-event-*
@@ -78,31 +81,47 @@ RUN cargo build --release --locked -p cdc-host --bin cdc \
 # ---------------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE} AS runtime
 
-# ca-certificates: TLS to webhooks, catalogs and object stores when a client uses the system roots.
-# libcurl4 is not installed: librdkafka is built without curl (rdkafka's `curl` feature is off), and
-# zlib (libz.so.1) is already part of the base image. Unpinned for the reason given in the builder.
+# The release these labels describe: `docker build --build-arg VERSION=$(git describe) ...`.
+ARG VERSION=0.1.0
+ARG REVISION=""
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="cdc" \
+      org.opencontainers.image.description="Change-data-capture host: Debezium/Kafka or embedded PostgreSQL in, sandboxed wasm transforms, sinks out" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# ca-certificates: TLS to brokers, webhooks, catalogs and object stores with the system roots.
+# libssl3: librdkafka is built with OpenSSL (rdkafka's `ssl` feature, for Kafka TLS and SASL/SCRAM)
+# and links it dynamically; zstd is compiled into librdkafka. libcurl4 is not installed: librdkafka
+# is built without curl (rdkafka's `curl` feature is off), and zlib (libz.so.1) is already part of
+# the base image. Unpinned for the reason given in the builder.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric uid/gid so Kubernetes can check runAsNonRoot and set fsGroup.
 RUN groupadd --system --gid 10001 cdc \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/cdc --no-create-home \
       --shell /usr/sbin/nologin cdc \
- && install -d -m 0755 /etc/cdc /opt/cdc/plugins \
+ && install -d -m 0755 /config /opt/cdc/plugins \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/cdc
 
 COPY --from=builder /out/cdc /usr/local/bin/cdc
 
-ENV HOME=/var/lib/cdc
+# JSON log lines for log collectors; `human` reads better in a terminal.
+ENV HOME=/var/lib/cdc \
+    CDC_LOG_FORMAT=json
 WORKDIR /var/lib/cdc
 USER 10001:10001
 
 # health_port (default 8080): /healthz, /readyz, /metrics.
 EXPOSE 8080
 
-# No HEALTHCHECK: Kubernetes probes /healthz and /readyz (see helm/cdc). `cdc` handles SIGTERM by
-# draining and committing, so it runs as PID 1 directly (exec form, no shell).
+# No HEALTHCHECK: Kubernetes probes /healthz and /readyz (see helm/cdc), compose has its own
+# (deploy/compose.yaml). `cdc` handles SIGTERM by draining and committing, so it runs as PID 1
+# directly (exec form, no shell).
 ENTRYPOINT ["cdc"]
-CMD ["run", "/etc/cdc/pipeline.yaml", "--platform-config", "/etc/cdc/platform.yaml"]
+CMD ["run", "/config/pipeline.yaml", "--platform-config", "/config/platform.yaml"]

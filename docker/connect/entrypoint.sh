@@ -7,7 +7,11 @@
 #   CONFIG_STORAGE_TOPIC            internal config topic                    (connect-configs)
 #   OFFSET_STORAGE_TOPIC            internal offsets topic                   (connect-offsets)
 #   STATUS_STORAGE_TOPIC            internal status topic                    (connect-status)
-#   STORAGE_REPLICATION_FACTOR      of the three internal topics; -1 = broker default   (1)
+#   STORAGE_REPLICATION_FACTOR      of the three internal topics; -1 = broker default   (3)
+#   CONFIG_STORAGE_REPLICATION_FACTOR / OFFSET_STORAGE_REPLICATION_FACTOR /
+#   STATUS_STORAGE_REPLICATION_FACTOR   one of them alone             (STORAGE_REPLICATION_FACTOR)
+#                                   3 survives the loss of a broker; a single-broker cluster
+#                                   (compose, a laptop) needs 1, or the worker cannot start
 #   REST_PORT                       REST listener port                       (8083)
 #   REST_ADVERTISED_HOST_NAME       address other workers use to reach this one  (hostname -i)
 #   KEY_CONVERTER / VALUE_CONVERTER                   (org.apache.kafka.connect.json.JsonConverter)
@@ -15,6 +19,7 @@
 #   OFFSET_FLUSH_INTERVAL_MS                                                  (60000)
 #   CONNECT_<NAME>                  any other worker property: CONNECT_VALUE_CONVERTER_SCHEMA_REGISTRY_URL
 #                                   becomes value.converter.schema.registry.url (lower case, _ -> .)
+#   PLUGIN_PATH                     connector plugins, one directory per plugin      (/opt/connect/plugins)
 #   HEAP_OPTS                       (-Xms256m -Xmx512m)
 #   JAVA_OPTS                       extra JVM options
 #   CONNECT_WORKER_PROPERTIES       where the file is written      (/tmp/connect-distributed.properties)
@@ -32,7 +37,11 @@ esac
 : "${CONFIG_STORAGE_TOPIC:=connect-configs}"
 : "${OFFSET_STORAGE_TOPIC:=connect-offsets}"
 : "${STATUS_STORAGE_TOPIC:=connect-status}"
-: "${STORAGE_REPLICATION_FACTOR:=1}"
+: "${STORAGE_REPLICATION_FACTOR:=3}"
+: "${CONFIG_STORAGE_REPLICATION_FACTOR:=$STORAGE_REPLICATION_FACTOR}"
+: "${OFFSET_STORAGE_REPLICATION_FACTOR:=$STORAGE_REPLICATION_FACTOR}"
+: "${STATUS_STORAGE_REPLICATION_FACTOR:=$STORAGE_REPLICATION_FACTOR}"
+: "${PLUGIN_PATH:=/opt/connect/plugins}"
 : "${REST_PORT:=8083}"
 : "${KEY_CONVERTER:=org.apache.kafka.connect.json.JsonConverter}"
 : "${VALUE_CONVERTER:=org.apache.kafka.connect.json.JsonConverter}"
@@ -54,9 +63,9 @@ umask 077
   echo "config.storage.topic=${CONFIG_STORAGE_TOPIC}"
   echo "offset.storage.topic=${OFFSET_STORAGE_TOPIC}"
   echo "status.storage.topic=${STATUS_STORAGE_TOPIC}"
-  echo "config.storage.replication.factor=${STORAGE_REPLICATION_FACTOR}"
-  echo "offset.storage.replication.factor=${STORAGE_REPLICATION_FACTOR}"
-  echo "status.storage.replication.factor=${STORAGE_REPLICATION_FACTOR}"
+  echo "config.storage.replication.factor=${CONFIG_STORAGE_REPLICATION_FACTOR}"
+  echo "offset.storage.replication.factor=${OFFSET_STORAGE_REPLICATION_FACTOR}"
+  echo "status.storage.replication.factor=${STATUS_STORAGE_REPLICATION_FACTOR}"
   echo "key.converter=${KEY_CONVERTER}"
   echo "value.converter=${VALUE_CONVERTER}"
   echo "key.converter.schemas.enable=${KEY_CONVERTER_SCHEMAS_ENABLE}"
@@ -65,8 +74,11 @@ umask 077
   echo "listeners=http://0.0.0.0:${REST_PORT}"
   echo "rest.advertised.host.name=${REST_ADVERTISED_HOST_NAME}"
   echo "rest.advertised.port=${REST_PORT}"
-  # Every connector is on the classpath (no plugin.path): find them with ServiceLoader only.
-  # Required with these jars (see INFRA.md); the default scan is also much slower.
+  # Debezium and the converters are on the classpath; connectors added later go into
+  # PLUGIN_PATH, one directory (or uber jar) per plugin, each in a class loader of its own.
+  echo "plugin.path=${PLUGIN_PATH}"
+  # Plugins are found with ServiceLoader only: required with these jars (see INFRA.md), and the
+  # default scan is much slower. A plugin without META-INF/services manifests is not found.
   echo "plugin.discovery=service_load"
   # CONNECT_FOO_BAR=x -> foo.bar=x; later lines win, so these can override the ones above.
   env | awk -F= '/^CONNECT_[A-Z0-9_]+=/ && $1 != "CONNECT_WORKER_PROPERTIES" {
