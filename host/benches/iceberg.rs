@@ -102,6 +102,7 @@ fn config(dir: &std::path::Path, mode: WriteMode, batch_size: usize) -> IcebergS
         auto_create_table: true,
         partition_by: Vec::new(),
         catalog_token: None,
+        catalog_ca_file: None,
         catalog_properties: Default::default(),
         s3_endpoint: None,
         s3_access_key_id: None,

@@ -25,6 +25,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod http;
 pub mod ops;
 pub mod pipeline;
 pub mod plugin;

@@ -62,6 +62,7 @@ fn main() {
                 headers: Vec::new(),
                 timeout: Duration::from_secs(10),
                 auth_token: None,
+                ca_file: None,
                 status_classes: Default::default(),
                 batch_size,
                 batch_timeout: Duration::ZERO,

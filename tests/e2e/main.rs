@@ -2,6 +2,7 @@
 //! `cdc` binary. Start the services with `scripts/test-env.sh up` first.
 
 mod avro;
+mod connector_recovery;
 mod delivery;
 mod embedded;
 mod iceberg;
@@ -21,6 +22,7 @@ mod python_plugin;
 mod rebalance;
 mod replicas;
 mod restarts;
+mod secure_connections;
 mod shared_codec;
 mod sink_conformance;
 mod webhook_batches;

@@ -181,6 +181,7 @@ async fn requests_for_different_keys_fly_together_and_each_key_stays_in_order() 
         headers: Vec::new(),
         timeout: Duration::from_secs(10),
         auth_token: None,
+        ca_file: None,
         status_classes: Default::default(),
         batch_size: 5,
         batch_timeout: Duration::ZERO,

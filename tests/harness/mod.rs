@@ -15,3 +15,4 @@ pub mod proxy;
 pub mod receiver;
 pub mod scenario;
 pub mod schema_registry;
+pub mod tls;

@@ -69,6 +69,11 @@ impl WebhookReceiver {
         WebhookReceiver { address, shared, server }
     }
 
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
     /// The URL the sink should call.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.address)
@@ -82,6 +87,7 @@ impl WebhookReceiver {
             headers: Vec::new(),
             timeout: Duration::from_secs(5),
             auth_token: None,
+            ca_file: None,
             status_classes: Default::default(),
             batch_size: 1,
             batch_timeout: Duration::ZERO,

@@ -57,6 +57,13 @@ pub struct PipelineParts {
     pub kafka: String,
     /// Partitions of the source topic.
     pub partitions: u32,
+    /// The source database's port (on the test host) when Debezium must not reach it directly,
+    /// for example through a [`TcpProxy`](crate::proxy::TcpProxy).
+    pub source_port: Option<u16>,
+    /// `kafka.bootstrap_servers` when not the test broker's plain listener.
+    pub bootstrap_servers: Option<String>,
+    /// Lines under `connector:` (indented by two spaces), the test Connect's URL when empty.
+    pub connector: String,
 }
 
 impl Default for PipelineParts {
@@ -67,6 +74,9 @@ impl Default for PipelineParts {
             platform: String::new(),
             kafka: String::new(),
             partitions: 1,
+            source_port: None,
+            bootstrap_servers: None,
+            connector: String::new(),
         }
     }
 }
@@ -214,7 +224,7 @@ impl Scenario {
             pipeline_id = names.pipeline_id,
             topic_prefix = names.topic_prefix,
             host = env.pg_host,
-            port = env.pg_port,
+            port = parts.source_port.unwrap_or(env.pg_port),
             db = env.pg_db,
             user = env.pg_user,
             table = names.table,
@@ -225,12 +235,16 @@ impl Scenario {
         let health_port = free_port();
         // A short session timeout makes the test broker answer group joins in seconds.
         let platform = format!(
-            "kafka:\n  bootstrap_servers: {kafka}\n  group_id: {group}\n  session_timeout_ms: 6000\n  topic_num_partitions: {partitions}\n{kafka_extra}connector:\n  connect_url: {connect}\nhealth_port: {health_port}\n{platform}",
-            kafka = env.kafka,
+            "kafka:\n  bootstrap_servers: {kafka}\n  group_id: {group}\n  session_timeout_ms: 6000\n  topic_num_partitions: {partitions}\n{kafka_extra}connector:\n{connector}health_port: {health_port}\n{platform}",
+            kafka = parts.bootstrap_servers.as_ref().unwrap_or(&env.kafka),
             group = names.group,
             partitions = parts.partitions,
             kafka_extra = parts.kafka,
-            connect = env.connect_url,
+            connector = if parts.connector.is_empty() {
+                format!("  connect_url: {}\n", env.connect_url)
+            } else {
+                parts.connector.clone()
+            },
             platform = parts.platform,
         );
         let index = self.health_ports.get();

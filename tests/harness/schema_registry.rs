@@ -49,6 +49,10 @@ pub struct TestSchemaRegistry {
 struct Shared {
     state: Mutex<Registry>,
     requests: AtomicUsize,
+    /// The `Authorization` header every request must carry, when the registry asks for one.
+    authorization: Option<String>,
+    /// Requests turned away for want of it.
+    unauthorized: AtomicUsize,
 }
 
 impl Shared {
@@ -94,13 +98,30 @@ struct ConfigBody {
 impl TestSchemaRegistry {
     /// Starts the registry with no schemas and global compatibility `BACKWARD`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts a registry that answers 401 to every request without HTTP basic auth as
+    /// `username` with `password`, as a registry behind authentication does.
+    pub async fn start_with_basic_auth(username: &str, password: &str) -> anyhow::Result<Self> {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        Self::start_with(Some(format!("Basic {token}"))).await
+    }
+
+    async fn start_with(authorization: Option<String>) -> anyhow::Result<Self> {
         let registry = Registry {
             schemas: Vec::new(),
             subjects: BTreeMap::new(),
             level: "BACKWARD".to_owned(),
             subject_levels: BTreeMap::new(),
         };
-        let shared = Arc::new(Shared { state: Mutex::new(registry), requests: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(registry),
+            requests: AtomicUsize::new(0),
+            authorization,
+            unauthorized: AtomicUsize::new(0),
+        });
         let app = Router::new()
             .route("/subjects", get(subjects))
             .route("/subjects/{subject}", post(lookup))
@@ -124,6 +145,11 @@ impl TestSchemaRegistry {
         Ok(TestSchemaRegistry { address, shared, server })
     }
 
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
     /// The base URL, e.g. `http://127.0.0.1:40123`: the `schema_registry_url` to configure.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
@@ -132,6 +158,11 @@ impl TestSchemaRegistry {
     /// How many HTTP requests the registry has received, whatever their route or outcome.
     pub fn request_count(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many requests were answered 401 for want of the right credentials.
+    pub fn unauthorized_count(&self) -> usize {
+        self.shared.unauthorized.load(Ordering::SeqCst)
     }
 
     /// Registers an Avro schema under `subject` without going through HTTP (not counted as a
@@ -253,6 +284,13 @@ fn schema_body(body: &[u8]) -> Result<(String, String), Unprocessable> {
 
 async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(expected) = &shared.authorization {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+        if given != Some(expected.as_str()) {
+            shared.unauthorized.fetch_add(1, Ordering::SeqCst);
+            return reply(StatusCode::UNAUTHORIZED, json!({"error_code": 401, "message": "Unauthorized"}));
+        }
+    }
     next.run(request).await
 }
 

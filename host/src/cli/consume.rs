@@ -46,8 +46,9 @@ pub(super) async fn consume(config: &Config, args: &ConsumeArgs) -> Result<(), S
     let decoder = match kafka_config.value_converter {
         ValueConverter::Json => Decoder::Json,
         ValueConverter::Avro => Decoder::Avro(Arc::new(
-            SchemaRegistry::new(&kafka_config.schema_registry_url, REGISTRY_TIMEOUT)
-                .map_err(|error| format!("cannot create the schema registry client: {error}"))?,
+            SchemaRegistry::for_endpoint(&kafka_config.schema_registry, REGISTRY_TIMEOUT).map_err(
+                |error| format!("cannot create the schema registry client: {}", crate::error::chain(&error)),
+            )?,
         )),
     };
     let topics = if args.topic.is_empty() { debezium::source_topics(config) } else { args.topic.clone() };

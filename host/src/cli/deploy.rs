@@ -65,12 +65,12 @@ pub(super) async fn undeploy(config: &Config, removal: Removal) -> Result<(), St
     }
     // An embedded pipeline has no connector.
     if config.platform.transport_mode == TransportMode::Kafka {
-        let connect = provision::connect_client(config);
+        let connect = provision::connect_client(config).map_err(|error| crate::error::chain(&error))?;
         let removed = connect.delete().await.map_err(|error| error.to_string())?;
         println!("connector  {} {}", connect.name(), if removed { "removed" } else { "absent" });
         if removal.delete_topics {
             let topics = provision::pipeline_topics(config);
-            let deleted = topics::delete_topics(&config.platform.kafka.bootstrap_servers, &topics)
+            let deleted = topics::delete_topics(&config.platform.kafka, &topics)
                 .await
                 .map_err(|error| crate::error::chain(&error))?;
             for topic in &topics {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Config, TransportMode, ValueConverter};
+use crate::config::{Config, HttpEndpoint, TransportMode, ValueConverter};
 use crate::ops::connector::Error as ConnectError;
 use crate::ops::{provision, topics};
 use crate::source::postgres::EmbeddedSettings;
@@ -40,14 +40,14 @@ pub(super) async fn health(config: &Config) -> Result<(), String> {
     match config.platform.transport_mode {
         TransportMode::Kafka => {
             let bootstrap = &config.platform.kafka.bootstrap_servers;
-            checks.push(match topics::broker_count(bootstrap, CHECK_TIMEOUT).await {
+            checks.push(match topics::broker_count(&config.platform.kafka, CHECK_TIMEOUT).await {
                 Ok(brokers) => Check::new("broker", State::Up, format!("{bootstrap}: {brokers} broker(s)")),
                 Err(error) => Check::new("broker", State::Down, format!("{bootstrap}: {error}")),
             });
             if config.platform.kafka.value_converter == ValueConverter::Avro {
-                checks.push(registry(&config.platform.kafka.schema_registry_url).await);
+                checks.push(registry(&config.platform.kafka.schema_registry).await);
             }
-            let connect = provision::connect_client(config);
+            let connect = provision::connect_client(config).map_err(|error| crate::error::chain(&error))?;
             let url = &config.platform.connector.connect_url;
             checks.push(match connect.version().await {
                 Ok(version) => Check::new("connect", State::Up, format!("{url}: Kafka Connect {version}")),
@@ -83,10 +83,16 @@ pub(super) async fn health(config: &Config) -> Result<(), String> {
     }
 }
 
-async fn registry(url: &str) -> Check {
-    let client = reqwest::Client::builder().timeout(CHECK_TIMEOUT).build().unwrap_or_default();
+async fn registry(registry: &HttpEndpoint) -> Check {
+    let url = &registry.url;
+    let client = match registry.client(CHECK_TIMEOUT) {
+        Ok(client) => client,
+        Err(error) => {
+            return Check::new("registry", State::Down, format!("{url}: {}", crate::error::chain(&error)));
+        }
+    };
     let subjects = format!("{}/subjects", url.trim_end_matches('/'));
-    match client.get(&subjects).send().await {
+    match registry.authorize(client.get(&subjects)).send().await {
         Ok(response) if response.status().is_success() => Check::new("registry", State::Up, url),
         Ok(response) => Check::new("registry", State::Down, format!("{subjects}: {}", response.status())),
         Err(error) => Check::new("registry", State::Down, format!("{url}: {}", crate::error::chain(&error))),

@@ -4,14 +4,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
 use super::RunArgs;
-use crate::config::{AuthMechanism, Config, SourceType, TransportMode, ValueConverter};
+use crate::config::{Config, SourceType, TransportMode, ValueConverter};
 use crate::decode::{Decoder, SchemaRegistry};
-use crate::ops::connector::ConnectClient;
+use crate::ops::connector::{ConnectClient, Error as ConnectError};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::ops::schema_monitor::{Change, SchemaMonitor};
@@ -27,6 +27,10 @@ use crate::source::postgres::EmbeddedSettings;
 
 /// How often the connector's status is checked for `/readyz` while the pipeline runs.
 const CONNECTOR_WATCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Restarts of a failed connector before the failure is left to an operator.
+const MAX_CONNECTOR_RESTARTS: u32 = 3;
+/// How long a restarted connector must have been up before its restarts are earned back.
+const CONNECTOR_RESTARTS_FORGIVEN_AFTER: Duration = Duration::from_secs(300);
 /// Beyond `shutdown_timeout`, how long the watchdog lets a shutdown overrun before it ends the
 /// process.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -211,14 +215,14 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         _ if config.platform.transport_mode == TransportMode::Embedded => Decoder::Json,
         ValueConverter::Json => Decoder::Json,
         ValueConverter::Avro => {
-            let registry = SchemaRegistry::new(&kafka.schema_registry_url, SCHEMA_REGISTRY_TIMEOUT)
+            let registry = SchemaRegistry::for_endpoint(&kafka.schema_registry, SCHEMA_REGISTRY_TIMEOUT)
                 .context("cannot create the schema registry client")?;
             Decoder::Avro(Arc::new(registry))
         }
     };
     // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
     let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
-    companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt));
+    companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt)?);
     let options = PipelineSettings {
         consumer: ConsumerSettings::from_config(kafka, config.platform.max_buffered_messages),
         topics: source_topics,
@@ -261,9 +265,6 @@ fn check_supported(config: &Config) -> anyhow::Result<()> {
     if !matches!(config.pipeline.source.source_type, SourceType::Postgres | SourceType::Mysql) {
         bail!("source_type {:?} is not available in this build yet", config.pipeline.source.source_type);
     }
-    if config.platform.kafka.auth_mechanism == AuthMechanism::SaslIam {
-        bail!("kafka.auth_mechanism `sasl_iam` is not available in this build yet");
-    }
     Ok(())
 }
 
@@ -282,14 +283,54 @@ fn arm_watchdog(timeout: Duration) {
     }
 }
 
-/// Keeps `/readyz` honest about the connector while the pipeline runs.
+/// Keeps `/readyz` honest about the connector while the pipeline runs, and restarts a failed
+/// connector or task (the source database came back, a transient error) up to
+/// `MAX_CONNECTOR_RESTARTS` times; they are earned back once the connector has run for
+/// `CONNECTOR_RESTARTS_FORGIVEN_AFTER` since the last restart (a task retrying shows RUNNING
+/// between failures, so one running check proves nothing). Past that, the failure stays on
+/// `/readyz` for an operator.
 async fn watch_connector(connect: ConnectClient, health: Arc<Health>) {
+    let mut restarts = 0;
+    let mut last_restart: Option<Instant> = None;
     loop {
         tokio::time::sleep(CONNECTOR_WATCH_INTERVAL).await;
-        let status = connect.check().await.map_err(|error| error.to_string());
-        if let Err(reason) = &status {
-            tracing::warn!(connector = connect.name(), reason = reason.as_str(), "connector.not_running");
-        }
+        let status = match connect.check().await {
+            Ok(()) => {
+                if last_restart.is_some_and(|at| at.elapsed() >= CONNECTOR_RESTARTS_FORGIVEN_AFTER) {
+                    (restarts, last_restart) = (0, None);
+                }
+                Ok(())
+            }
+            Err(error @ ConnectError::Failed { .. }) if restarts < MAX_CONNECTOR_RESTARTS => {
+                restarts += 1;
+                last_restart = Some(Instant::now());
+                let reason = error.to_string();
+                tracing::warn!(
+                    connector = connect.name(),
+                    restarts,
+                    reason = reason.as_str(),
+                    "connector.restart"
+                );
+                if let Err(error) = connect.restart_failed().await {
+                    tracing::warn!(connector = connect.name(), error = %error, "connector.restart_failed");
+                }
+                Err(reason)
+            }
+            Err(error @ ConnectError::Failed { .. }) => {
+                let reason = format!("{error} (still failed after {restarts} restarts)");
+                tracing::error!(
+                    connector = connect.name(),
+                    reason = reason.as_str(),
+                    "connector.restarts_exhausted"
+                );
+                Err(reason)
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                tracing::warn!(connector = connect.name(), reason = reason.as_str(), "connector.not_running");
+                Err(reason)
+            }
+        };
         health.set_connector(status);
     }
 }
@@ -300,17 +341,17 @@ fn start_schema_monitor(
     topics: &[String],
     health: Arc<Health>,
     halt: tokio::sync::oneshot::Sender<()>,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let platform = &config.platform;
     let interval = platform.schema_monitor_interval;
     if platform.kafka.value_converter != ValueConverter::Avro || interval.is_zero() {
         tracing::info!(reason = "needs value_converter avro and an interval", "schema.monitor_inactive");
-        return None;
+        return Ok(None);
     }
-    let mut monitor =
-        SchemaMonitor::new(&platform.kafka.schema_registry_url, topics, SCHEMA_REGISTRY_TIMEOUT);
+    let mut monitor = SchemaMonitor::new(&platform.kafka.schema_registry, topics, SCHEMA_REGISTRY_TIMEOUT)
+        .context("cannot create the schema monitor's registry client")?;
     let stop_on_incompatible = platform.stop_on_incompatible_schema;
-    Some(tokio::spawn(async move {
+    Ok(Some(tokio::spawn(async move {
         loop {
             for change in monitor.check().await {
                 match change {
@@ -332,7 +373,7 @@ fn start_schema_monitor(
             }
             tokio::time::sleep(interval).await;
         }
-    }))
+    })))
 }
 
 /// SIGTERM and SIGINT, listened to for the whole run so that none is missed between phases.

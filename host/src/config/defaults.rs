@@ -122,6 +122,10 @@ pub const CONNECT_URL: &str = "http://localhost:8083";
 pub const CONNECT_TIMEOUT_SECONDS: f64 = 30.0;
 /// `connector.retry_max_attempts`.
 pub const CONNECT_RETRY_MAX_ATTEMPTS: u32 = 5;
+/// `connector.task_max_retries`: Debezium retries a retriable error every 10 s, so a task
+/// turns FAILED after about a minute of an outage instead of retrying silently forever
+/// (Debezium's own default), and the host's restarts (3) give it about four minutes in all.
+pub const CONNECTOR_TASK_MAX_RETRIES: u32 = 6;
 /// `connector.retry_wait_seconds`.
 pub const CONNECT_RETRY_WAIT_SECONDS: f64 = 2.0;
 

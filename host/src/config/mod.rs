@@ -30,8 +30,8 @@ pub use self::pipeline::{
     WriteMode, signing_key,
 };
 pub use self::platform::{
-    AuthMechanism, AutoOffsetReset, ConnectorConfig, DlqConfig, KafkaConfig, PlatformConfig, RetryConfig,
-    SecurityProtocol, TransportMode, ValueConverter, WalReaderConfig,
+    AuthMechanism, AutoOffsetReset, BasicAuth, ConnectorConfig, DlqConfig, HttpEndpoint, KafkaConfig,
+    PlatformConfig, RetryConfig, SecurityProtocol, TransportMode, ValueConverter, WalReaderConfig,
 };
 pub use self::secret::{REDACTED, Secret};
 

@@ -176,6 +176,8 @@ pub struct WebhookSinkConfig {
     pub timeout: Duration,
     /// Bearer token sent as `Authorization: Bearer <token>`.
     pub auth_token: Option<Secret>,
+    /// PEM file of CA certificates trusted for `url` beyond the system's roots.
+    pub ca_file: Option<PathBuf>,
     /// Statuses the endpoint uses its own way, with the class they get (`delivered`,
     /// `transient`, `record`, `fatal`); every other status keeps its default class.
     pub status_classes: BTreeMap<u16, WebhookStatusClass>,
@@ -322,6 +324,8 @@ pub struct IcebergSinkConfig {
     pub partition_by: Vec<String>,
     /// Bearer token of a REST catalog, sent as `Authorization: Bearer …`.
     pub catalog_token: Option<Secret>,
+    /// PEM file of CA certificates trusted for a REST catalog beyond the system's roots.
+    pub catalog_ca_file: Option<PathBuf>,
     /// More properties of a REST catalog: `prefix` when the server's `/v1/config` names none,
     /// `header.NAME` for extra headers.
     pub catalog_properties: BTreeMap<String, String>,

@@ -1,5 +1,6 @@
 //! The validated `platform.yaml`: transport, Kafka, Kafka Connect, DLQ, retry and tuning.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -137,8 +138,8 @@ impl ValueConverter {
 pub struct KafkaConfig {
     /// `bootstrap.servers`, comma separated `host:port`.
     pub bootstrap_servers: String,
-    /// Confluent Schema Registry URL, used with `value_converter: avro`.
-    pub schema_registry_url: String,
+    /// Confluent Schema Registry, used with `value_converter: avro`.
+    pub schema_registry: HttpEndpoint,
     /// Consumer group id.
     pub group_id: String,
     /// Where the group starts without a committed offset.
@@ -189,11 +190,39 @@ pub struct KafkaConfig {
     pub schemas_enable: bool,
 }
 
+/// An HTTP(S) service the host calls.
+#[derive(Debug, Clone)]
+pub struct HttpEndpoint {
+    /// Base URL.
+    pub url: String,
+    /// PEM file of CA certificates trusted beyond the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Credentials sent as HTTP basic auth.
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// HTTP basic auth credentials.
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
 /// Kafka Connect REST API.
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
     /// Base URL.
     pub connect_url: String,
+    /// PEM file of CA certificates trusted for `connect_url` beyond the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The Schema Registry as the Connect workers reach it, for the connector's Avro
+    /// converters; `None` means `kafka.schema_registry_url`.
+    pub schema_registry_url: Option<String>,
+    /// Debezium's retries of a retriable error (the database unreachable, …) before its task
+    /// turns FAILED, which `/readyz` reports and the host restarts a few times.
+    pub task_max_retries: u32,
     /// Timeout of one request (> 0).
     pub timeout: Duration,
     /// Tries per request, the first included (≥ 1).

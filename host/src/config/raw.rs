@@ -116,6 +116,8 @@ pub(super) struct Webhook {
     pub timeout_seconds: Option<f64>,
     /// Bearer token.
     pub auth_token: Option<Secret>,
+    /// CA certificates (PEM) trusted for `url`.
+    pub ca_file: Option<String>,
     /// HTTP status → how it is handled, where the endpoint differs from the defaults.
     pub status_classes: Option<BTreeMap<String, WebhookStatusClass>>,
     /// Events per request.
@@ -188,6 +190,8 @@ pub(super) struct Iceberg {
     pub partition_by: Option<Vec<String>>,
     /// Bearer token of a REST catalog.
     pub catalog_token: Option<Secret>,
+    /// CA certificates (PEM) trusted for a REST catalog.
+    pub catalog_ca_file: Option<String>,
     /// More properties of a REST catalog (`prefix`, `header.NAME`, …).
     pub catalog_properties: Option<BTreeMap<String, String>>,
     /// S3 endpoint.
@@ -326,6 +330,12 @@ pub(super) struct Kafka {
     pub bootstrap_servers: Option<String>,
     /// Schema Registry.
     pub schema_registry_url: Option<String>,
+    /// Schema Registry basic auth user.
+    pub schema_registry_username: Option<String>,
+    /// Schema Registry basic auth password.
+    pub schema_registry_password: Option<Secret>,
+    /// CA certificates (PEM) trusted for the Schema Registry.
+    pub schema_registry_ca_file: Option<String>,
     /// Consumer group.
     pub group_id: Option<String>,
     /// Where to start without a committed offset.
@@ -382,6 +392,12 @@ pub(super) struct Kafka {
 pub(super) struct Connector {
     /// Kafka Connect REST URL.
     pub connect_url: Option<String>,
+    /// CA certificates (PEM) trusted for Kafka Connect.
+    pub ca_file: Option<String>,
+    /// The Schema Registry as Connect's workers reach it.
+    pub schema_registry_url: Option<String>,
+    /// Debezium's retries of a retriable error before its task fails.
+    pub task_max_retries: Option<i64>,
     /// Request timeout.
     pub timeout_seconds: Option<f64>,
     /// Tries per request.

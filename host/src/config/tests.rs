@@ -63,7 +63,8 @@ fn defaults_match_the_seed() {
     assert_eq!(f.transport_mode, TransportMode::Kafka);
     let k = &f.kafka;
     assert_eq!(k.bootstrap_servers, "localhost:9092");
-    assert_eq!(k.schema_registry_url, "http://localhost:8081");
+    assert_eq!(k.schema_registry.url, "http://localhost:8081");
+    assert!(k.schema_registry.basic_auth.is_none() && k.schema_registry.ca_file.is_none());
     assert_eq!(k.group_id, "cdc-platform");
     assert_eq!(k.auto_offset_reset, AutoOffsetReset::Earliest);
     assert!(k.enable_idempotence);
@@ -377,4 +378,73 @@ fn shutdown_timeout_is_a_positive_number_of_seconds() {
     assert_eq!(config.platform.shutdown_timeout, Duration::from_secs(12));
     let errors = load_text(MINIMAL, Some("shutdown_timeout_seconds: 0\n")).unwrap_err().to_string();
     assert!(errors.contains("shutdown_timeout_seconds"), "{errors}");
+}
+
+#[test]
+fn kafka_security_settings_that_cannot_work_are_refused() {
+    let refused = |platform: &str| load_text(MINIMAL, Some(platform)).unwrap_err().to_string();
+    let errors = refused("kafka:\n  auth_mechanism: sasl_iam\n  security_protocol: sasl_ssl\n");
+    assert!(errors.contains("kafka.auth_mechanism: not available in this build"), "{errors}");
+    let errors = refused("kafka:\n  auth_mechanism: sasl_oauthbearer\n  security_protocol: sasl_ssl\n");
+    assert!(errors.contains("not available in this build"), "{errors}");
+    let errors = refused("kafka:\n  security_protocol: sasl_ssl\n");
+    assert!(errors.contains("security_protocol SASL_SSL needs an auth_mechanism"), "{errors}");
+    let errors = refused(
+        "kafka:\n  auth_mechanism: sasl_scram512\n  sasl_username: u\n  sasl_password: p\n  security_protocol: ssl\n",
+    );
+    assert!(
+        errors.contains("kafka.security_protocol: an auth_mechanism needs security_protocol sasl_ssl"),
+        "{errors}"
+    );
+    let errors = refused("kafka:\n  sasl_username: u\n  sasl_password: p\n");
+    assert!(errors.contains("SASL credentials need an auth_mechanism"), "{errors}");
+    let errors = refused("kafka:\n  ssl_ca_location: /etc/hostname\n");
+    assert!(
+        errors.contains("kafka.ssl_ca_location: used only with security_protocol ssl or sasl_ssl"),
+        "{errors}"
+    );
+    let errors = refused("kafka:\n  security_protocol: ssl\n  ssl_ca_location: /nonexistent/ca.pem\n");
+    assert!(errors.contains("no such file: /nonexistent/ca.pem"), "{errors}");
+    let errors = refused("kafka:\n  security_protocol: ssl\n  ssl_certificate_location: /etc/hostname\n");
+    assert!(errors.contains("needs both ssl_certificate_location and ssl_key_location"), "{errors}");
+
+    let accepted = load_text(
+        MINIMAL,
+        Some("kafka:\n  security_protocol: sasl_ssl\n  auth_mechanism: sasl_scram256\n  sasl_username: cdc\n  sasl_password: s3cret\n  ssl_ca_location: /etc/hostname\n"),
+    )
+    .unwrap();
+    assert_eq!(accepted.platform.kafka.security_protocol, SecurityProtocol::SaslSsl);
+    assert_eq!(accepted.platform.kafka.auth_mechanism, AuthMechanism::SaslScram256);
+}
+
+#[test]
+fn ca_files_must_hold_certificates_and_registry_credentials_come_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let platform = format!("connector:\n  ca_file: {}\n", not_pem.display());
+    let errors = load_text(MINIMAL, Some(&platform)).unwrap_err().to_string();
+    assert!(
+        errors.contains("connector.ca_file: the CA file") && errors.contains("no PEM certificate"),
+        "{errors}"
+    );
+    let errors =
+        load_text(MINIMAL, Some("kafka:\n  schema_registry_username: cdc\n")).unwrap_err().to_string();
+    assert!(
+        errors.contains("schema_registry_username and schema_registry_password come together"),
+        "{errors}"
+    );
+    let sink = "sinks:\n  - sink_id: hook\n    sink_type: webhook\n    webhook:\n      url: https://example.com/\n      ca_file: missing-ca.pem\n";
+    let errors = load_text(&format!("{MINIMAL}{sink}"), None).unwrap_err().to_string();
+    assert!(
+        errors.contains("sinks[0].webhook.ca_file: cannot read the CA file /etc/cdc/missing-ca.pem"),
+        "{errors}"
+    );
+    let config = load_text(
+        MINIMAL,
+        Some("kafka:\n  schema_registry_url: https://registry:8081\n  schema_registry_username: cdc\n  schema_registry_password: pw\n"),
+    )
+    .unwrap();
+    let auth = config.platform.kafka.schema_registry.basic_auth.expect("basic auth");
+    assert_eq!((auth.username.as_str(), auth.password.expose()), ("cdc", "pw"));
 }

@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 use super::Error;
 use super::avro::{AvroSchema, AvroSchemaError};
+use crate::config::{BasicAuth, HttpEndpoint};
+use crate::http;
 
 /// The media types a Confluent client accepts, in its order of preference.
 const ACCEPT_SCHEMA_REGISTRY: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; qs=0.9, application/json; qs=0.5";
@@ -29,6 +31,7 @@ pub struct SchemaRegistry {
     /// The base URL without a trailing slash.
     base: String,
     client: reqwest::Client,
+    basic_auth: Option<BasicAuth>,
     cache: RwLock<HashMap<u32, Arc<AvroSchema>>>,
 }
 
@@ -55,15 +58,25 @@ impl SchemaRegistry {
     /// # Errors
     ///
     /// Returns the HTTP client's error if it cannot be built (its TLS backend fails to start).
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
-        Ok(Self::with_client(url, client))
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, http::Error> {
+        Ok(Self::with_client(url, http::client(timeout, None)?))
+    }
+
+    /// A client for `registry`: its URL, trusted CA file and credentials.
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpEndpoint::client`].
+    pub fn for_endpoint(registry: &HttpEndpoint, timeout: Duration) -> Result<Self, http::Error> {
+        let mut this = Self::with_client(&registry.url, registry.client(timeout)?);
+        this.basic_auth.clone_from(&registry.basic_auth);
+        Ok(this)
     }
 
     /// A client for the registry at `url` that sends its requests through `client`.
     pub fn with_client(url: &str, client: reqwest::Client) -> Self {
         let base = url.trim_end_matches('/').to_owned();
-        SchemaRegistry { base, client, cache: RwLock::new(HashMap::new()) }
+        SchemaRegistry { base, client, basic_auth: None, cache: RwLock::new(HashMap::new()) }
     }
 
     /// The schema with this id if it has already been fetched; never does I/O.
@@ -91,10 +104,8 @@ impl SchemaRegistry {
     async fn fetch(&self, id: u32) -> Result<AvroSchema, Error> {
         let transient = |problem: String| Error::Registry { id, problem };
         let url = format!("{}/schemas/ids/{id}", self.base);
-        let response = self
-            .client
-            .get(url)
-            .header(ACCEPT, ACCEPT_SCHEMA_REGISTRY)
+        let request = self.client.get(url).header(ACCEPT, ACCEPT_SCHEMA_REGISTRY);
+        let response = http::with_basic_auth(request, self.basic_auth.as_ref())
             .send()
             .await
             .map_err(|error| transient(describe(error)))?;

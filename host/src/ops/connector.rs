@@ -76,15 +76,14 @@ struct StateInfo {
 }
 
 impl ConnectClient {
-    /// A client for connector `name` at `base_url`.
+    /// A client for connector `name` at `base_url`, whose requests go through `http`.
     pub fn new(
+        http: reqwest::Client,
         base_url: &str,
         name: &str,
-        request_timeout: Duration,
         retry_attempts: u32,
         retry_wait: Duration,
     ) -> Self {
-        let http = reqwest::Client::builder().timeout(request_timeout).build().unwrap_or_default();
         ConnectClient {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -170,6 +169,20 @@ impl ConnectClient {
         let tasks: Vec<&str> = body.tasks.iter().map(|task| task.state.as_str()).collect();
         let state = format!("connector {}, tasks {tasks:?}", body.connector.state);
         Err(Error::Timeout { name: self.name.clone(), waited: Duration::ZERO, state })
+    }
+
+    /// Restarts the connector and those of its tasks that failed (Kafka Connect 3.0's
+    /// `onlyFailed`); a task that keeps running is left alone.
+    pub async fn restart_failed(&self) -> Result<(), Error> {
+        let url =
+            format!("{}/connectors/{}/restart?includeTasks=true&onlyFailed=true", self.base_url, self.name);
+        let response = self.with_retries(|| self.http.post(&url).send()).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(Error::Refused { request: format!("POST {url}"), status: status.as_u16(), body });
+        }
+        Ok(())
     }
 
     /// Removes the connector; `false` when there was none. Its topics, offsets and the source's

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
+
+use crate::source::kafka;
 
 /// Where reading starts in each partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +35,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A consumer of its own: a throwaway group id, nothing committed.
 fn consumer(properties: &[(String, String)]) -> Result<BaseConsumer, String> {
-    let mut config = ClientConfig::new();
-    for (key, value) in properties {
-        config.set(key, value);
-    }
+    let mut config = kafka::client_config(properties);
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     config

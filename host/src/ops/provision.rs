@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::http;
 use crate::ops::connector::ConnectClient;
 use crate::ops::{debezium, topics};
 use crate::pipeline::dlq::dlq_topic;
@@ -23,29 +24,33 @@ pub fn pipeline_topics(config: &Config) -> Vec<String> {
 }
 
 /// A client for the pipeline's connector on its Kafka Connect.
-pub fn connect_client(config: &Config) -> ConnectClient {
+///
+/// # Errors
+///
+/// When the HTTP client cannot be built (its CA file, its TLS backend).
+pub fn connect_client(config: &Config) -> Result<ConnectClient, http::Error> {
     let connector = &config.platform.connector;
-    ConnectClient::new(
+    Ok(ConnectClient::new(
+        http::client(connector.timeout, connector.ca_file.as_deref())?,
         &connector.connect_url,
         &debezium::connector_name(config),
-        connector.timeout,
         connector.retry_max_attempts,
         connector.retry_wait,
-    )
+    ))
 }
 
 /// Creates the missing topics, registers (or updates) the connector and waits until it runs.
 pub async fn provision(config: &Config) -> anyhow::Result<ConnectClient> {
     let kafka = &config.platform.kafka;
     topics::ensure_topics(
-        &kafka.bootstrap_servers,
+        kafka,
         &pipeline_topics(config),
         i32::try_from(kafka.topic_num_partitions).unwrap_or(i32::MAX),
         i32::from(kafka.topic_replication_factor),
     )
     .await?;
-    let connect = connect_client(config);
-    connect.put_config(&debezium::connector_config(config)).await?;
+    let connect = connect_client(config)?;
+    connect.put_config(&debezium::connector_config(config)?).await?;
     connect.wait_running(CONNECTOR_START_TIMEOUT).await?;
     Ok(connect)
 }

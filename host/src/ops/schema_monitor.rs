@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use crate::config::HttpEndpoint;
+use crate::http;
+
 /// What the monitor concluded about one subject in one round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -33,7 +36,8 @@ pub enum Change {
 /// Watches subjects of the registry.
 pub struct SchemaMonitor {
     http: reqwest::Client,
-    base_url: String,
+    /// The registry; its URL without a trailing slash.
+    registry: HttpEndpoint,
     subjects: Vec<String>,
     latest: HashMap<String, (i64, Json)>,
 }
@@ -46,13 +50,22 @@ struct Latest {
 
 impl SchemaMonitor {
     /// A monitor of the value subjects (`<topic>-value`, Confluent's default naming) of `topics`.
-    pub fn new(base_url: &str, topics: &[String], request_timeout: Duration) -> Self {
-        SchemaMonitor {
-            http: reqwest::Client::builder().timeout(request_timeout).build().unwrap_or_default(),
-            base_url: base_url.trim_end_matches('/').to_owned(),
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpEndpoint::client`].
+    pub fn new(
+        registry: &HttpEndpoint,
+        topics: &[String],
+        request_timeout: Duration,
+    ) -> Result<Self, http::Error> {
+        let url = registry.url.trim_end_matches('/').to_owned();
+        Ok(SchemaMonitor {
+            http: registry.client(request_timeout)?,
+            registry: HttpEndpoint { url, ..registry.clone() },
             subjects: topics.iter().map(|topic| format!("{topic}-value")).collect(),
             latest: HashMap::new(),
-        }
+        })
     }
 
     /// One round: fetches each subject's latest version and compares it with the last one seen.
@@ -60,8 +73,8 @@ impl SchemaMonitor {
     pub async fn check(&mut self) -> Vec<Change> {
         let mut changes = Vec::new();
         for subject in self.subjects.clone() {
-            let url = format!("{}/subjects/{subject}/versions/latest", self.base_url);
-            let latest = match self.http.get(&url).send().await {
+            let url = format!("{}/subjects/{subject}/versions/latest", self.registry.url);
+            let latest = match self.registry.authorize(self.http.get(&url)).send().await {
                 Ok(response) if response.status().is_success() => response.json::<Latest>().await,
                 Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => continue,
                 Ok(response) => {

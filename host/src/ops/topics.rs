@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+use crate::source::kafka::{client_config, connection_properties};
 
 /// Why topics could not be provisioned.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +44,13 @@ pub enum Error {
 /// Creates each topic that does not exist yet, with `partitions` partitions and
 /// `replication` replicas.
 pub async fn ensure_topics(
-    bootstrap: &str,
+    kafka: &KafkaConfig,
     topics: &[String],
     partitions: i32,
     replication: i32,
 ) -> Result<(), Error> {
-    let admin_error = |source| Error::Admin { bootstrap: bootstrap.to_owned(), source };
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(admin_error)?;
+    let admin_error = |source| Error::Admin { bootstrap: kafka.bootstrap_servers.clone(), source };
+    let admin = admin(kafka).map_err(admin_error)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|topic| NewTopic::new(topic, partitions, TopicReplication::Fixed(replication)))
@@ -67,10 +68,9 @@ pub async fn ensure_topics(
 }
 
 /// Deletes the topics that exist; returns those deleted.
-pub async fn delete_topics(bootstrap: &str, topics: &[String]) -> Result<Vec<String>, Error> {
-    let admin_error = |source| Error::Admin { bootstrap: bootstrap.to_owned(), source };
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(admin_error)?;
+pub async fn delete_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<Vec<String>, Error> {
+    let admin_error = |source| Error::Admin { bootstrap: kafka.bootstrap_servers.clone(), source };
+    let admin = admin(kafka).map_err(admin_error)?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin.delete_topics(&names, &options).await.map_err(admin_error)?;
@@ -86,11 +86,8 @@ pub async fn delete_topics(bootstrap: &str, topics: &[String]) -> Result<Vec<Str
 }
 
 /// How many brokers the cluster has, or why it does not answer within `timeout`.
-pub async fn broker_count(bootstrap: &str, timeout: Duration) -> Result<usize, String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|error| error.to_string())?;
+pub async fn broker_count(kafka: &KafkaConfig, timeout: Duration) -> Result<usize, String> {
+    let admin = admin(kafka).map_err(|error| error.to_string())?;
     // librdkafka's metadata call blocks.
     tokio::task::spawn_blocking(move || {
         let metadata = admin.inner().fetch_metadata(None, timeout).map_err(|error| error.to_string())?;
@@ -98,4 +95,9 @@ pub async fn broker_count(bootstrap: &str, timeout: Duration) -> Result<usize, S
     })
     .await
     .map_err(|error| error.to_string())?
+}
+
+/// An admin client with the pipeline's connection and security settings.
+fn admin(kafka: &KafkaConfig) -> rdkafka::error::KafkaResult<AdminClient<DefaultClientContext>> {
+    client_config(&connection_properties(kafka)).create()
 }

@@ -18,7 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use crate::error::BoxError;
-use crate::source::SourceRecord;
+use crate::source::{SourceRecord, kafka};
 
 /// Where failed records go. `write` returns only once the record is durable there.
 pub trait DeadLetterQueue: Send + Sync {
@@ -139,10 +139,7 @@ impl DeadLetterQueue for KafkaDlq {
 /// A record counts as handled once the DLQ has it, so the write must be acknowledged by every
 /// in-sync replica and not duplicated by a retry, whatever `kafka.acks` says for others.
 fn producer_config(properties: &[(String, String)], settings: &DlqSettings) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    for (key, value) in properties {
-        config.set(key, value);
-    }
+    let mut config = kafka::client_config(properties);
     config
         .set("acks", "all")
         .set("enable.idempotence", "true")

@@ -8,6 +8,7 @@ mod platform;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(super) use self::pipeline::pipeline;
@@ -113,6 +114,16 @@ impl<'a> Ctx<'a> {
                 default
             }
         }
+    }
+
+    /// Returns the CA file `value` (joined to `base_dir` when relative), recording an error
+    /// when it cannot be read or holds no PEM certificate.
+    pub fn ca_file(&mut self, value: Option<String>, base_dir: &Path, path: &str) -> Option<PathBuf> {
+        let file = base_dir.join(value?);
+        if let Err(error) = crate::http::ca_certificates(&file) {
+            self.invalid(path, crate::error::chain(&error));
+        }
+        Some(file)
     }
 
     /// Returns a port (1..=65535).

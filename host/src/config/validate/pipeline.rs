@@ -133,11 +133,11 @@ fn sink(
     let block = block_name(sink_type);
     let missing = || format!("`{block}` block is required when sink_type is `{}`", sink_type.as_str());
     let kind = match sink_type {
-        SinkType::Webhook => raw.webhook.map(|w| SinkKind::Webhook(webhook(w, &at(block), ctx))),
+        SinkType::Webhook => raw.webhook.map(|w| SinkKind::Webhook(webhook(w, &at(block), base_dir, ctx))),
         SinkType::Postgres => {
             raw.postgres.map(|p| SinkKind::Postgres(postgres(p, &at(block), base_dir, ctx)))
         }
-        SinkType::Iceberg => raw.iceberg.map(|i| SinkKind::Iceberg(iceberg(i, &at(block), ctx))),
+        SinkType::Iceberg => raw.iceberg.map(|i| SinkKind::Iceberg(iceberg(i, &at(block), base_dir, ctx))),
         SinkType::Wasm => raw.plugin.map(|p| SinkKind::Wasm(plugin(p, &at(block), base_dir, ctx))),
     };
     let Some(kind) = kind else {
@@ -188,7 +188,7 @@ fn signing_secrets(
     secrets
 }
 
-fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfig {
+fn webhook(raw: raw::Webhook, path: &str, base_dir: &Path, ctx: &mut Ctx<'_>) -> WebhookSinkConfig {
     let at = |field: &str| format!("{path}.{field}");
     let url = ctx.required_str(raw.url, &at("url"));
     if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
@@ -225,6 +225,7 @@ fn webhook(raw: raw::Webhook, path: &str, ctx: &mut Ctx<'_>) -> WebhookSinkConfi
         headers: raw.headers.unwrap_or_default(),
         timeout: ctx.seconds(raw.timeout_seconds, d::WEBHOOK_TIMEOUT_SECONDS, false, &at("timeout_seconds")),
         auth_token: raw.auth_token,
+        ca_file: ctx.ca_file(raw.ca_file, base_dir, &at("ca_file")),
         status_classes: raw
             .status_classes
             .unwrap_or_default()
@@ -282,7 +283,7 @@ fn postgres(raw: raw::PostgresSink, path: &str, base_dir: &Path, ctx: &mut Ctx<'
     }
 }
 
-fn iceberg(raw: raw::Iceberg, path: &str, ctx: &mut Ctx<'_>) -> IcebergSinkConfig {
+fn iceberg(raw: raw::Iceberg, path: &str, base_dir: &Path, ctx: &mut Ctx<'_>) -> IcebergSinkConfig {
     let at = |field: &str| format!("{path}.{field}");
     let m = raw.maintenance.unwrap_or_default();
     let mp = |field: &str| format!("{path}.maintenance.{field}");
@@ -339,6 +340,7 @@ fn iceberg(raw: raw::Iceberg, path: &str, ctx: &mut Ctx<'_>) -> IcebergSinkConfi
         auto_create_table: raw.auto_create_table.unwrap_or(d::ICEBERG_AUTO_CREATE_TABLE),
         partition_by: raw.partition_by.unwrap_or_default(),
         catalog_token: raw.catalog_token,
+        catalog_ca_file: ctx.ca_file(raw.catalog_ca_file, base_dir, &at("catalog_ca_file")),
         catalog_properties: raw.catalog_properties.unwrap_or_default(),
         s3_endpoint: raw.s3_endpoint,
         s3_access_key_id: raw.s3_access_key_id,

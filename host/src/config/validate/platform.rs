@@ -1,9 +1,13 @@
 //! Checks `platform.yaml` and applies its defaults (a key left out keeps its default).
 
+use std::path::Path;
+
 use super::Ctx;
+use crate::config::Secret;
 use crate::config::defaults as d;
 use crate::config::platform::{
-    AuthMechanism, ConnectorConfig, DlqConfig, KafkaConfig, PlatformConfig, RetryConfig, WalReaderConfig,
+    AuthMechanism, BasicAuth, ConnectorConfig, DlqConfig, HttpEndpoint, KafkaConfig, PlatformConfig,
+    RetryConfig, SecurityProtocol, WalReaderConfig,
 };
 use crate::config::raw;
 
@@ -104,24 +108,84 @@ pub(super) fn retry(raw: &raw::Retry, base: &RetryConfig, path: &str, ctx: &mut 
     }
 }
 
+/// Security settings that librdkafka would reject when the client is created, or silently
+/// ignore, are refused here, so that `cdc validate` catches them.
+fn kafka_security(raw: &raw::Kafka, protocol: SecurityProtocol, mechanism: AuthMechanism, ctx: &mut Ctx<'_>) {
+    let sasl = matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl);
+    let tls = matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl);
+    match mechanism {
+        AuthMechanism::None if sasl => ctx.invalid(
+            "kafka.auth_mechanism",
+            format!("security_protocol {} needs an auth_mechanism", protocol.as_str()),
+        ),
+        AuthMechanism::None => {
+            if raw.sasl_username.is_some() || raw.sasl_password.is_some() {
+                ctx.invalid("kafka.sasl_username", "SASL credentials need an auth_mechanism; none is set");
+            }
+        }
+        AuthMechanism::SaslIam | AuthMechanism::SaslOauthbearer => ctx.invalid(
+            "kafka.auth_mechanism",
+            "not available in this build: it supports sasl_plain, sasl_scram256 and sasl_scram512",
+        ),
+        AuthMechanism::SaslPlain | AuthMechanism::SaslScram256 | AuthMechanism::SaslScram512 => {
+            if !sasl {
+                ctx.invalid(
+                    "kafka.security_protocol",
+                    "an auth_mechanism needs security_protocol sasl_ssl (or sasl_plaintext)",
+                );
+            }
+            if raw.sasl_username.is_none() || raw.sasl_password.is_none() {
+                ctx.invalid(
+                    "kafka.auth_mechanism",
+                    "sasl_username and sasl_password are required with this auth_mechanism",
+                );
+            }
+        }
+    }
+    let files = [
+        ("ssl_ca_location", &raw.ssl_ca_location),
+        ("ssl_certificate_location", &raw.ssl_certificate_location),
+        ("ssl_key_location", &raw.ssl_key_location),
+    ];
+    for (field, file) in files {
+        let Some(file) = file else { continue };
+        let path = format!("kafka.{field}");
+        if !tls {
+            ctx.invalid(&path, "used only with security_protocol ssl or sasl_ssl");
+        } else if !std::path::Path::new(file).is_file() {
+            ctx.invalid(&path, format!("no such file: {file}"));
+        }
+    }
+    if raw.ssl_certificate_location.is_some() != raw.ssl_key_location.is_some() {
+        ctx.invalid(
+            "kafka.ssl_certificate_location",
+            "a client certificate needs both ssl_certificate_location and ssl_key_location",
+        );
+    }
+}
+
+/// Basic auth from a user name and a password, which come together.
+fn basic_auth(username: Option<String>, password: Option<Secret>, ctx: &mut Ctx<'_>) -> Option<BasicAuth> {
+    match (username, password) {
+        (Some(username), Some(password)) => Some(BasicAuth { username, password }),
+        (None, None) => None,
+        _ => {
+            ctx.invalid(
+                "kafka.schema_registry_username",
+                "schema_registry_username and schema_registry_password come together",
+            );
+            None
+        }
+    }
+}
+
 fn kafka(raw: raw::Kafka, ctx: &mut Ctx<'_>) -> KafkaConfig {
+    let security_protocol = raw.security_protocol.unwrap_or_default();
+    let auth_mechanism = raw.auth_mechanism.unwrap_or_default();
+    kafka_security(&raw, security_protocol, auth_mechanism, ctx);
     let acks = raw.acks.unwrap_or_else(|| d::KAFKA_ACKS.into());
     if !matches!(acks.as_str(), "all" | "-1" | "0" | "1") {
         ctx.invalid("kafka.acks", "must be one of `all`, `-1`, `0`, `1`");
-    }
-    let auth_mechanism = raw.auth_mechanism.unwrap_or_default();
-    let sasl_user_needed = matches!(
-        auth_mechanism,
-        AuthMechanism::SaslPlain | AuthMechanism::SaslScram256 | AuthMechanism::SaslScram512
-    );
-    if sasl_user_needed && (raw.sasl_username.is_none() || raw.sasl_password.is_none()) {
-        ctx.invalid(
-            "kafka.auth_mechanism",
-            "sasl_username and sasl_password are required with this auth_mechanism",
-        );
-    }
-    if auth_mechanism == AuthMechanism::SaslIam && raw.aws_region.is_none() {
-        ctx.invalid("kafka.auth_mechanism", "aws_region is required when auth_mechanism is `sasl_iam`");
     }
     KafkaConfig {
         bootstrap_servers: non_empty(
@@ -130,7 +194,11 @@ fn kafka(raw: raw::Kafka, ctx: &mut Ctx<'_>) -> KafkaConfig {
             "kafka.bootstrap_servers",
             ctx,
         ),
-        schema_registry_url: raw.schema_registry_url.unwrap_or_else(|| d::KAFKA_SCHEMA_REGISTRY_URL.into()),
+        schema_registry: HttpEndpoint {
+            url: raw.schema_registry_url.unwrap_or_else(|| d::KAFKA_SCHEMA_REGISTRY_URL.into()),
+            ca_file: ctx.ca_file(raw.schema_registry_ca_file, Path::new(""), "kafka.schema_registry_ca_file"),
+            basic_auth: basic_auth(raw.schema_registry_username, raw.schema_registry_password, ctx),
+        },
         group_id: non_empty(raw.group_id, d::KAFKA_GROUP_ID, "kafka.group_id", ctx),
         auto_offset_reset: raw.auto_offset_reset.unwrap_or_default(),
         enable_idempotence: raw.enable_idempotence.unwrap_or(d::KAFKA_ENABLE_IDEMPOTENCE),
@@ -187,7 +255,7 @@ fn kafka(raw: raw::Kafka, ctx: &mut Ctx<'_>) -> KafkaConfig {
             true,
             "kafka.commit_interval_seconds",
         ),
-        security_protocol: raw.security_protocol.unwrap_or_default(),
+        security_protocol,
         auth_mechanism,
         sasl_username: raw.sasl_username,
         sasl_password: raw.sasl_password,
@@ -204,6 +272,14 @@ fn kafka(raw: raw::Kafka, ctx: &mut Ctx<'_>) -> KafkaConfig {
 fn connector(raw: raw::Connector, ctx: &mut Ctx<'_>) -> ConnectorConfig {
     ConnectorConfig {
         connect_url: non_empty(raw.connect_url, d::CONNECT_URL, "connector.connect_url", ctx),
+        ca_file: ctx.ca_file(raw.ca_file, Path::new(""), "connector.ca_file"),
+        schema_registry_url: raw.schema_registry_url,
+        task_max_retries: ctx.int(
+            raw.task_max_retries,
+            d::CONNECTOR_TASK_MAX_RETRIES,
+            0..=i64::from(u32::MAX),
+            "connector.task_max_retries",
+        ),
         timeout: ctx.seconds(
             raw.timeout_seconds,
             d::CONNECT_TIMEOUT_SECONDS,

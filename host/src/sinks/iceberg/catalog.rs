@@ -5,8 +5,9 @@
 //! its table directly, a REST catalog gets the spec's commit request ([`super::rest`]).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use iceberg::io::{LocalFsStorageFactory, StorageFactory};
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableIdent};
@@ -17,6 +18,9 @@ use sqlx::AnyPool;
 
 use super::rest::RestCommits;
 use crate::config::{IcebergSinkConfig, Secret};
+
+/// How long one request to a REST catalog may take.
+const REST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the catalog and the table files are, validated.
 #[derive(Clone)]
@@ -49,8 +53,9 @@ impl std::fmt::Debug for CatalogSettings {
 pub enum CatalogKind {
     /// An SQL catalog: its connection string, SQLite opened read-write-create.
     Sql { uri: String },
-    /// A REST catalog: its base URI, extra properties (`prefix`, `header.NAME`, …) and token.
-    Rest { uri: String, properties: HashMap<String, String>, token: Option<Secret> },
+    /// A REST catalog: its base URI, extra properties (`prefix`, `header.NAME`, …), token and
+    /// the CA file trusted beyond the system's roots.
+    Rest { uri: String, properties: HashMap<String, String>, token: Option<Secret>, ca_file: Option<PathBuf> },
 }
 
 impl CatalogSettings {
@@ -67,6 +72,7 @@ impl CatalogSettings {
                 uri: uri.trim_end_matches('/').to_owned(),
                 properties,
                 token: config.catalog_token.clone(),
+                ca_file: config.catalog_ca_file.clone(),
             }
         } else {
             return Err(format!(
@@ -199,7 +205,9 @@ impl Lakehouse {
                     .map_err(|error| format!("cannot connect to the catalog at {where_}: {error}"))?;
                 (Box::new(catalog), Commits::Sql(pool))
             }
-            CatalogKind::Rest { uri, properties: extra, token } => {
+            CatalogKind::Rest { uri, properties: extra, token, ca_file } => {
+                let client = crate::http::client(REST_REQUEST_TIMEOUT, ca_file.as_deref())
+                    .map_err(|error| format!("REST catalog {uri}: {}", crate::error::chain(&error)))?;
                 properties.extend(extra.clone());
                 properties.insert(REST_CATALOG_PROP_URI.to_owned(), uri.clone());
                 properties.insert(REST_CATALOG_PROP_WAREHOUSE.to_owned(), settings.warehouse.clone());
@@ -208,11 +216,13 @@ impl Lakehouse {
                 }
                 // Tables may be anywhere the catalog puts them: storage follows each path's scheme.
                 let catalog = RestCatalogBuilder::default()
+                    .with_client(client.clone())
                     .with_storage_factory(Arc::new(OpenDalResolvingStorageFactory::new()))
                     .load(&settings.name, properties)
                     .await
                     .map_err(cannot_open)?;
-                let commits = RestCommits::open(uri, &settings.warehouse, extra, token.clone()).await?;
+                let commits =
+                    RestCommits::open(client, uri, &settings.warehouse, extra, token.clone()).await?;
                 (Box::new(catalog), Commits::Rest(commits))
             }
         };

@@ -27,18 +27,15 @@ pub struct RestCommits {
 }
 
 impl RestCommits {
-    /// Reads the catalog's `/v1/config` to learn its prefix (the server's overrides win over
+    /// Reads the catalog's `/v1/config` through `client` to learn its prefix (the server's overrides win over
     /// `properties`, which win over its defaults, as for every REST client).
     pub async fn open(
+        client: reqwest::Client,
         uri: &str,
         warehouse: &str,
         properties: &HashMap<String, String>,
         token: Option<Secret>,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .map_err(|error| format!("cannot build an HTTP client: {error}"))?;
         let config_url = format!("{}/v1/config", uri.trim_end_matches('/'));
         let mut request = client.get(&config_url).query(&[("warehouse", warehouse)]);
         if let Some(token) = &token {

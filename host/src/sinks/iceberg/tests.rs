@@ -25,6 +25,7 @@ fn config(dir: &std::path::Path, mode: WriteMode) -> IcebergSinkConfig {
         auto_create_table: true,
         partition_by: Vec::new(),
         catalog_token: None,
+        catalog_ca_file: None,
         catalog_properties: Default::default(),
         s3_endpoint: None,
         s3_access_key_id: None,
@@ -547,7 +548,9 @@ fn rest_catalogs_keep_their_warehouse_name_and_hide_their_token() {
     config.warehouse = "analytics".into();
     let settings = CatalogSettings::from_config(&config).unwrap();
     assert_eq!(settings.warehouse, "analytics");
-    let catalog::CatalogKind::Rest { uri, properties, token } = &settings.kind else { panic!("not REST") };
+    let catalog::CatalogKind::Rest { uri, properties, token, .. } = &settings.kind else {
+        panic!("not REST")
+    };
     assert_eq!(uri, "https://catalog.example/api");
     assert_eq!(properties.get("prefix").map(String::as_str), Some("dev"));
     assert_eq!(token.as_ref().map(Secret::expose), Some("s3cret-token"));

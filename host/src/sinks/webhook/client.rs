@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use flate2::Compression;
@@ -66,6 +67,8 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Bearer token, sent as `Authorization: Bearer …`.
     pub auth_token: Option<String>,
+    /// PEM file of CA certificates trusted beyond the system's roots.
+    pub ca_file: Option<PathBuf>,
     /// How answers are classed.
     pub status_classes: StatusClasses,
     /// Events per request: 1 sends the event as the body, more send `{"events": [...]}`.
@@ -93,6 +96,7 @@ impl WebhookSettings {
                 .collect(),
             timeout: config.timeout,
             auth_token: config.auth_token.as_ref().map(|token| token.expose().to_owned()),
+            ca_file: config.ca_file.clone(),
             status_classes: StatusClasses { overrides: config.status_classes.clone() },
             batch_size: config.batch_size.max(1),
             batch_timeout: config.batch_timeout,
@@ -111,6 +115,7 @@ impl fmt::Debug for WebhookSettings {
             .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
             .field("status_classes", &self.status_classes)
             .field("batch_size", &self.batch_size)
             .field("batch_timeout", &self.batch_timeout)
@@ -177,9 +182,7 @@ impl WebhookClient {
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
         headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
+        let client = crate::http::client(settings.timeout, settings.ca_file.as_deref())
             .map_err(|error| format!("cannot build the HTTP client: {}", chain(&error)))?;
         let signing = SigningKeys::parse(settings.signing_secrets.iter().map(String::as_str))?;
         Ok(WebhookClient {
@@ -320,6 +323,7 @@ mod tests {
             headers: vec![("x-api-key".into(), "header-secret".into())],
             timeout: Duration::from_secs(1),
             auth_token: Some("token-secret".into()),
+            ca_file: None,
             status_classes: StatusClasses::default(),
             batch_size: 1,
             batch_timeout: Duration::ZERO,

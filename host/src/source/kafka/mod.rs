@@ -311,6 +311,15 @@ pub fn connection_properties(kafka: &KafkaConfig) -> Vec<(String, String)> {
     properties
 }
 
+/// A librdkafka configuration holding `properties` (for example [`connection_properties`]).
+pub fn client_config(properties: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config
+}
+
 /// Creates the consumer and subscribes it to `topics`.
 fn subscribe(
     settings: &ConsumerSettings,
@@ -329,11 +338,7 @@ fn subscribe(
         closing: AtomicBool::new(false),
         sink_positions,
     };
-    let mut client_config = ClientConfig::new();
-    for (key, value) in &settings.properties {
-        client_config.set(key, value);
-    }
-    let consumer: KafkaConsumer = client_config
+    let consumer: KafkaConsumer = client_config(&settings.properties)
         .set("group.id", &settings.group_id)
         // Partitions move between replicas one at a time, the others keep flowing.
         .set("partition.assignment.strategy", "cooperative-sticky")
