@@ -110,3 +110,60 @@ async fn poison_goes_to_the_dlq_with_headers_and_good_records_are_delivered() {
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dlq_replay_sends_records_back_in_order_and_stops_at_one_that_fails_again() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let receiver = WebhookReceiver::start().await;
+    // Row 2 is refused while the endpoint is "broken"; it goes to the DLQ, the others through.
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let refusing = broken.clone();
+    receiver.respond_with(move |body| {
+        if refusing.load(std::sync::atomic::Ordering::SeqCst) && body["key"]["id"] == 2 { 422 } else { 200 }
+    });
+    let parts = PipelineParts {
+        sinks: webhook_sink("hook", &receiver.url()),
+        platform: "dlq:\n  max_retries: 1\n".into(),
+        ..PipelineParts::default()
+    };
+    let (mut cdc, _) = scenario.start(&parts, &[]);
+    scenario.wait_streaming(&cdc).await;
+    scenario.insert_rows(1..=3).await;
+    let delivered = receiver.wait_for(2, Duration::from_secs(120)).await;
+    assert_eq!(delivered.iter().map(key_id).collect::<Vec<_>>(), [1, 3], "{}", cdc.log());
+    // Then a record that will never decode.
+    produce(&scenario.env.kafka, &scenario.topic(), 0, None, b"{never json").await;
+    let dead = read_topic(&scenario.env.kafka, &scenario.dlq_topic(), 2, Duration::from_secs(60));
+    assert_eq!(dead.len(), 2, "{}", cdc.log());
+    assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+
+    // The endpoint is mended. A dry run says where the records would go and sends nothing.
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let before = receiver.deliveries().len();
+    let (ok, said) = scenario.cli(&parts, &["dlq", "replay"], &["--dry-run"]);
+    assert!(!ok && said.contains("would send") && said.contains("`hook`"), "{said}");
+    assert!(said.contains("still does not decode"), "{said}");
+    assert_eq!(receiver.deliveries().len(), before, "a dry run delivered");
+
+    // The replay sends row 2 back to the sink that refused it, then stops at the record that
+    // still does not decode, and says so.
+    let (ok, said) = scenario.cli(&parts, &["dlq", "replay"], &[]);
+    assert!(!ok, "{said}");
+    assert!(said.contains("replayed 1 record(s)") && said.contains("1 event(s) to `hook`"), "{said}");
+    assert!(said.contains("still does not decode") && said.contains("offset 1"), "{said}");
+    let replayed: Vec<_> = receiver
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.body["metadata"]["topic"].as_str() == Some(&scenario.dlq_topic()))
+        .collect();
+    assert_eq!(replayed.len(), 1, "{:?}", receiver.deliveries());
+    assert_eq!(key_id(&replayed[0]), 2);
+    assert_eq!(replayed[0].body["value"]["after"]["note"], "row 2");
+
+    // A second replay starts where the first stopped: row 2 is not sent again.
+    let (ok, said) = scenario.cli(&parts, &["dlq", "replay"], &[]);
+    assert!(!ok && said.contains("replayed 0 record(s)") && said.contains("offset 1"), "{said}");
+    let row_2 = receiver.deliveries().iter().filter(|delivery| key_id(delivery) == 2).count();
+    assert_eq!(row_2, 1, "row 2 was sent twice: {:?}", receiver.deliveries());
+    scenario.cleanup().await;
+}

@@ -26,9 +26,22 @@ pub struct Record {
 
 /// Produces one record and waits for the broker's acknowledgement; returns its offset.
 pub async fn produce(bootstrap: &str, topic: &str, partition: i32, key: Option<&[u8]>, value: &[u8]) -> i64 {
+    produce_compressed(bootstrap, topic, partition, key, value, "none").await
+}
+
+/// [`produce`] in a batch compressed with `codec` (librdkafka's `compression.type`).
+pub async fn produce_compressed(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    value: &[u8],
+    codec: &str,
+) -> i64 {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("message.timeout.ms", "10000")
+        .set("compression.type", codec)
         .create()
         .unwrap();
     let mut record = FutureRecord::<[u8], [u8]>::to(topic).partition(partition).payload(value);

@@ -4,6 +4,7 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -11,15 +12,21 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
 use serde_json::{Map, Value as Json};
 
+use indicatif::{ProgressBar, ProgressStyle};
+
 use super::ConfigArgs;
-use crate::config::{Config, TransportMode};
-use crate::ops::debezium;
+use crate::config::{Config, TransportMode, ValueConverter};
+use crate::decode::{Decoder, SchemaRegistry};
+use crate::error::chain;
 use crate::ops::peek::{self, Start};
+use crate::ops::{debezium, replay};
 use crate::pipeline::dlq::dlq_topic;
 use crate::source::kafka;
 
 /// How long `show` waits for more records of a DLQ topic.
 const READ_WAIT: Duration = Duration::from_secs(3);
+/// How long one request to the schema registry may take.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Subcommand)]
 pub(super) enum DlqCommand {
@@ -37,12 +44,33 @@ pub(super) enum DlqCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Sends dead-lettered records back through the pipeline's transforms and sinks, in order,
+    /// from where the last replay stopped: a record a sink refused goes back to that sink, one
+    /// that failed before any sink to every sink. Stops at the first record that fails again.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The source topic whose records to replay (default: every one).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Replay to this sink only (with its own replay position).
+        #[arg(long)]
+        sink: Option<String>,
+        /// The most records to replay.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Show where the next records would go; send and commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 impl DlqCommand {
     pub(super) fn config(&self) -> &ConfigArgs {
         match self {
-            DlqCommand::List(config) | DlqCommand::Show { config, .. } => config,
+            DlqCommand::List(config)
+            | DlqCommand::Show { config, .. }
+            | DlqCommand::Replay { config, .. } => config,
         }
     }
 }
@@ -75,14 +103,20 @@ pub(super) async fn dlq(config: &Config, command: &DlqCommand) -> Result<(), Str
                 }
             }
         }
+        DlqCommand::Replay { topic, sink, limit, dry_run, .. } => {
+            if embedded {
+                return Err("`dlq replay` reads DLQ topics: it works in Kafka mode (the embedded DLQ's files can be read with `dlq show`)".into());
+            }
+            let dlq_topics = chosen_topics(&source_topics, topic.as_ref())?
+                .into_iter()
+                .map(|topic| dlq_topic(topic, suffix))
+                .collect();
+            let request =
+                replay::Request { dlq_topics, sink: sink.clone(), limit: *limit, dry_run: *dry_run };
+            replay(config, &request).await?;
+        }
         DlqCommand::Show { topic, limit, .. } => {
-            let chosen: Vec<&String> = match topic {
-                Some(topic) => {
-                    let found = source_topics.iter().find(|source| *source == topic);
-                    vec![found.ok_or_else(|| format!("`{topic}` is not a source topic of the pipeline"))?]
-                }
-                None => source_topics.iter().collect(),
-            };
+            let chosen = chosen_topics(&source_topics, topic.as_ref())?;
             if embedded {
                 let mut printed = 0;
                 for topic in chosen {
@@ -113,6 +147,60 @@ pub(super) async fn dlq(config: &Config, command: &DlqCommand) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// The source topic named, or every one of the pipeline.
+fn chosen_topics<'a>(source_topics: &'a [String], topic: Option<&String>) -> Result<Vec<&'a String>, String> {
+    match topic {
+        Some(topic) => {
+            let found = source_topics.iter().find(|source| *source == topic);
+            Ok(vec![found.ok_or_else(|| format!("`{topic}` is not a source topic of the pipeline"))?])
+        }
+        None => Ok(source_topics.iter().collect()),
+    }
+}
+
+/// Runs a replay with a progress line on a terminal, then prints what it did; `Err` when it
+/// stopped at a record that failed again.
+async fn replay(config: &Config, request: &replay::Request) -> Result<(), String> {
+    let decoder = match config.platform.kafka.value_converter {
+        ValueConverter::Json => Decoder::Json,
+        ValueConverter::Avro => Decoder::Avro(Arc::new(
+            SchemaRegistry::for_endpoint(&config.platform.kafka.schema_registry, REGISTRY_TIMEOUT)
+                .map_err(|error| format!("cannot create the schema registry client: {}", chain(&error)))?,
+        )),
+    };
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(Duration::from_millis(200));
+    progress.set_message("replaying");
+    let report = replay::replay(config, decoder, request, |report| {
+        progress.set_message(format!("replayed {} record(s)", report.settled));
+    })
+    .await;
+    progress.finish_and_clear();
+    let report = report?;
+    let verb = if request.dry_run { "would replay" } else { "replayed" };
+    println!("{verb} {} record(s) from {}", report.settled, request.dlq_topics.join(", "));
+    for (sink_id, events) in &report.delivered {
+        println!("  {events} event(s) to `{sink_id}`");
+    }
+    if report.empty > 0 {
+        println!(
+            "  {} record(s) with nothing to deliver (tombstones, schema changes, filtered out)",
+            report.empty
+        );
+    }
+    if report.passed_over > 0 {
+        println!("  {} record(s) left for the sinks that refused them", report.passed_over);
+    }
+    match report.stopped {
+        Some(reason) => Err(format!("stopped at {reason}; the next replay starts at this record")),
+        None => Ok(()),
+    }
 }
 
 /// Bytes as text when they are UTF-8, else `base64:…`.

@@ -8,6 +8,7 @@ pub mod health;
 pub mod metrics;
 pub mod peek;
 pub mod provision;
+pub mod replay;
 pub mod schema_monitor;
 pub mod server;
 pub mod telemetry;

@@ -4,19 +4,22 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::source::kafka;
 
 /// Where reading starts in each partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
     /// The oldest record kept.
     Beginning,
     /// Only records written from now on.
     End,
+    /// Where this consumer group committed, else the oldest record kept. The group is only
+    /// read, never joined.
+    Committed(String),
 }
 
 /// One record as read.
@@ -33,15 +36,21 @@ pub struct Peeked {
 /// How long metadata and watermark requests may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A consumer of its own: a throwaway group id, nothing committed.
-fn consumer(properties: &[(String, String)]) -> Result<BaseConsumer, String> {
+/// A consumer of its own, never joining a group: of `group` (whose commits it reads or makes),
+/// else of a throwaway group id. Nothing is committed on its own.
+fn consumer(properties: &[(String, String)], group: Option<&str>) -> Result<BaseConsumer, String> {
     let mut config = kafka::client_config(properties);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    config
-        .set("group.id", format!("cdc-peek-{}-{nanos}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
+    let group = group.map_or_else(
+        || {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            format!("cdc-peek-{}-{nanos}", std::process::id())
+        },
+        str::to_owned,
+    );
+    config.set("group.id", group).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
     config.create().map_err(|error| format!("cannot create a consumer: {error}"))
 }
 
@@ -70,7 +79,7 @@ pub async fn record_counts(
     let properties = properties.to_vec();
     let topics = topics.to_vec();
     blocking(move || {
-        let consumer = consumer(&properties)?;
+        let consumer = consumer(&properties, None)?;
         let existing = partitions(&consumer, &topics)?;
         let mut counts = Vec::new();
         for topic in &topics {
@@ -104,17 +113,39 @@ pub async fn read(
     let properties = properties.to_vec();
     let topics = topics.to_vec();
     blocking(move || {
-        let consumer = consumer(&properties)?;
+        let group = match &start {
+            Start::Committed(group) => Some(group.as_str()),
+            Start::Beginning | Start::End => None,
+        };
+        let consumer = consumer(&properties, group)?;
         let mut assignment = TopicPartitionList::new();
         for (topic, ids) in partitions(&consumer, &topics)? {
             for partition in ids {
-                let offset = match start {
-                    Start::Beginning => Offset::Beginning,
-                    Start::End => Offset::End,
-                };
                 assignment
-                    .add_partition_offset(&topic, partition, offset)
+                    .add_partition_offset(&topic, partition, Offset::Beginning)
                     .map_err(|error| format!("cannot assign `{topic}`/{partition}: {error}"))?;
+            }
+        }
+        match &start {
+            Start::Beginning => {}
+            Start::End => assignment
+                .set_all_offsets(Offset::End)
+                .map_err(|error| format!("cannot start at the end: {error}"))?,
+            Start::Committed(group) => {
+                let committed = consumer
+                    .committed_offsets(assignment.clone(), METADATA_TIMEOUT)
+                    .map_err(|error| format!("cannot read the offsets group `{group}` committed: {error}"))?;
+                for element in committed.elements() {
+                    if let Offset::Offset(offset) = element.offset() {
+                        assignment
+                            .set_partition_offset(
+                                element.topic(),
+                                element.partition(),
+                                Offset::Offset(offset),
+                            )
+                            .map_err(|error| format!("cannot start at {offset}: {error}"))?;
+                    }
+                }
             }
         }
         if assignment.count() == 0 {
@@ -150,6 +181,30 @@ pub async fn read(
             }
         }
         Ok(records)
+    })
+    .await
+}
+
+/// Commits `positions` (topic, partition, next offset) as `group`'s, without joining it.
+pub async fn commit(
+    properties: &[(String, String)],
+    group: &str,
+    positions: &[(String, i32, i64)],
+) -> Result<(), String> {
+    let properties = properties.to_vec();
+    let group = group.to_owned();
+    let positions = positions.to_vec();
+    blocking(move || {
+        let consumer = consumer(&properties, Some(&group))?;
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition, next) in &positions {
+            offsets
+                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .map_err(|error| format!("cannot commit `{topic}`/{partition}: {error}"))?;
+        }
+        consumer
+            .commit(&offsets, CommitMode::Sync)
+            .map_err(|error| format!("cannot commit the positions of group `{group}`: {error}"))
     })
     .await
 }
