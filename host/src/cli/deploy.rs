@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::progress::Progress;
 use crate::config::{Config, TransportMode};
 use crate::ops::{provision, topics};
 use crate::source::postgres::EmbeddedSettings;
@@ -24,7 +25,10 @@ pub(super) struct Removal {
 pub(super) async fn deploy(config: &Config) -> Result<(), String> {
     match config.platform.transport_mode {
         TransportMode::Kafka => {
+            let progress =
+                Progress::start("creating topics, registering the connector, waiting until it runs");
             let connect = provision::provision(config).await.map_err(|error| format!("{error:#}"))?;
+            drop(progress);
             for topic in provision::pipeline_topics(config) {
                 println!("topic      {topic}");
             }
@@ -98,6 +102,7 @@ pub(super) async fn undeploy(config: &Config, removal: Removal) -> Result<(), St
 /// of it within seconds. If it does not, the drop that follows is refused.
 async fn wait_released(settings: &EmbeddedSettings) -> Result<(), String> {
     let started = Instant::now();
+    let _progress = Progress::start(format!("waiting until the slot {} is released", settings.slot));
     while started.elapsed() < SLOT_RELEASE_TIMEOUT {
         match admin::slot_state(settings).await.map_err(|error| format!("{error:#}"))? {
             Some(state) if state.active => tokio::time::sleep(Duration::from_millis(500)).await,

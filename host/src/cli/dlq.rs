@@ -12,9 +12,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
 use serde_json::{Map, Value as Json};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use super::ConfigArgs;
+use super::progress::Progress;
 use crate::config::{Config, TransportMode, ValueConverter};
 use crate::decode::{Decoder, SchemaRegistry};
 use crate::error::chain;
@@ -170,18 +169,12 @@ async fn replay(config: &Config, request: &replay::Request) -> Result<(), String
                 .map_err(|error| format!("cannot create the schema registry client: {}", chain(&error)))?,
         )),
     };
-    let progress = ProgressBar::new_spinner();
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    progress.enable_steady_tick(Duration::from_millis(200));
-    progress.set_message("replaying");
+    let progress = Progress::start("replaying");
     let report = replay::replay(config, decoder, request, |report| {
-        progress.set_message(format!("replayed {} record(s)", report.settled));
+        progress.set(format!("replayed {} record(s)", report.settled));
     })
     .await;
-    progress.finish_and_clear();
+    drop(progress);
     let report = report?;
     let verb = if request.dry_run { "would replay" } else { "replayed" };
     println!("{verb} {} record(s) from {}", report.settled, request.dlq_topics.join(", "));

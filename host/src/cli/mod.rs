@@ -6,6 +6,7 @@ mod dlq;
 mod health;
 mod lakehouse;
 mod plugin;
+mod progress;
 mod run;
 mod validate;
 
