@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Test environment for cdc: a tansu Kafka-protocol broker, a private PostgreSQL 15 cluster and
-# Kafka Connect 3.9 (distributed mode) with Debezium 3.1.1 and Confluent's AvroConverter 7.0.16,
-# all on 127.0.0.1.
+# Test environment for cdc: a tansu Kafka-protocol broker, a private PostgreSQL 15 cluster, a
+# private MariaDB 10.11 (the MySQL source) and Kafka Connect 3.9 (distributed mode) with Debezium
+# 3.1.1 and Confluent's AvroConverter 7.0.16, all on 127.0.0.1.
 #
-#   scripts/test-env.sh up       install what is missing, start all three, wait until ready
-#   scripts/test-env.sh down     stop all three and delete their runtime state (logs are kept)
-#   scripts/test-env.sh status   one line per component; exit 0 only if all three run
+#   scripts/test-env.sh up       install what is missing, start all four, wait until ready
+#   scripts/test-env.sh down     stop all four and delete their runtime state (logs are kept)
+#   scripts/test-env.sh status   one line per component; exit 0 only if all four run
 #   scripts/test-env.sh env      print the export lines the tests use
 #   scripts/test-env.sh pg-up    install PostgreSQL if missing and start it alone (embedded mode)
 #   scripts/test-env.sh pg-down  stop it and delete its data
@@ -204,6 +204,8 @@ ensure_packages() {
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     # shellcheck disable=SC2207 # one package name per word
     missing+=($(missing_pg_packages))
+    # shellcheck disable=SC2207
+    missing+=($(missing_mariadb_packages))
     apt_install "${missing[@]}"
     if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]]; then
         JAVA=$(compgen -G '/usr/lib/jvm/java-17-openjdk-*/bin/java' | head -n1 || true)
@@ -554,6 +556,140 @@ stop_pg() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# MariaDB 10.11: a private server for the MySQL source (Debezium's MySqlConnector), with its own
+# datadir, port and row-based binary log. The Debian package cannot start it here: mariadbd runs
+# by hand with a defaults file of its own, so nothing of /etc/mysql is read.
+
+MARIADB_PORT=${CDC_TEST_MARIADB_PORT:-13306}
+MARIADB_TIMEOUT=${CDC_TEST_MARIADB_TIMEOUT:-60}
+MARIADB_DIR=$ENV_DIR/mariadb
+MARIADB_DATA=$MARIADB_DIR/data
+MARIADB_CNF=$MARIADB_DIR/my.cnf
+MARIADB_LOG=$ENV_DIR/mariadb.log
+MARIADB_PIDFILE=$ENV_DIR/mariadb.pid
+# The administrator the tests create databases with: root over TCP with no password (a
+# throw-away server on loopback). Debezium logs in as its own user with only what it needs.
+MARIADB_ADMIN=root
+MARIADB_DBZ_USER=cdc_debezium
+MARIADB_DBZ_PASSWORD=cdc-debezium-pw
+
+# The packages MariaDB needs that are not installed.
+missing_mariadb_packages() {
+    local tool
+    [[ -x /usr/sbin/mariadbd ]] || {
+        echo mariadb-server
+        return 0
+    }
+    for tool in mariadb-install-db mariadb mariadb-admin; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo mariadb-server
+            return 0
+        fi
+    done
+}
+
+mariadb_running() { pid_alive "$MARIADB_PIDFILE" "--defaults-file=$MARIADB_CNF"; }
+
+# mariadb_sql SQL: runs SQL as the administrator over TCP; prints tab-separated rows
+mariadb_sql() {
+    mariadb --no-defaults --protocol=TCP -h "$HOST" -P "$MARIADB_PORT" -u "$MARIADB_ADMIN" \
+        --connect-timeout=2 --batch --skip-column-names -e "$1"
+}
+
+mariadb_ready() {
+    [[ $(mariadb_sql "SELECT CONCAT(IF(@@log_bin, 'on', 'off'), ' ', @@binlog_format, ' ', @@binlog_row_image)" \
+        2>/dev/null) == "on ROW FULL" ]]
+}
+
+start_mariadb() {
+    if mariadb_running; then
+        mariadb_ready || fail "mariadb" "$MARIADB_LOG" "mariadbd runs but is not ready"
+        return 0
+    fi
+    ! port_open "$MARIADB_PORT" || die "port $HOST:$MARIADB_PORT is already used by another process (set CDC_TEST_MARIADB_PORT)"
+    rm -rf "$MARIADB_DIR"
+    mkdir -p "$MARIADB_DATA" "$MARIADB_DIR/run"
+    : >"$MARIADB_LOG"
+    local run_as=""
+    # mariadbd refuses to run as root: as root it switches to the package's OS user mysql.
+    if is_root; then
+        id mysql >/dev/null 2>&1 || die "OS user 'mysql' does not exist (it comes with mariadb-server)"
+        run_as="user = mysql"
+    fi
+    cat >"$MARIADB_CNF" <<EOF
+# MariaDB for the cdc test environment (written by scripts/test-env.sh)
+[mariadbd]
+$run_as
+datadir = $MARIADB_DATA
+port = $MARIADB_PORT
+bind-address = $HOST
+socket = $MARIADB_DIR/run/mariadbd.sock
+pid-file = $MARIADB_DIR/run/mariadbd.pid
+log-error = $MARIADB_LOG
+skip-name-resolve
+character-set-server = utf8mb4
+collation-server = utf8mb4_general_ci
+# What Debezium's MySqlConnector reads: a row-based binary log with whole rows
+log-bin = binlog
+binlog_format = ROW
+binlog_row_image = FULL
+server-id = 1
+# throw-away server: small and not durable
+innodb_buffer_pool_size = 32M
+innodb_log_file_size = 16M
+innodb_flush_log_at_trx_commit = 0
+sync_binlog = 0
+performance_schema = OFF
+EOF
+    if is_root; then
+        chown -R mysql:mysql "$MARIADB_DIR" "$MARIADB_LOG"
+        runuser -u mysql -- test -w "$MARIADB_DATA" ||
+            die "the OS user mysql cannot write $MARIADB_DATA: put CDC_TEST_ENV_DIR where every parent directory is world-traversable (e.g. under /var/tmp)"
+    fi
+    step "mariadb-install-db" mariadb-install-db --defaults-file="$MARIADB_CNF" \
+        --auth-root-authentication-method=normal --skip-test-db
+    spawn "$MARIADB_PIDFILE" "$MARIADB_LOG" /usr/sbin/mariadbd --defaults-file="$MARIADB_CNF" ||
+        fail "start mariadb" "$MARIADB_LOG" "mariadbd did not start"
+    local deadline=$((SECONDS + MARIADB_TIMEOUT))
+    until mariadb_ready; do
+        mariadb_running || fail "start mariadb" "$MARIADB_LOG" "mariadbd exited"
+        ((SECONDS < deadline)) || fail "start mariadb" "$MARIADB_LOG" "not ready on $HOST:$MARIADB_PORT after ${MARIADB_TIMEOUT}s"
+        sleep 0.2
+    done
+    # Debezium's user, with the privileges its MySqlConnector documents for MariaDB.
+    step "mariadb: create the Debezium user" mariadb_sql "
+        CREATE USER '$MARIADB_DBZ_USER'@'%' IDENTIFIED BY '$MARIADB_DBZ_PASSWORD';
+        GRANT REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, RELOAD, SHOW DATABASES, SELECT,
+            LOCK TABLES ON *.* TO '$MARIADB_DBZ_USER'@'%';"
+}
+
+# Stops the server and deletes its data.
+stop_mariadb() {
+    stop_pid "mariadb" "$MARIADB_PIDFILE" "--defaults-file=$MARIADB_CNF" 30
+    rm -rf "$MARIADB_DIR"
+}
+
+# One line for `status`; fails when the server is down.
+mariadb_status() {
+    if mariadb_running; then
+        printf 'mariadb   running      pid %-8s %s:%s\n' "$(<"$MARIADB_PIDFILE")" "$HOST" "$MARIADB_PORT"
+    else
+        printf 'mariadb   not running  %-12s %s:%s\n' "" "$HOST" "$MARIADB_PORT"
+        return 1
+    fi
+}
+
+mariadb_env() {
+    cat <<EOF
+export CDC_TEST_MARIADB_HOST=$HOST
+export CDC_TEST_MARIADB_PORT=$MARIADB_PORT
+export CDC_TEST_MARIADB_USER=$MARIADB_DBZ_USER
+export CDC_TEST_MARIADB_PASSWORD=$MARIADB_DBZ_PASSWORD
+export CDC_TEST_MARIADB_ADMIN_USER=$MARIADB_ADMIN
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
 # Kafka Connect 3.9 (distributed) + Debezium 3.1.1 (+ AvroConverter 7.0.16)
 
 connect_running() { pid_alive "$CONNECT_PIDFILE" "$CONNECT_DIR/worker.properties"; }
@@ -647,6 +783,7 @@ cmd_down() {
     broker_running || connect_grace=3
     stop_pid "connect" "$CONNECT_PIDFILE" "$CONNECT_DIR/worker.properties" "$connect_grace"
     stop_pg
+    stop_mariadb
     stop_pid "broker" "$BROKER_PIDFILE" "--listener-url tcp://$HOST:$KAFKA_PORT" 10
     # Runtime state: PG cluster (with its replication slots) and the Connect worker files.
     # Connect's configs/offsets/status live in the broker's memory and died with it.
@@ -672,10 +809,13 @@ cmd_up() {
         die "port $HOST:$PG_PORT is already used by another process (set CDC_TEST_PG_PORT)"
     connect_running || ! port_open "$CONNECT_PORT" ||
         die "port $HOST:$CONNECT_PORT is already used by another process (set CDC_TEST_CONNECT_PORT)"
+    mariadb_running || ! port_open "$MARIADB_PORT" ||
+        die "port $HOST:$MARIADB_PORT is already used by another process (set CDC_TEST_MARIADB_PORT)"
     step "make the test TLS certificates" make_tls_material
     start_broker
     spawn_connect          # JVM start-up overlaps with the PostgreSQL initdb below
     start_pg
+    start_mariadb
     wait_connect
     echo "test-env: up in $((SECONDS - t0))s: kafka $HOST:$KAFKA_PORT, postgres $HOST:$PG_PORT, connect http://$HOST:$CONNECT_PORT (logs in $ENV_DIR)"
 }
@@ -719,6 +859,7 @@ cmd_status() {
         printf 'connect   not running  %-12s http://%s:%s\n' "" "$HOST" "$CONNECT_PORT"
         ok=3
     fi
+    mariadb_status || ok=3
     return $ok
 }
 
@@ -740,6 +881,7 @@ export CDC_TEST_TLS_DIR=$TLS_DIR
 export CDC_TEST_TANSU=$TANSU_BIN
 export CDC_TEST_STUNNEL=$(command -v stunnel4 || echo stunnel4)
 EOF
+    mariadb_env
 }
 
 with_lock() {

@@ -8,6 +8,7 @@ mod embedded;
 mod iceberg;
 mod in_process;
 mod independence;
+mod mysql_source;
 mod operator_cli;
 mod packaging;
 mod plugin_cli;

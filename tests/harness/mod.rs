@@ -9,6 +9,7 @@ pub mod env;
 pub mod events;
 pub mod kafka;
 pub mod lakehouse;
+pub mod mariadb;
 pub mod pipeline;
 pub mod process;
 pub mod proxy;
