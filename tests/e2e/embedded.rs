@@ -182,7 +182,7 @@ async fn a_million_row_transaction_streams_through_in_bounded_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_no_sink_can_take_lands_in_the_dlq_directory() {
+async fn a_change_no_sink_can_take_lands_in_the_dlq_directory_and_a_replay_delivers_it() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let schema = format!("dlq_{}", scenario.names.table);
     // The target's column is narrower than the source's: a long note is refused by the target.
@@ -230,6 +230,18 @@ async fn a_change_no_sink_can_take_lands_in_the_dlq_directory() {
     let shown: serde_json::Value = serde_json::from_str(shown.trim()).unwrap_or_else(|_| panic!("{shown}"));
     assert!(ok && shown == *entry, "{shown}");
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
+
+    // The target is mended; a replay sends the change to the sink that refused it, once.
+    scenario.sql(&format!("ALTER TABLE {replica} ALTER COLUMN note TYPE text")).await;
+    let (ok, said) = scenario.cli(&parts, &["dlq", "replay"], &[]);
+    assert!(
+        ok && said.contains("replayed 1 record(s)") && said.contains("1 event(s) to `replica`"),
+        "{said}"
+    );
+    let note = scenario.pg.query_one(&format!("SELECT note FROM {replica} WHERE id = 2"), &[]).await.unwrap();
+    assert_eq!(note.get::<_, String>(0), "far too long for it");
+    let (ok, said) = scenario.cli(&parts, &["dlq", "replay"], &[]);
+    assert!(ok && said.contains("replayed 0 record(s)"), "{said}");
     scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
     scenario.cleanup().await;
 }

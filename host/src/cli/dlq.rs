@@ -103,15 +103,17 @@ pub(super) async fn dlq(config: &Config, command: &DlqCommand) -> Result<(), Str
             }
         }
         DlqCommand::Replay { topic, sink, limit, dry_run, .. } => {
-            if embedded {
-                return Err("`dlq replay` reads DLQ topics: it works in Kafka mode (the embedded DLQ's files can be read with `dlq show`)".into());
-            }
-            let dlq_topics = chosen_topics(&source_topics, topic.as_ref())?
+            let dlqs = chosen_topics(&source_topics, topic.as_ref())?
                 .into_iter()
                 .map(|topic| dlq_topic(topic, suffix))
                 .collect();
+            let store = if embedded {
+                replay::DlqStore::Directory(config.platform.dlq.directory.clone())
+            } else {
+                replay::DlqStore::Kafka(kafka::connection_properties(&config.platform.kafka))
+            };
             let request =
-                replay::Request { dlq_topics, sink: sink.clone(), limit: *limit, dry_run: *dry_run };
+                replay::Request { store, dlqs, sink: sink.clone(), limit: *limit, dry_run: *dry_run };
             replay(config, &request).await?;
         }
         DlqCommand::Show { topic, limit, .. } => {
@@ -177,7 +179,7 @@ async fn replay(config: &Config, request: &replay::Request) -> Result<(), String
     drop(progress);
     let report = report?;
     let verb = if request.dry_run { "would replay" } else { "replayed" };
-    println!("{verb} {} record(s) from {}", report.settled, request.dlq_topics.join(", "));
+    println!("{verb} {} record(s) from {}", report.settled, request.dlqs.join(", "));
     for (sink_id, events) in &report.delivered {
         println!("  {events} event(s) to `{sink_id}`");
     }

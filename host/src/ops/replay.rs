@@ -3,17 +3,26 @@
 //!
 //! - Order: each DLQ partition is replayed in order, one record at a time, each made durable
 //!   before the next; the first record that fails again stops the replay, and says why.
-//! - Progress: a replay reads where its consumer group (`<group_id>.dlq-replay`, one per
-//!   `--sink`) committed, and commits past each record the sinks made durable, so a replay
-//!   that stopped goes on from there, and one run twice sends nothing twice.
+//! - Progress: a replay goes on where the last one stopped, and moves past each record once the
+//!   sinks made it durable, so one run twice sends nothing twice. A DLQ topic keeps it as the
+//!   offsets of a consumer group of the replay's own (`<group_id>.dlq-replay`, one per
+//!   `--sink`), committed without joining it; a DLQ file of the embedded mode as the next line
+//!   to replay, in a file beside it (`<file>.replayed`, one per `--sink`).
 //! - Routing: a record a sink refused goes back to that sink only; one that failed before any
 //!   sink (decoding, a transform) goes to every sink. `--sink` narrows that to one sink.
-//! - Identity: a replayed event's position is the DLQ record's (DLQ topic, partition, offset).
+//! - Identity: a replayed event's position is the DLQ record's (DLQ topic, partition, offset;
+//!   for a file, its name, partition 0 and the line's index).
 //!   Sinks that store positions (PostgreSQL, Iceberg) therefore skip a record they already
 //!   took from the DLQ, where its original position lies behind what they hold, and webhooks
 //!   see the same idempotency id each time the record is replayed.
 
 use std::collections::BTreeMap;
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::Value as Json;
 
 use crate::config::Config;
 use crate::decode::{Decoded, Decoder};
@@ -29,11 +38,22 @@ const CHUNK: usize = 500;
 /// How long a read waits for more records before the DLQ counts as replayed.
 const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Where the dead-lettered records are.
+#[derive(Debug, Clone)]
+pub enum DlqStore {
+    /// DLQ topics, read with these client properties.
+    Kafka(Vec<(String, String)>),
+    /// The embedded mode's directory of `<dlq name>.jsonl` files.
+    Directory(PathBuf),
+}
+
 /// What to replay.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// The DLQ topics, in the order to replay them.
-    pub dlq_topics: Vec<String>,
+    /// Where the DLQs are.
+    pub store: DlqStore,
+    /// The DLQs (topic names, or file names without `.jsonl`), in the order to replay them.
+    pub dlqs: Vec<String>,
     /// Only this sink (and the records meant for it).
     pub sink: Option<String>,
     /// At most this many records.
@@ -84,19 +104,25 @@ pub async fn replay(
     mut on_record: impl FnMut(&Report),
 ) -> Result<Report, String> {
     let mut replayer = Replayer::new(config, decoder, request).await?;
-    let properties = crate::source::kafka::connection_properties(&config.platform.kafka);
-    let group = match &request.sink {
-        Some(sink) => format!("{}.dlq-replay.{sink}", config.platform.kafka.group_id),
-        None => format!("{}.dlq-replay", config.platform.kafka.group_id),
-    };
+    let suffix = request.sink.as_ref().map(|sink| format!(".{sink}")).unwrap_or_default();
+    let group = format!("{}.dlq-replay{suffix}", config.platform.kafka.group_id);
     let mut report = Report::default();
     let mut remaining = request.limit.unwrap_or(usize::MAX);
-    'topics: for topic in &request.dlq_topics {
+    'dlqs: for dlq in &request.dlqs {
         while remaining > 0 {
-            let start = Start::Committed(group.clone());
             let chunk = remaining.min(CHUNK);
-            let records =
-                peek::read(&properties, std::slice::from_ref(topic), start, chunk, READ_WAIT).await?;
+            let records = match &request.store {
+                DlqStore::Kafka(properties) => {
+                    let start = Start::Committed(group.clone());
+                    peek::read(properties, std::slice::from_ref(dlq), start, chunk, READ_WAIT).await?
+                }
+                DlqStore::Directory(directory) => {
+                    let file = DlqFile::new(directory, dlq, &suffix);
+                    tokio::task::spawn_blocking(move || file.read(chunk))
+                        .await
+                        .map_err(|error| format!("the reader stopped: {error}"))??
+                }
+            };
             if records.is_empty() {
                 break;
             }
@@ -106,13 +132,23 @@ pub async fn replay(
                         "{}/{} at offset {}: {reason}",
                         record.topic, record.partition, record.offset
                     ));
-                    break 'topics;
+                    break 'dlqs;
                 }
                 remaining -= 1;
                 report.settled += 1;
                 if !request.dry_run {
-                    let position = [(record.topic.clone(), record.partition, record.offset + 1)];
-                    peek::commit(&properties, &group, &position).await?;
+                    match &request.store {
+                        DlqStore::Kafka(properties) => {
+                            let position = [(record.topic.clone(), record.partition, record.offset + 1)];
+                            peek::commit(properties, &group, &position).await?;
+                        }
+                        DlqStore::Directory(directory) => {
+                            let (file, next) = (DlqFile::new(directory, dlq, &suffix), record.offset + 1);
+                            tokio::task::spawn_blocking(move || file.advance(next))
+                                .await
+                                .map_err(|error| format!("the writer stopped: {error}"))??;
+                        }
+                    }
                 }
                 on_record(&report);
             }
@@ -124,6 +160,84 @@ pub async fn replay(
     }
     replayer.close().await;
     Ok(report)
+}
+
+/// A DLQ file of the embedded mode and the file that says how far replays went.
+struct DlqFile {
+    records: PathBuf,
+    replayed: PathBuf,
+    name: String,
+}
+
+impl DlqFile {
+    fn new(directory: &Path, name: &str, suffix: &str) -> Self {
+        DlqFile {
+            records: directory.join(format!("{name}.jsonl")),
+            replayed: directory.join(format!("{name}.jsonl.replayed{suffix}")),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The index of the next line to replay.
+    fn next(&self) -> Result<usize, String> {
+        match std::fs::read_to_string(&self.replayed) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{} does not hold a line number: {text:?}", self.replayed.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(error) => Err(format!("cannot read {}: {error}", self.replayed.display())),
+        }
+    }
+
+    /// Up to `limit` records from the next line on; none when the file does not exist.
+    fn read(&self, limit: usize) -> Result<Vec<Peeked>, String> {
+        let file = match std::fs::File::open(&self.records) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(format!("cannot read {}: {error}", self.records.display())),
+        };
+        let mut records = Vec::new();
+        for (index, line) in std::io::BufReader::new(file).lines().enumerate().skip(self.next()?).take(limit)
+        {
+            let at = format!("{} line {}", self.records.display(), index + 1);
+            let line = line.map_err(|error| format!("cannot read {at}: {error}"))?;
+            let entry: Json = serde_json::from_str(&line).map_err(|error| format!("{at}: {error}"))?;
+            let headers = entry["headers"].as_object().into_iter().flatten();
+            records.push(Peeked {
+                topic: self.name.clone(),
+                partition: 0,
+                offset: i64::try_from(index).unwrap_or(i64::MAX),
+                key: field_bytes(&entry, "key").map_err(|error| format!("{at}: {error}"))?,
+                value: field_bytes(&entry, "value").map_err(|error| format!("{at}: {error}"))?,
+                headers: headers
+                    .map(|(name, value)| (name.clone(), value.as_str().map(|text| text.as_bytes().to_vec())))
+                    .collect(),
+            });
+        }
+        Ok(records)
+    }
+
+    /// Records durably that replays went up to line index `next` (written aside, then renamed).
+    fn advance(&self, next: i64) -> Result<(), String> {
+        let cannot = |error: std::io::Error| format!("cannot write {}: {error}", self.replayed.display());
+        let aside = self.replayed.with_extension("tmp");
+        let mut file = std::fs::File::create(&aside).map_err(cannot)?;
+        std::io::Write::write_all(&mut file, format!("{next}\n").as_bytes()).map_err(cannot)?;
+        file.sync_all().map_err(cannot)?;
+        std::fs::rename(&aside, &self.replayed).map_err(cannot)
+    }
+}
+
+/// A key or value of a DLQ line: text under its name, other bytes as base64 under `<name>_base64`.
+fn field_bytes(entry: &Json, name: &str) -> Result<Option<Vec<u8>>, String> {
+    if let Some(text) = entry[name].as_str() {
+        return Ok(Some(text.as_bytes().to_vec()));
+    }
+    match entry[format!("{name}_base64")].as_str() {
+        Some(encoded) => BASE64.decode(encoded).map(Some).map_err(|error| format!("{name}_base64: {error}")),
+        None => Ok(None),
+    }
 }
 
 impl Replayer {
