@@ -23,8 +23,7 @@ async fn a_pipeline_runs_over_mutual_tls_https_and_an_authenticated_registry() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let files = TlsFiles::from_env();
     let kafka = TlsKafka::start(&scenario.env.kafka, true);
-    let connect_port = scenario.env.connect_url.rsplit(':').next().unwrap().parse().unwrap();
-    let connect = TlsTerminator::start(connect_port, false);
+    let connect = TlsTerminator::in_front_of(&scenario.env.connect_url);
     let registry = TestSchemaRegistry::start_with_basic_auth(REGISTRY_USER, REGISTRY_PASSWORD).await.unwrap();
     let registry_tls = TlsTerminator::start(registry.port(), false);
     let receiver = WebhookReceiver::start().await;
@@ -101,8 +100,7 @@ async fn clients_without_the_right_certificate_or_trust_fail_and_say_why() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let files = TlsFiles::from_env();
     let kafka = TlsKafka::start(&scenario.env.kafka, true);
-    let connect_port = scenario.env.connect_url.rsplit(':').next().unwrap().parse().unwrap();
-    let connect = TlsTerminator::start(connect_port, false);
+    let connect = TlsTerminator::in_front_of(&scenario.env.connect_url);
     // No client certificate for a broker that demands one, no CA for Connect's private one.
     let parts = PipelineParts {
         bootstrap_servers: Some(kafka.bootstrap()),

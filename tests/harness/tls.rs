@@ -72,6 +72,13 @@ impl TlsTerminator {
         terminator
     }
 
+    /// Starts terminating TLS for the service at `url` (`http://127.0.0.1:<port>`), without
+    /// client certificates.
+    pub fn in_front_of(url: &str) -> Self {
+        let port = url.trim_end_matches('/').rsplit(':').next().and_then(|port| port.parse().ok());
+        Self::start(port.unwrap_or_else(|| panic!("no port in {url}")), false)
+    }
+
     /// The TLS port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

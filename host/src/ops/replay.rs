@@ -47,6 +47,41 @@ pub enum DlqStore {
     Directory(PathBuf),
 }
 
+impl DlqStore {
+    /// Up to `limit` records of `dlq` from where the replays of `group` (a topic) or `suffix`
+    /// (a file) went.
+    async fn read(&self, dlq: &str, group: &str, suffix: &str, limit: usize) -> Result<Vec<Peeked>, String> {
+        match self {
+            DlqStore::Kafka(properties) => {
+                let start = Start::Committed(group.to_owned());
+                peek::read(properties, &[dlq.to_owned()], start, limit, READ_WAIT).await
+            }
+            DlqStore::Directory(directory) => {
+                let file = DlqFile::new(directory, dlq, suffix);
+                tokio::task::spawn_blocking(move || file.read(limit))
+                    .await
+                    .map_err(|error| format!("the reader stopped: {error}"))?
+            }
+        }
+    }
+
+    /// Moves the replays of `dlq` past `record`, durably.
+    async fn advance(&self, dlq: &str, group: &str, suffix: &str, record: &Peeked) -> Result<(), String> {
+        let next = record.offset + 1;
+        match self {
+            DlqStore::Kafka(properties) => {
+                peek::commit(properties, group, &[(record.topic.clone(), record.partition, next)]).await
+            }
+            DlqStore::Directory(directory) => {
+                let file = DlqFile::new(directory, dlq, suffix);
+                tokio::task::spawn_blocking(move || file.advance(next))
+                    .await
+                    .map_err(|error| format!("the writer stopped: {error}"))?
+            }
+        }
+    }
+}
+
 /// What to replay.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -111,18 +146,7 @@ pub async fn replay(
     'dlqs: for dlq in &request.dlqs {
         while remaining > 0 {
             let chunk = remaining.min(CHUNK);
-            let records = match &request.store {
-                DlqStore::Kafka(properties) => {
-                    let start = Start::Committed(group.clone());
-                    peek::read(properties, std::slice::from_ref(dlq), start, chunk, READ_WAIT).await?
-                }
-                DlqStore::Directory(directory) => {
-                    let file = DlqFile::new(directory, dlq, &suffix);
-                    tokio::task::spawn_blocking(move || file.read(chunk))
-                        .await
-                        .map_err(|error| format!("the reader stopped: {error}"))??
-                }
-            };
+            let records = request.store.read(dlq, &group, &suffix, chunk).await?;
             if records.is_empty() {
                 break;
             }
@@ -137,18 +161,7 @@ pub async fn replay(
                 remaining -= 1;
                 report.settled += 1;
                 if !request.dry_run {
-                    match &request.store {
-                        DlqStore::Kafka(properties) => {
-                            let position = [(record.topic.clone(), record.partition, record.offset + 1)];
-                            peek::commit(properties, &group, &position).await?;
-                        }
-                        DlqStore::Directory(directory) => {
-                            let (file, next) = (DlqFile::new(directory, dlq, &suffix), record.offset + 1);
-                            tokio::task::spawn_blocking(move || file.advance(next))
-                                .await
-                                .map_err(|error| format!("the writer stopped: {error}"))??;
-                        }
-                    }
+                    request.store.advance(dlq, &group, &suffix, &record).await?;
                 }
                 on_record(&report);
             }
