@@ -8,15 +8,12 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use super::ConfigArgs;
-use crate::config::{Config, TransportMode, ValueConverter};
-use crate::decode::{Decoded, Decoder, SchemaRegistry};
+use crate::config::{Config, TransportMode};
+use crate::decode::{Decoded, Decoder};
 use crate::event::{self, Position};
 use crate::ops::debezium;
 use crate::ops::peek::{self, Peeked, Start};
 use crate::source::kafka;
-
-/// How long a registry request may take.
-const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub(super) struct ConsumeArgs {
@@ -43,14 +40,7 @@ pub(super) async fn consume(config: &Config, args: &ConsumeArgs) -> Result<(), S
         );
     }
     let kafka_config = &config.platform.kafka;
-    let decoder = match kafka_config.value_converter {
-        ValueConverter::Json => Decoder::Json,
-        ValueConverter::Avro => Decoder::Avro(Arc::new(
-            SchemaRegistry::for_endpoint(&kafka_config.schema_registry, REGISTRY_TIMEOUT).map_err(
-                |error| format!("cannot create the schema registry client: {}", crate::error::chain(&error)),
-            )?,
-        )),
-    };
+    let decoder = super::decoder(config)?;
     let topics = if args.topic.is_empty() { debezium::source_topics(config) } else { args.topic.clone() };
     let start = if args.from_beginning { Start::Beginning } else { Start::End };
     let wait = Duration::try_from_secs_f64(args.wait_seconds)

@@ -4,7 +4,6 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,9 +13,7 @@ use serde_json::{Map, Value as Json};
 
 use super::ConfigArgs;
 use super::progress::Progress;
-use crate::config::{Config, TransportMode, ValueConverter};
-use crate::decode::{Decoder, SchemaRegistry};
-use crate::error::chain;
+use crate::config::{Config, TransportMode};
 use crate::ops::peek::{self, Start};
 use crate::ops::{debezium, replay};
 use crate::pipeline::dlq::dlq_topic;
@@ -24,8 +21,6 @@ use crate::source::kafka;
 
 /// How long `show` waits for more records of a DLQ topic.
 const READ_WAIT: Duration = Duration::from_secs(3);
-/// How long one request to the schema registry may take.
-const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Subcommand)]
 pub(super) enum DlqCommand {
@@ -164,13 +159,7 @@ fn chosen_topics<'a>(source_topics: &'a [String], topic: Option<&String>) -> Res
 /// Runs a replay with a progress line on a terminal, then prints what it did; `Err` when it
 /// stopped at a record that failed again.
 async fn replay(config: &Config, request: &replay::Request) -> Result<(), String> {
-    let decoder = match config.platform.kafka.value_converter {
-        ValueConverter::Json => Decoder::Json,
-        ValueConverter::Avro => Decoder::Avro(Arc::new(
-            SchemaRegistry::for_endpoint(&config.platform.kafka.schema_registry, REGISTRY_TIMEOUT)
-                .map_err(|error| format!("cannot create the schema registry client: {}", chain(&error)))?,
-        )),
-    };
+    let decoder = super::decoder(config)?;
     let progress = Progress::start("replaying");
     let report = replay::replay(config, decoder, request, |report| {
         progress.set(format!("replayed {} record(s)", report.settled));

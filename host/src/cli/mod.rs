@@ -138,6 +138,28 @@ async fn answers_on_health_port(config: &crate::config::Config) -> bool {
         .is_ok_and(|connected| connected.is_ok())
 }
 
+/// How long one request to the schema registry may take.
+const REGISTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The decoder of the pipeline's records: Avro with a registry client when the topics hold
+/// Avro, else JSON (the embedded source's records, and its DLQ's, are JSON whatever the
+/// converter says).
+fn decoder(config: &crate::config::Config) -> Result<crate::decode::Decoder, String> {
+    use crate::config::{TransportMode, ValueConverter};
+    use crate::decode::{Decoder, SchemaRegistry};
+    let kafka = &config.platform.kafka;
+    if config.platform.transport_mode == TransportMode::Embedded
+        || kafka.value_converter == ValueConverter::Json
+    {
+        return Ok(Decoder::Json);
+    }
+    let registry =
+        SchemaRegistry::for_endpoint(&kafka.schema_registry, REGISTRY_TIMEOUT).map_err(|error| {
+            format!("cannot create the schema registry client: {}", crate::error::chain(&error))
+        })?;
+    Ok(Decoder::Avro(std::sync::Arc::new(registry)))
+}
+
 /// A pipeline's config, or every error in it.
 fn load(args: &ConfigArgs) -> Result<crate::config::Config, String> {
     crate::config::load(&args.pipeline, args.platform_config.as_deref()).map_err(|errors| errors.to_string())

@@ -10,7 +10,6 @@ use anyhow::{Context as _, bail};
 
 use super::RunArgs;
 use crate::config::{Config, SourceType, TransportMode, ValueConverter};
-use crate::decode::{Decoder, SchemaRegistry};
 use crate::ops::connector::{ConnectClient, Error as ConnectError};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
@@ -209,17 +208,7 @@ async fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         }
     };
 
-    let decoder = match kafka.value_converter {
-        // The embedded source's records arrive ready to decode (`PreparedRecord`): no decoder
-        // is asked, and no registry client is made for them.
-        _ if config.platform.transport_mode == TransportMode::Embedded => Decoder::Json,
-        ValueConverter::Json => Decoder::Json,
-        ValueConverter::Avro => {
-            let registry = SchemaRegistry::for_endpoint(&kafka.schema_registry, SCHEMA_REGISTRY_TIMEOUT)
-                .context("cannot create the schema registry client")?;
-            Decoder::Avro(Arc::new(registry))
-        }
-    };
+    let decoder = super::decoder(config).map_err(anyhow::Error::msg)?;
     // The schema monitor can stop the pipeline too (`stop_on_incompatible_schema`).
     let (schema_halt, schema_halted) = tokio::sync::oneshot::channel::<()>();
     companions.extend(start_schema_monitor(config, &source_topics, health.clone(), schema_halt)?);
