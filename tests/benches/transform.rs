@@ -34,6 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_mask::BenchMask;
@@ -325,7 +326,7 @@ fn event(id: i64, size: usize, pad: usize) -> ChangeEvent {
         key: Some(Row::from(vec![("id".into(), Value::Int(id))])),
         before: None,
         after: Some(Row::from(after)),
-        source: SourceInfo { raw: source, ..SourceInfo::default() },
+        source: SourceInfo { raw: Arc::new(source), ..SourceInfo::default() },
         ts_ms: Some(1_700_000_000_000),
         columns: None,
         position: Position::Kafka { topic: "t".into(), partition: 0, offset: id },

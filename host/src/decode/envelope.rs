@@ -1,6 +1,8 @@
 //! The Debezium envelope shared by every converter: `op`, `source`, `before`/`after` typed by the
 //! envelope's Connect schema (or natively without one), and schema-change records.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json};
 
 use super::logical;
@@ -101,7 +103,8 @@ pub(super) fn table_id(source: &Map<String, Json>) -> Result<TableId, Error> {
     Ok(TableId { database: text("db")?, schema: text("schema")?, table })
 }
 
-pub(super) fn source_info(raw: Map<String, Json>) -> Result<SourceInfo, Error> {
+pub(super) fn source_info(raw: impl Into<Arc<Map<String, Json>>>) -> Result<SourceInfo, Error> {
+    let raw = raw.into();
     let root = Path::Root("source");
     let snapshot = match raw.get("snapshot") {
         None | Some(Json::Null | Json::Bool(false)) => false,

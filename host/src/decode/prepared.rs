@@ -1,16 +1,17 @@
-//! Records a source builds in process (the embedded source) in Debezium's JsonConverter form:
-//! the key and value payloads as JSON trees beside their table's schemas, parsed once per
-//! table. They decode by the same code as records read from Kafka, without writing and parsing
-//! the schema (several kilobytes) of every record; their bytes are written only when a record
-//! has to leave as it came, to the DLQ.
+//! Records a source builds in process (the embedded source): the column values of a change in
+//! Debezium's JsonConverter form, one per column in the table's row order, beside their table's
+//! schemas, parsed once per table. They are typed column by column, by the same code that types
+//! records read from Kafka, without building a JSON tree per row and per `source` block or
+//! writing and parsing the schemas (several kilobytes) of every record. Their bytes are written
+//! only when a record has to leave as it came, to the DLQ.
 
 use std::sync::Arc;
 
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
 use super::schema::{self, ConnectSchema};
-use super::{Decoded, Error, MessagePart, Path, envelope, schemaful};
-use crate::event::Position;
+use super::{Decoded, Error, MessagePart, Path, envelope};
+use crate::event::{ChangeEvent, Op, Position, Row};
 
 /// A table's key and value schemas, as text and parsed.
 #[derive(Debug)]
@@ -19,37 +20,66 @@ pub struct TableSchemas {
     value_text: String,
     key: ConnectSchema,
     value: ConnectSchema,
+    /// Where each field of the key sits in the row.
+    key_columns: Vec<usize>,
 }
 
 impl TableSchemas {
     /// Parses a table's key and value schemas (JsonConverter's `schema` parts).
     ///
     /// # Errors
-    /// When either is not a Connect schema.
+    /// When either is not a Connect schema, the value has no `after` row, or the key names a
+    /// column the row does not have.
     pub fn new(key_text: String, value_text: String) -> Result<Self, Error> {
-        let key = serde_json::from_str(&key_text)
+        let key: ConnectSchema = serde_json::from_str(&key_text)
             .map_err(|source| Error::InvalidSchema { part: MessagePart::Key, source })?;
-        let value = serde_json::from_str(&value_text)
+        let value: ConnectSchema = serde_json::from_str(&value_text)
             .map_err(|source| Error::InvalidSchema { part: MessagePart::Value, source })?;
-        Ok(TableSchemas { key_text, value_text, key, value })
+        let row_path = Path::Root("schema.after");
+        let row = value.field("after").ok_or_else(|| row_path.error("the envelope has no `after` row"))?;
+        let columns: Vec<&str> = row.struct_fields(row_path)?.map(|(name, _)| name).collect();
+        let key_path = Path::Root("key.schema");
+        let key_columns = key
+            .struct_fields(key_path)?
+            .map(|(name, _)| {
+                columns
+                    .iter()
+                    .position(|column| *column == name)
+                    .ok_or_else(|| key_path.field(name).error("a key column the row does not have"))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(TableSchemas { key_text, value_text, key, value, key_columns })
+    }
+
+    fn row(&self) -> &ConnectSchema {
+        self.value.field("after").expect("checked when the schemas were parsed")
     }
 }
 
-/// One record built in process: its key and value payloads and its table's schemas.
+/// One change built in process: its column values and its table's schemas.
 #[derive(Debug, Clone)]
 pub struct PreparedRecord {
     /// The table's schemas, shared by its records.
     pub schemas: Arc<TableSchemas>,
-    /// The key payload; `None` for a record without a key (a truncate).
-    pub key: Option<Json>,
-    /// The value payload: the Debezium envelope.
-    pub value: Json,
+    /// What happened.
+    pub op: Op,
+    /// The row before the change, a value per column of the row schema (Connect JSON form).
+    pub before: Option<Vec<Json>>,
+    /// The row after the change, as `before`.
+    pub after: Option<Vec<Json>>,
+    /// The `source` block, shared by the changes of one transaction and table.
+    pub source: Arc<Map<String, Json>>,
+    /// When the change was read, microseconds since the epoch (the envelope's `ts_*`).
+    pub ts_us: i64,
 }
 
 impl PartialEq for PreparedRecord {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-            && self.value == other.value
+        self.op == other.op
+            && self.before == other.before
+            && self.after == other.after
+            && self.source == other.source
+            && self.ts_us == other.ts_us
             && self.schemas.key_text == other.schemas.key_text
             && self.schemas.value_text == other.schemas.value_text
     }
@@ -61,42 +91,112 @@ impl PreparedRecord {
     /// Decodes the record as [`decode_json`](super::decode_json) decodes its bytes.
     ///
     /// # Errors
-    /// As `decode_json`, for a payload that does not fit its schema.
+    /// As `decode_json`, for a value that does not fit its column's schema.
     pub fn decode(&self, position: Position) -> Result<Decoded, Error> {
-        // Typed straight from the trees; the general path below copies them and words errors.
-        let key = match &self.key {
-            Some(key) => schemaful::key_tree(&self.schemas.key, key),
-            None => Some(None),
-        };
-        let planned = key
-            .and_then(|key| schemaful::parse_tree(&self.schemas.value, &self.value, key, position.clone()));
-        if let Some(event) = planned {
-            return Ok(Decoded::Change(event));
+        match self.decode_columns(position.clone()) {
+            Some(event) => Ok(Decoded::Change(event)),
+            // The general path words the error.
+            None => self.decode_general(position),
         }
-        self.decode_general(position)
     }
 
-    /// Decodes through owned copies of the trees, as `decode_json` does without its fast paths.
-    fn decode_general(&self, position: Position) -> Result<Decoded, Error> {
-        let key = match &self.key {
-            Some(key) => schema::typed_row(Path::Root("key"), &self.schemas.key, key.clone())?,
+    /// Types each column value by its field schema; `None` when one does not fit.
+    pub(crate) fn decode_columns(&self, position: Position) -> Option<ChangeEvent> {
+        let row_schema = self.schemas.row();
+        let fields: Vec<(&str, &ConnectSchema)> =
+            row_schema.struct_fields(Path::Root("after")).ok()?.collect();
+        let typed_row = |values: &Vec<Json>| -> Option<Row> {
+            if values.len() != fields.len() {
+                return None;
+            }
+            let columns = fields.iter().zip(values).map(|((name, schema), value)| {
+                let value = schema::typed(Path::Root(name), schema, value.clone()).ok()?;
+                Some(((*name).to_owned(), value))
+            });
+            columns.collect::<Option<Vec<_>>>().map(Row::from)
+        };
+        let before = self.before.as_ref().map(typed_row).map_or(Some(None), |row| row.map(Some))?;
+        let after = self.after.as_ref().map(typed_row).map_or(Some(None), |row| row.map(Some))?;
+        let key = match self.key_values() {
+            Some(values) => {
+                let fields = self.schemas.key.struct_fields(Path::Root("key")).ok()?;
+                let columns = fields.zip(values).map(|((name, schema), value)| {
+                    let value = schema::typed(Path::Root(name), schema, value.clone()).ok()?;
+                    Some((name.to_owned(), value))
+                });
+                Some(Row::from(columns.collect::<Option<Vec<_>>>()?))
+            }
             None => None,
         };
-        let Json::Object(envelope) = self.value.clone() else {
-            let problem = format!("expected an object, found {}", schema::kind_of(&self.value));
-            return Err(Error::NotEnvelope { part: MessagePart::Value, problem });
+        Some(ChangeEvent {
+            op: self.op,
+            table: envelope::table_id(&self.source).ok()?,
+            key,
+            before,
+            after,
+            source: envelope::source_info(self.source.clone()).ok()?,
+            ts_ms: Some(self.ts_us.div_euclid(1000)),
+            columns: Some(row_schema.columns(Path::Root("schema.after")).ok()?),
+            position,
+            output_index: 0,
+        })
+    }
+
+    /// The key columns' values, from the row after the change or else before it; `None` for a
+    /// table without a key and for a truncate.
+    fn key_values(&self) -> Option<impl Iterator<Item = &Json>> {
+        let row = self.after.as_ref().or(self.before.as_ref())?;
+        let key_columns = &self.schemas.key_columns;
+        (!key_columns.is_empty()).then(|| key_columns.iter().map(|&i| &row[i]))
+    }
+
+    /// Decodes the record's JSON trees as `decode_json` does without its fast paths.
+    fn decode_general(&self, position: Position) -> Result<Decoded, Error> {
+        let key = match self.key_tree() {
+            Some(key) => schema::typed_row(Path::Root("key"), &self.schemas.key, key)?,
+            None => None,
         };
+        let Json::Object(envelope) = self.value_tree() else { unreachable!("an envelope is an object") };
         envelope::change(key, Some(&self.schemas.value), envelope, position).map(Decoded::Change)
+    }
+
+    /// The key payload as JsonConverter writes it: an object of the key columns.
+    fn key_tree(&self) -> Option<Json> {
+        let values = self.key_values()?;
+        let names = self.schemas.key.struct_fields(Path::Root("key")).ok()?.map(|(name, _)| name.to_owned());
+        Some(Json::Object(names.zip(values.cloned()).collect()))
+    }
+
+    /// The value payload as JsonConverter writes it: Debezium's envelope.
+    fn value_tree(&self) -> Json {
+        let row = |values: &Option<Vec<Json>>| match values {
+            Some(values) => {
+                let fields = self.schemas.row().struct_fields(Path::Root("after"));
+                let names = fields.into_iter().flatten().map(|(name, _)| name.to_owned());
+                Json::Object(names.zip(values.iter().cloned()).collect())
+            }
+            None => Json::Null,
+        };
+        let mut envelope = Map::with_capacity(8);
+        envelope.insert("before".into(), row(&self.before));
+        envelope.insert("after".into(), row(&self.after));
+        envelope.insert("source".into(), Json::Object(Map::clone(&self.source)));
+        envelope.insert("transaction".into(), Json::Null);
+        envelope.insert("op".into(), Json::from(self.op.code()));
+        envelope.insert("ts_ms".into(), Json::from(self.ts_us.div_euclid(1000)));
+        envelope.insert("ts_us".into(), Json::from(self.ts_us));
+        envelope.insert("ts_ns".into(), Json::from(self.ts_us.saturating_mul(1000)));
+        Json::Object(envelope)
     }
 
     /// The key's bytes as JsonConverter writes them, if there is a key.
     pub fn key_bytes(&self) -> Option<Vec<u8>> {
-        self.key.as_ref().map(|key| with_schema(&self.schemas.key_text, key))
+        self.key_tree().map(|key| with_schema(&self.schemas.key_text, &key))
     }
 
     /// The value's bytes as JsonConverter writes them.
     pub fn value_bytes(&self) -> Vec<u8> {
-        with_schema(&self.schemas.value_text, &self.value)
+        with_schema(&self.schemas.value_text, &self.value_tree())
     }
 }
 
@@ -136,11 +236,14 @@ mod tests {
                 {"type": "string", "optional": false, "field": "table"}]},
             {"type": "string", "optional": false, "field": "op"}]});
         let schemas = TableSchemas::new(key_schema.to_string(), value_schema.to_string()).unwrap();
+        let source = json!({"db": "shop", "schema": "public", "table": "items"});
         PreparedRecord {
             schemas: Arc::new(schemas),
-            key: Some(json!({"id": 7})),
-            value: json!({"before": null, "after": {"id": 7, "price": "Cg=="},
-                "source": {"db": "shop", "schema": "public", "table": "items"}, "op": "c"}),
+            op: Op::Create,
+            before: None,
+            after: Some(vec![json!(7), json!("Cg==")]),
+            source: Arc::new(source.as_object().unwrap().clone()),
+            ts_us: 1_700_000_000_123_456,
         }
     }
 
@@ -157,16 +260,30 @@ mod tests {
             super::super::decode_json(record.key_bytes().as_deref(), Some(&value), position()).unwrap();
         assert_eq!(from_parts, from_bytes);
         assert_eq!(from_parts, record.decode_general(position()).unwrap(), "the fast path differs");
+        assert!(record.decode_columns(position()).is_some(), "typed column by column");
         let Decoded::Change(event) = from_parts else { panic!("a change") };
         let price = crate::event::Decimal::parse("0.10").unwrap();
         assert_eq!(event.after.unwrap().get("price"), Some(&crate::event::Value::Decimal(price)));
+        assert_eq!(event.key.unwrap().get("id"), Some(&crate::event::Value::Int(7)));
+        assert_eq!(event.ts_ms, Some(1_700_000_000_123));
+    }
+
+    #[test]
+    fn a_key_column_the_row_does_not_have_is_refused() {
+        let key_schema = json!({"type": "struct", "optional": false, "fields": [
+            {"type": "int32", "optional": false, "field": "code"}]});
+        let value_schema = json!({"type": "struct", "optional": false, "fields": [
+            {"type": "struct", "optional": true, "field": "after", "fields": [
+                {"type": "int32", "optional": false, "field": "id"}]}]});
+        let error = TableSchemas::new(key_schema.to_string(), value_schema.to_string()).unwrap_err();
+        assert!(error.to_string().contains("key.schema.code"), "{error}");
     }
 
     #[test]
     fn a_payload_that_does_not_fit_its_schema_is_an_error_naming_the_field() {
         let mut record = record();
-        record.value["after"]["id"] = json!("seven");
+        record.after.as_mut().unwrap()[1] = json!(12);
         let error = record.decode(position()).unwrap_err();
-        assert!(error.to_string().contains("after.id"), "{error}");
+        assert!(error.to_string().contains("after.price"), "{error}");
     }
 }

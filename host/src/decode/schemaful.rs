@@ -27,23 +27,6 @@ pub(super) fn parse(
     parse_from(schema, &mut serde_json::Deserializer::from_str(payload), key, position)
 }
 
-/// As [`parse`], from a payload already held as a JSON tree (a record built in process), which
-/// is read without being copied.
-pub(super) fn parse_tree(
-    schema: &ConnectSchema,
-    payload: &Json,
-    key: Option<Row>,
-    position: Position,
-) -> Option<ChangeEvent> {
-    parse_from(schema, payload, key, position)
-}
-
-/// A key payload held as a JSON tree, typed by its struct schema without being copied; `None`
-/// when it does not fit, for the general path to say why.
-pub(super) fn key_tree(schema: &ConnectSchema, key: &Json) -> Option<Option<Row>> {
-    RowSeed(schema).deserialize(key).ok()
-}
-
 fn parse_from<'de, D: Deserializer<'de>>(
     schema: &ConnectSchema,
     payload: D,

@@ -90,8 +90,9 @@ pub struct SourceInfo {
     pub txid: Option<i64>,
     /// PostgreSQL LSN of the change.
     pub lsn: Option<i64>,
-    /// The whole `source` block as received, so that it leaves the host unchanged.
-    pub raw: serde_json::Map<String, serde_json::Value>,
+    /// The whole `source` block as received, so that it leaves the host unchanged. Shared:
+    /// the changes of one transaction and table carry the same block (embedded mode).
+    pub raw: Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One change to one row (or one table, for a truncate).

@@ -3,6 +3,8 @@
 //! the id built from the position, and the origin event whose fields a plugin's output may
 //! leave out.
 
+use std::sync::Arc;
+
 use cdc_event::wire::{RecordRef, WireError, read_record, write_record};
 use cdc_event::{BatchError, PackedBatch};
 use serde_json::Value as Json;
@@ -55,7 +57,7 @@ pub fn from_wire(bytes: &[u8], origin: &ChangeEvent) -> Result<ChangeEvent, Wire
             snapshot: origin.source.snapshot,
             txid: origin.source.txid,
             lsn: origin.source.lsn,
-            raw,
+            raw: Arc::new(raw),
         },
         None => origin.source.clone(),
     };

@@ -3,13 +3,14 @@
 //! pipeline decodes, transforms, dead-letters and delivers what a Kafka pipeline over the same
 //! database would (docs/architecture.md, embedded mode).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json, json};
 
 use super::pgoutput::{Cell, Relation, Tuple};
 use super::values::{self, ValueError};
 use crate::decode::{self, PreparedRecord, TableSchemas};
+use crate::event::Op;
 
 /// Debezium's value for an unchanged TOAST column it could not read.
 const UNAVAILABLE: &str = "__debezium_unavailable_value";
@@ -18,6 +19,9 @@ const UNAVAILABLE_BASE64: &str = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
 /// The connector version this form follows.
 const DEBEZIUM_VERSION: &str = "3.1.1.Final";
 
+/// A Debezium `source` block, shared by the records that carry the same one.
+type SourceBlock = Arc<Map<String, Json>>;
+
 /// A table's shape and its schemas, serialized once per relation message.
 #[derive(Debug)]
 pub struct TableShape {
@@ -25,14 +29,16 @@ pub struct TableShape {
     pub relation: Relation,
     /// `{topic_prefix}.{schema}.{table}`.
     pub topic: Arc<str>,
-    key_columns: Vec<usize>,
     /// Whether each column is declared NOT NULL.
     not_null: Vec<bool>,
     schemas: Arc<TableSchemas>,
+    /// The `source` block of the last change, shared by the changes that follow while they
+    /// have the same origin (the rest of the transaction).
+    last_source: Mutex<Option<(Origin, SourceBlock)>>,
 }
 
 /// What an event says about its origin.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
     /// Commit time of the transaction (snapshot time for reads), microseconds since the epoch.
     pub commit_time_micros: i64,
@@ -146,64 +152,55 @@ impl EnvelopeWriter {
             TableSchemas::new(key_schema.to_string(), value_schema.to_string()).map_err(|source| {
                 EnvelopeError::Schema { table: format!("{}.{}", relation.schema, relation.table), source }
             })?;
-        Ok(TableShape { relation, topic, key_columns, not_null, schemas: Arc::new(schemas) })
+        Ok(TableShape {
+            relation,
+            topic,
+            not_null,
+            schemas: Arc::new(schemas),
+            last_source: Mutex::default(),
+        })
     }
 
     /// The record of one change. `before` and `after` are the rows pgoutput sent;
     /// a key-only `before` (`key_only_before`, replica identity default) is completed as
-    /// Debezium completes it.
+    /// Debezium completes it. A truncate has neither.
     pub fn record(
         &self,
         shape: &TableShape,
-        op: char,
+        op: Op,
         before: Option<&Tuple>,
         key_only_before: bool,
         after: Option<&Tuple>,
         origin: &Origin,
     ) -> Result<PreparedRecord, EnvelopeError> {
-        let before_row = before.map(|tuple| self.row(shape, tuple, key_only_before)).transpose()?;
-        let after_row = after.map(|tuple| self.row(shape, tuple, false)).transpose()?;
-        let key_source = after.or(before);
-        let key = match key_source {
-            Some(tuple) if !shape.key_columns.is_empty() => {
-                let mut payload = Map::new();
-                for &i in &shape.key_columns {
-                    let column = &shape.relation.columns[i];
-                    payload.insert(column.name.clone(), self.cell(shape, i, tuple.get(i))?);
-                }
-                Some(Json::Object(payload))
+        Ok(PreparedRecord {
+            schemas: shape.schemas.clone(),
+            op,
+            before: before.map(|tuple| self.row(shape, tuple, key_only_before)).transpose()?,
+            after: after.map(|tuple| self.row(shape, tuple, false)).transpose()?,
+            source: self.source(shape, origin),
+            ts_us: now_micros(),
+        })
+    }
+
+    /// The `source` block of a change: built once for the changes of one origin.
+    fn source(&self, shape: &TableShape, origin: &Origin) -> SourceBlock {
+        let mut last = shape.last_source.lock().expect("source block cache poisoned");
+        match &*last {
+            Some((last_origin, block)) if last_origin == origin => block.clone(),
+            _ => {
+                let Json::Object(block) = self.source_block(shape, origin) else { unreachable!("an object") };
+                let block = Arc::new(block);
+                *last = Some((*origin, block.clone()));
+                block
             }
-            _ => None,
-        };
-        let now = now_micros();
-        let payload = json!({
-            "before": before_row,
-            "after": after_row,
-            "source": self.source_block(shape, origin),
-            "transaction": null,
-            "op": op.to_string(),
-            "ts_ms": now / 1000,
-            "ts_us": now,
-            "ts_ns": now.saturating_mul(1000),
-        });
-        Ok(PreparedRecord { schemas: shape.schemas.clone(), key, value: payload })
+        }
     }
 
-    /// The truncate record of a table: no key, no rows.
-    pub fn truncate(&self, shape: &TableShape, origin: &Origin) -> PreparedRecord {
-        let now = now_micros();
-        let payload = json!({
-            "before": null, "after": null,
-            "source": self.source_block(shape, origin),
-            "transaction": null, "op": "t",
-            "ts_ms": now / 1000, "ts_us": now, "ts_ns": now.saturating_mul(1000),
-        });
-        PreparedRecord { schemas: shape.schemas.clone(), key: None, value: payload }
-    }
-
-    /// A row as Debezium writes it. In a key-only old row the columns outside the key are
-    /// nulls that pgoutput did not send: Debezium gives a NOT NULL one its type's empty value.
-    fn row(&self, shape: &TableShape, tuple: &Tuple, key_only: bool) -> Result<Json, EnvelopeError> {
+    /// A row as Debezium writes it, a value per column. In a key-only old row the columns
+    /// outside the key are nulls that pgoutput did not send: Debezium gives a NOT NULL one its
+    /// type's empty value.
+    fn row(&self, shape: &TableShape, tuple: &Tuple, key_only: bool) -> Result<Vec<Json>, EnvelopeError> {
         let columns = &shape.relation.columns;
         if tuple.len() != columns.len() {
             return Err(EnvelopeError::Shape {
@@ -212,16 +209,16 @@ impl EnvelopeWriter {
                 found: tuple.len(),
             });
         }
-        let mut row = Map::with_capacity(columns.len());
+        let mut row = Vec::with_capacity(columns.len());
         for (i, column) in columns.iter().enumerate() {
             let value = if key_only && !column.key && shape.not_null[i] {
                 empty_value(column.ty)
             } else {
                 self.cell(shape, i, tuple.get(i))?
             };
-            row.insert(column.name.clone(), value);
+            row.push(value);
         }
-        Ok(Json::Object(row))
+        Ok(row)
     }
 
     fn cell(&self, shape: &TableShape, i: usize, cell: Option<&Cell>) -> Result<Json, EnvelopeError> {
@@ -344,6 +341,7 @@ mod tests {
     use serde_json::Value as Json;
 
     use super::*;
+    use crate::event::{Position, WalPosition};
     use crate::source::postgres::pgoutput::RelationColumn;
     use crate::source::postgres::values::PgType;
 
@@ -417,6 +415,12 @@ mod tests {
         json
     }
 
+    /// The value payload of a record, as its bytes carry it.
+    fn payload(record: &PreparedRecord) -> Json {
+        let value: Json = serde_json::from_slice(&record.value_bytes()).unwrap();
+        value["payload"].clone()
+    }
+
     fn writer() -> EnvelopeWriter {
         EnvelopeWriter { server: "pg".into(), database: "inventory".into() }
     }
@@ -438,7 +442,7 @@ mod tests {
         let shape = writer().shape(relation, not_null).unwrap();
         let nulls: Tuple =
             std::iter::once(Cell::Text("3".into())).chain(std::iter::repeat_n(Cell::Null, 16)).collect();
-        let record = writer().record(&shape, 'c', None, false, Some(&nulls), &origin()).unwrap();
+        let record = writer().record(&shape, Op::Create, None, false, Some(&nulls), &origin()).unwrap();
         let key: Json = serde_json::from_slice(&record.key_bytes().expect("a keyed table has keys")).unwrap();
         let value: Json = serde_json::from_slice(&record.value_bytes()).unwrap();
         let expected = &fixture[2];
@@ -454,6 +458,84 @@ mod tests {
         }
     }
 
+    /// A row of every type of `all_types`, as pgoutput sends it.
+    fn all_types_row() -> Tuple {
+        [
+            "1",
+            "12345.678",
+            "3.14159265358979",
+            "99.95",
+            "2024-01-02 03:04:05.123456",
+            "2024-01-02 01:04:05.123456+00",
+            "2024-01-02",
+            "13:14:15.5",
+            "{\"a\": 1}",
+            "{\"b\": [1, 2]}",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "{1,2,3}",
+            "{x,\"y z\"}",
+            "t",
+            "\\xdeadbeef",
+            "15000000000",
+            "9007199254740993",
+        ]
+        .into_iter()
+        .map(|text| Cell::Text(text.into()))
+        .collect()
+    }
+
+    #[test]
+    fn a_record_decodes_column_by_column_as_its_bytes_decode() {
+        let (relation, not_null) = all_types();
+        let shape = writer().shape(relation, not_null).unwrap();
+        let row = all_types_row();
+        let mut toasted = row.clone();
+        toasted[9] = Cell::UnchangedToast;
+        toasted[14] = Cell::UnchangedToast;
+        let key_only: Tuple =
+            std::iter::once(Cell::Text("1".into())).chain(std::iter::repeat_n(Cell::Null, 16)).collect();
+        let changes = [
+            (Op::Create, None, false, Some(&row)),
+            (Op::Update, Some(&row), false, Some(&toasted)),
+            (Op::Update, None, false, Some(&toasted)),
+            (Op::Delete, Some(&key_only), true, None),
+            (Op::Delete, Some(&row), false, None),
+            (Op::Truncate, None, false, None),
+        ];
+        for (index, (op, before, key_only, after)) in changes.into_iter().enumerate() {
+            let record = writer().record(&shape, op, before, key_only, after, &origin()).unwrap();
+            let position = Position::Wal {
+                topic: shape.topic.clone(),
+                position: WalPosition { commit_lsn: 26_709_432, index: index as u64 },
+            };
+            assert!(
+                record.decode_columns(position.clone()).is_some(),
+                "{op:?} #{index} typed column by column"
+            );
+            let from_columns = record.decode(position.clone()).unwrap();
+            let value = record.value_bytes();
+            let from_bytes =
+                decode::decode_json(record.key_bytes().as_deref(), Some(&value), position).unwrap();
+            assert_eq!(from_columns, from_bytes, "{op:?} #{index}");
+            let decode::Decoded::Change(event) = from_columns else { panic!("a change") };
+            assert_eq!(event.key.is_some(), op != Op::Truncate, "{op:?} #{index}");
+        }
+    }
+
+    #[test]
+    fn the_changes_of_one_transaction_share_their_source_block() {
+        let (relation, not_null) = all_types();
+        let shape = writer().shape(relation, not_null).unwrap();
+        let row = all_types_row();
+        let first = writer().record(&shape, Op::Create, None, false, Some(&row), &origin()).unwrap();
+        let second = writer().record(&shape, Op::Create, None, false, Some(&row), &origin()).unwrap();
+        assert!(Arc::ptr_eq(&first.source, &second.source));
+        let next = Origin { lsn: origin().lsn + 100, last_commit_lsn: Some(origin().lsn), ..origin() };
+        let third = writer().record(&shape, Op::Create, None, false, Some(&row), &next).unwrap();
+        assert_eq!(third.source["lsn"], json!(next.lsn));
+        assert_eq!(first.source["lsn"], json!(origin().lsn));
+    }
+
     #[test]
     fn a_key_only_old_row_is_completed_as_debezium_completes_it() {
         let (mut relation, mut not_null) = all_types();
@@ -462,7 +544,7 @@ mod tests {
         not_null[1] = true;
         let shape = writer().shape(relation, not_null).unwrap();
         let old: Tuple = vec![Cell::Text("3".into()), Cell::Null, Cell::Null];
-        let value = writer().record(&shape, 'd', Some(&old), true, None, &origin()).unwrap().value;
+        let value = payload(&writer().record(&shape, Op::Delete, Some(&old), true, None, &origin()).unwrap());
         // A NOT NULL decimal gets the empty bytes, a nullable one null.
         assert_eq!(value["before"], serde_json::json!({"id": 3, "num_fixed": "", "num_any": null}));
         assert_eq!(value["op"], "d");
@@ -476,7 +558,8 @@ mod tests {
             std::iter::once(Cell::Text("1".into())).chain(std::iter::repeat_n(Cell::Null, 16)).collect();
         row[9] = Cell::UnchangedToast;
         row[14] = Cell::UnchangedToast;
-        let value = writer().record(&shape, 'u', None, false, Some(&row), &origin()).unwrap().value;
+        let value =
+            payload(&writer().record(&shape, Op::Update, None, false, Some(&row), &origin()).unwrap());
         assert_eq!(value["after"]["jb"], UNAVAILABLE);
         assert_eq!(value["after"]["by"], UNAVAILABLE_BASE64);
     }

@@ -23,7 +23,7 @@ use super::values::PgType;
 use super::{EmbeddedSettings, Item, Progress};
 use crate::config::SnapshotMode;
 use crate::decode::PreparedRecord;
-use crate::event::WalPosition;
+use crate::event::{Op, WalPosition};
 use crate::ops::health::Health;
 use crate::ops::metrics::{Gauge, Metrics, names};
 use crate::source::SourceRecord;
@@ -322,7 +322,7 @@ impl Reader {
             last_commit_lsn: None,
             snapshot: Some(if last { SnapshotMark::Last } else { SnapshotMark::Row }),
         };
-        let prepared = self.writer.record(shape, 'r', None, false, Some(tuple), &origin)?;
+        let prepared = self.writer.record(shape, Op::Read, None, false, Some(tuple), &origin)?;
         let record = record(shape, prepared, WalPosition { commit_lsn: consistent_point, index });
         send(items, paused, Item::Record(record)).await
     }
@@ -425,7 +425,7 @@ impl Reader {
                 self.shapes.insert(shape.relation.id, shape);
             }
             Message::Insert { relation, new } => {
-                self.change(transaction, items, paused, relation, 'c', None, Some(new)).await?;
+                self.change(transaction, items, paused, relation, Op::Create, None, Some(new)).await?;
             }
             Message::Update { relation, old, new } => {
                 let shape = self.shape(relation)?;
@@ -439,19 +439,19 @@ impl Reader {
                 });
                 if key_changed {
                     // A key change is a delete of the old key and a create of the new one.
-                    self.change(transaction, items, paused, relation, 'd', old, None).await?;
-                    self.change(transaction, items, paused, relation, 'c', None, Some(new)).await?;
+                    self.change(transaction, items, paused, relation, Op::Delete, old, None).await?;
+                    self.change(transaction, items, paused, relation, Op::Create, None, Some(new)).await?;
                 } else {
                     let before = old.filter(|_| shape.relation.replica_identity == b'f');
-                    self.change(transaction, items, paused, relation, 'u', before, Some(new)).await?;
+                    self.change(transaction, items, paused, relation, Op::Update, before, Some(new)).await?;
                 }
             }
             Message::Delete { relation, old } => {
-                self.change(transaction, items, paused, relation, 'd', Some(old), None).await?;
+                self.change(transaction, items, paused, relation, Op::Delete, Some(old), None).await?;
             }
             Message::Truncate { relations } => {
                 for relation in relations {
-                    self.change(transaction, items, paused, relation, 't', None, None).await?;
+                    self.change(transaction, items, paused, relation, Op::Truncate, None, None).await?;
                 }
             }
             Message::Other => {}
@@ -472,7 +472,7 @@ impl Reader {
         items: &mpsc::Sender<Item>,
         paused: &mut watch::Receiver<bool>,
         relation: u32,
-        op: char,
+        op: Op,
         before: Option<Tuple>,
         after: Option<Tuple>,
     ) -> anyhow::Result<()> {
@@ -492,12 +492,8 @@ impl Reader {
             snapshot: None,
         };
         let position = WalPosition { commit_lsn: transaction.final_lsn, index };
-        let prepared = if op == 't' {
-            self.writer.truncate(shape, &origin)
-        } else {
-            let key_only = shape.relation.replica_identity != b'f';
-            self.writer.record(shape, op, before.as_ref(), key_only, after.as_ref(), &origin)?
-        };
+        let key_only = shape.relation.replica_identity != b'f';
+        let prepared = self.writer.record(shape, op, before.as_ref(), key_only, after.as_ref(), &origin)?;
         let record = record(shape, prepared, position);
         send(items, paused, Item::Record(record)).await
     }
