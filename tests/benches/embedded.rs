@@ -85,9 +85,29 @@ fn main() {
         let outcome = pipeline.await.unwrap();
         assert_eq!(outcome, pipeline::Outcome::Stopped);
         client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE; DROP TABLE public.{source}")).await.unwrap();
-        let _ = client.execute("SELECT pg_drop_replication_slot($1)", &[&format!("bench_{suffix}")]).await;
-        let _ = client.batch_execute(&format!("DROP PUBLICATION bench_{suffix}")).await;
+        drop_slot(&client, &format!("bench_{suffix}")).await;
+        client.batch_execute(&format!("DROP PUBLICATION bench_{suffix}")).await.unwrap();
     });
+}
+
+/// Drops the bench's slot, so that runs do not pile up slots holding WAL (and reach
+/// `max_replication_slots`). The stopped pipeline's replication connection outlives it inside
+/// this process, so its walsender is ended first.
+async fn drop_slot(client: &Client, slot: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The slot's name is the bench's own (`bench_` and hex digits).
+    let end_walsender = format!(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
+    );
+    loop {
+        client.batch_execute(&end_walsender).await.unwrap();
+        let Err(error) = client.batch_execute(&format!("SELECT pg_drop_replication_slot('{slot}')")).await
+        else {
+            return;
+        };
+        assert!(Instant::now() < deadline, "the slot {slot} could not be dropped: {error:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn connect(env: &TestEnv) -> Client {
