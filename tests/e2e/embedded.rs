@@ -2,10 +2,18 @@
 //! no Connect) into real sinks. Every change and type reaches a replica; the initial snapshot
 //! under concurrent writes gives every row once; kill -9 under load, repeated, writes every
 //! change exactly once; the slot moves on while the captured table is idle and the rest of the
-//! database writes; a record no sink can take lands in the DLQ directory.
+//! database writes; a record no sink can take lands in the DLQ directory; a pipeline stopped
+//! in process lets go of its slot.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use cdc_host::config::{Secret, SnapshotMode};
+use cdc_host::ops::health::Health;
+use cdc_host::ops::metrics::Metrics;
+use cdc_host::pipeline;
+use cdc_host::source::postgres::{ConnectOptions, EmbeddedSettings};
+use cdc_tests::pipeline::pipeline_settings;
 use cdc_tests::receiver::eventually;
 use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, postgres_replica_sink};
 
@@ -284,5 +292,52 @@ async fn a_lost_replication_connection_resumes_where_it_left_off() {
     scenario.wait_ready(health_port, &cdc, Duration::from_secs(30)).await;
     assert!(cdc.terminate(Duration::from_secs(60)).success(), "{}", cdc.log());
     scenario.sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
+    scenario.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_embedded_pipeline_lets_go_of_its_slot_in_process() {
+    let scenario = Scenario::new(NOTE_TABLE).await;
+    let env = &scenario.env;
+    let embedded = EmbeddedSettings {
+        connect: ConnectOptions {
+            host: env.pg_host.clone(),
+            port: env.pg_port,
+            database: env.pg_db.clone(),
+            user: env.pg_user.clone(),
+            password: Secret::new(""),
+        },
+        tables: vec![format!("public.{}", scenario.names.table)],
+        publication: scenario.names.publication.clone(),
+        slot: scenario.names.slot.clone(),
+        snapshot_mode: SnapshotMode::Never,
+        server: scenario.names.topic_prefix.clone(),
+        status_interval: Duration::from_millis(200),
+        max_retries: 3,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let settings = pipeline_settings("unused", "unused", "unused", Vec::new());
+    let health = Arc::new(Health::new(Vec::<String>::new()));
+    let running = tokio::spawn(pipeline::run_embedded(
+        settings,
+        embedded,
+        None,
+        health,
+        Arc::new(Metrics::default()),
+        shutdown,
+    ));
+    assert!(eventually(Duration::from_secs(60), || scenario.slot_active()).await, "the slot never streamed");
+    scenario.sql(&format!("INSERT INTO public.{} VALUES (1, 'one')", scenario.names.table)).await;
+
+    let _ = stop.send(());
+    let outcome = running.await.unwrap().expect("the embedded source started");
+    assert_eq!(outcome, pipeline::Outcome::Stopped);
+    // The process lives on (a host embedding the pipeline, a test): the replication connection
+    // must close with the pipeline, or the slot stays in use and holds WAL.
+    let released = eventually(Duration::from_secs(5), || async { !scenario.slot_active().await }).await;
+    assert!(released, "the slot is still in use after the pipeline stopped");
     scenario.cleanup().await;
 }

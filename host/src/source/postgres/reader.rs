@@ -185,23 +185,23 @@ impl Reader {
     /// Reads the snapshot, then streams until the source is dropped; a failure that outlasts
     /// the retries halts the pipeline with the reason.
     pub async fn run(mut self, items: mpsc::Sender<Item>, mut paused: watch::Receiver<bool>) {
-        let lag_task =
-            tokio::spawn(measure_lag(self.client.clone(), self.settings.slot.clone(), self.lag.clone()));
+        let _lag_task =
+            Companion::spawn(measure_lag(self.client.clone(), self.settings.slot.clone(), self.lag.clone()));
+        let mut _snapshot_recorder = None;
         if let Some((replication, name, consistent_point)) = self.snapshot.take() {
             let read = self.read_snapshot(&name, consistent_point, &items, &mut paused).await;
             // The exported snapshot lives as long as the connection that exported it.
             drop(replication);
             if let Err(error) = read {
                 self.fail(format!("the initial snapshot failed: {error:#}"));
-                lag_task.abort();
                 return;
             }
-            tokio::spawn(record_snapshot_when_durable(
+            _snapshot_recorder = Some(Companion::spawn(record_snapshot_when_durable(
                 self.client.clone(),
                 self.settings.slot.clone(),
                 consistent_point,
                 self.progress.clone(),
-            ));
+            )));
         }
         let mut failures = 0u32;
         loop {
@@ -221,7 +221,6 @@ impl Reader {
                 }
             }
         }
-        lag_task.abort();
     }
 
     /// Gives up: the source reports `reason` to the pipeline, which halts with it.
@@ -343,16 +342,14 @@ impl Reader {
         tracing::info!(slot = self.settings.slot, from = format_lsn(self.resume_from), "embedded.streaming");
         let received = Arc::new(AtomicU64::new(self.resume_from));
         let reply_now = Arc::new(tokio::sync::Notify::new());
-        let status = tokio::spawn(send_status(
+        let _status = Companion::spawn(send_status(
             status_writer,
             self.progress.clone(),
             received.clone(),
             reply_now.clone(),
             self.settings.status_interval,
         ));
-        let result = self.read_stream(&mut stream, items, paused, &received, &reply_now, failures).await;
-        status.abort();
-        result
+        self.read_stream(&mut stream, items, paused, &received, &reply_now, failures).await
     }
 
     async fn read_stream(
@@ -509,6 +506,23 @@ fn record(shape: &TableShape, prepared: PreparedRecord, wal: WalPosition) -> Sou
         value: None,
         wal: Some(wal),
         prepared: Some(Arc::new(prepared)),
+    }
+}
+
+/// A task that runs beside the reader and ends with it: when the source closes it aborts the
+/// reader, and a status sender left running would hold the replication connection (and the
+/// slot) open for as long as the process lives.
+struct Companion(tokio::task::JoinHandle<()>);
+
+impl Companion {
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Companion(tokio::spawn(task))
+    }
+}
+
+impl Drop for Companion {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
