@@ -15,12 +15,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdc_host::config::{Secret, SnapshotMode};
+use cdc_host::config::SnapshotMode;
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::{self, SinkSettings};
 use cdc_host::sinks::postgres::{PostgresFactory, PostgresSettings, Target};
-use cdc_host::source::postgres::{ConnectOptions, EmbeddedSettings};
+use cdc_host::source::postgres::EmbeddedSettings;
 use cdc_tests::env::{TestEnv, unique_suffix};
 use cdc_tests::pipeline::{pipeline_settings, quick_retry};
 use tokio_postgres::Client;
@@ -163,13 +163,7 @@ async fn run_pipeline(
     options.max_buffered_messages = 40_000;
     options.commit_interval = Duration::from_millis(200);
     let embedded = EmbeddedSettings {
-        connect: ConnectOptions {
-            host: env.pg_host.clone(),
-            port: env.pg_port,
-            database: env.pg_db.clone(),
-            user: env.pg_user.clone(),
-            password: Secret::new(""),
-        },
+        connect: env.embedded_source_connection(),
         tables: vec![format!("public.{source}")],
         publication: format!("bench_{suffix}"),
         slot: format!("bench_{suffix}"),

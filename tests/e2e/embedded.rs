@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdc_host::config::{Secret, SnapshotMode};
+use cdc_host::config::SnapshotMode;
 use cdc_host::ops::health::Health;
 use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline;
-use cdc_host::source::postgres::{ConnectOptions, EmbeddedSettings};
+use cdc_host::source::postgres::EmbeddedSettings;
 use cdc_tests::pipeline::pipeline_settings;
 use cdc_tests::receiver::eventually;
 use cdc_tests::scenario::{NOTE_TABLE, PipelineParts, Scenario, postgres_replica_sink};
@@ -300,13 +300,7 @@ async fn a_stopped_embedded_pipeline_lets_go_of_its_slot_in_process() {
     let scenario = Scenario::new(NOTE_TABLE).await;
     let env = &scenario.env;
     let embedded = EmbeddedSettings {
-        connect: ConnectOptions {
-            host: env.pg_host.clone(),
-            port: env.pg_port,
-            database: env.pg_db.clone(),
-            user: env.pg_user.clone(),
-            password: Secret::new(""),
-        },
+        connect: env.embedded_source_connection(),
         tables: vec![format!("public.{}", scenario.names.table)],
         publication: scenario.names.publication.clone(),
         slot: scenario.names.slot.clone(),

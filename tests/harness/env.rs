@@ -3,6 +3,7 @@
 
 use cdc_host::config::{PostgresSslMode, Secret};
 use cdc_host::sinks::postgres::ConnectSettings;
+use cdc_host::source::postgres::ConnectOptions;
 
 /// Where the real services of the test environment listen.
 #[derive(Debug, Clone)]
@@ -52,6 +53,17 @@ impl TestEnv {
             password: Secret::new(""),
             sslmode: PostgresSslMode::Disable,
             sslrootcert: None,
+        }
+    }
+
+    /// How the embedded source reaches the test database (trusted: no password).
+    pub fn embedded_source_connection(&self) -> ConnectOptions {
+        ConnectOptions {
+            host: self.pg_host.clone(),
+            port: self.pg_port,
+            database: self.pg_db.clone(),
+            user: self.pg_user.clone(),
+            password: Secret::new(""),
         }
     }
 

@@ -103,29 +103,17 @@ impl PreparedRecord {
     /// Types each column value by its field schema; `None` when one does not fit.
     pub(crate) fn decode_columns(&self, position: Position) -> Option<ChangeEvent> {
         let row_schema = self.schemas.row();
-        let fields: Vec<(&str, &ConnectSchema)> =
-            row_schema.struct_fields(Path::Root("after")).ok()?.collect();
-        let typed_row = |values: &Vec<Json>| -> Option<Row> {
-            if values.len() != fields.len() {
-                return None;
-            }
-            let columns = fields.iter().zip(values).map(|((name, schema), value)| {
-                let value = schema::typed(Path::Root(name), schema, value.clone()).ok()?;
-                Some(((*name).to_owned(), value))
-            });
-            columns.collect::<Option<Vec<_>>>().map(Row::from)
+        let typed_row = |values: &Vec<Json>| typed_columns(row_schema, values.iter());
+        let before = match &self.before {
+            Some(values) => Some(typed_row(values)?),
+            None => None,
         };
-        let before = self.before.as_ref().map(typed_row).map_or(Some(None), |row| row.map(Some))?;
-        let after = self.after.as_ref().map(typed_row).map_or(Some(None), |row| row.map(Some))?;
+        let after = match &self.after {
+            Some(values) => Some(typed_row(values)?),
+            None => None,
+        };
         let key = match self.key_values() {
-            Some(values) => {
-                let fields = self.schemas.key.struct_fields(Path::Root("key")).ok()?;
-                let columns = fields.zip(values).map(|((name, schema), value)| {
-                    let value = schema::typed(Path::Root(name), schema, value.clone()).ok()?;
-                    Some((name.to_owned(), value))
-                });
-                Some(Row::from(columns.collect::<Option<Vec<_>>>()?))
-            }
+            Some(values) => Some(typed_columns(&self.schemas.key, values)?),
             None => None,
         };
         Some(ChangeEvent {
@@ -198,6 +186,18 @@ impl PreparedRecord {
     pub fn value_bytes(&self) -> Vec<u8> {
         with_schema(&self.schemas.value_text, &self.value_tree())
     }
+}
+
+/// A row of values typed, in order, by the fields of the struct schema `schema`; `None` when
+/// there are more or fewer values than fields, or a value does not fit its field.
+fn typed_columns<'v>(schema: &ConnectSchema, values: impl Iterator<Item = &'v Json>) -> Option<Row> {
+    let mut fields = schema.struct_fields(Path::Root("")).ok()?;
+    let mut row = Vec::with_capacity(values.size_hint().0);
+    for value in values {
+        let (name, field) = fields.next()?;
+        row.push((name.to_owned(), schema::typed(Path::Root(name), field, value.clone()).ok()?));
+    }
+    fields.next().is_none().then(|| Row::from(row))
 }
 
 /// `{"schema": <schema>, "payload": <payload>}`, with the schema text as it is.

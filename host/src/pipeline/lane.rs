@@ -25,11 +25,11 @@ const PARALLEL_DECODE_MIN: usize = 256;
 /// Decoding chunks running at once, across every lane: one per core. More would only queue for
 /// the cores, and each would take a blocking-pool thread of its own, whose allocator heap keeps
 /// the memory of the events it decoded (with 4 busy partitions, 30–40 MB of peak RSS).
-static DECODE_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(cores())));
+static DECODE_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(*CORES)));
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
+/// The cores this process may use, read once: on Linux the standard library reads the cgroup
+/// files to tell, which is I/O a batch should not repeat.
+static CORES: LazyLock<usize> = LazyLock::new(|| std::thread::available_parallelism().map_or(1, usize::from));
 
 /// Decodes a large batch in chunks on the blocking pool, one chunk per core, so that a single
 /// busy partition uses every core; `None` for each record of a small batch, and for one that
@@ -39,7 +39,7 @@ async fn first_attempts(
     decoder: &Decoder,
     records: &[Arc<SourceRecord>],
 ) -> Vec<Option<Result<Decoded, decode::Error>>> {
-    let cores = cores();
+    let cores = *CORES;
     if cores < 2 || records.len() < PARALLEL_DECODE_MIN {
         return std::iter::repeat_with(|| None).take(records.len()).collect();
     }
