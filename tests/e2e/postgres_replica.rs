@@ -234,10 +234,19 @@ pub(crate) async fn kill_9_under_load(scenario: &Scenario, schema: &str, parts: 
     scenario.wait_streaming(&cdc).await;
 
     let total: i64 = 300;
-    let load = scenario.spawn_load(total, Duration::from_millis(30), Some(3));
+    // The load comes in one slice per run, each started as its run starts: a run that rejoins
+    // the consumer group waits out the killed member's session first, seconds in which one
+    // load for all runs would end, and a run that found nothing new to write could not be
+    // killed while writing. A slice is a multiple of 3 rows, so each update's row is in it.
+    let slice = total / 4;
+    let slice_of = |run: i64| {
+        scenario.spawn_load_of(run * slice + 1..=(run + 1) * slice, Duration::from_millis(30), Some(3))
+    };
+    let mut loads = Vec::new();
     let logged = format!("SELECT count(*) FROM {schema}.events");
     let mut logs = String::new();
     for round in 0..3 {
+        loads.push(slice_of(round));
         let seen = count(scenario, &logged).await;
         let progressed =
             eventually(CONVERGE_TIMEOUT, || async { count(scenario, &logged).await >= seen + 20 }).await;
@@ -246,7 +255,10 @@ pub(crate) async fn kill_9_under_load(scenario: &Scenario, schema: &str, parts: 
         logs.push_str(&format!("--- run {round} ---\n{}", cdc.log()));
         cdc = scenario.start(parts, &[]).0;
     }
-    load.await.unwrap();
+    loads.push(slice_of(3));
+    for load in loads {
+        load.await.unwrap();
+    }
 
     let source = format!("public.{}", scenario.names.table);
     let replica = format!("{schema}.{}", scenario.names.table);

@@ -163,12 +163,22 @@ impl Scenario {
         pause: Duration,
         update_every: Option<i64>,
     ) -> tokio::task::JoinHandle<()> {
+        self.spawn_load_of(1..=rows, pause, update_every)
+    }
+
+    /// [`spawn_load`](Self::spawn_load) of the rows `ids` only.
+    pub fn spawn_load_of(
+        &self,
+        ids: std::ops::RangeInclusive<i64>,
+        pause: Duration,
+        update_every: Option<i64>,
+    ) -> tokio::task::JoinHandle<()> {
         let config = self.env.pg_config();
         let table = self.names.table.clone();
         tokio::spawn(async move {
             let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(connection);
-            for id in 1..=rows {
+            for id in ids {
                 client
                     .batch_execute(&format!("INSERT INTO public.{table} VALUES ({id}, 'row {id}')"))
                     .await

@@ -31,6 +31,12 @@ pub fn decode_json(key: Option<&[u8]>, value: Option<&[u8]>, position: Position)
     {
         return Ok(Decoded::Change(plain::into_event(event, decode_key(key)?, position)));
     }
+    if let Some((schema, payload)) = split_as_last(MessagePart::Value, value)
+        && let Ok(key) = decode_key(key)
+        && let Some(event) = schemaful::parse(&schema, payload, key, position.clone())
+    {
+        return Ok(Decoded::Change(event));
+    }
     let (schema, payload) = match split_raw(MessagePart::Value, value)? {
         Split::WithSchema { schema: Some(schema), payload } => {
             // A key that does not decode is the general path's to report (or to skip, for DDL).
@@ -67,6 +73,11 @@ fn starts_with_schema(bytes: &[u8]) -> bool {
 
 /// Parses a key or value and splits off its schema, if it has one.
 fn split(part: MessagePart, bytes: &[u8]) -> Result<(Option<Arc<ConnectSchema>>, Json), Error> {
+    if let Some((schema, payload)) = split_as_last(part, bytes)
+        && let Ok(payload) = serde_json::from_str(payload)
+    {
+        return Ok((Some(schema), payload));
+    }
     match split_raw(part, bytes)? {
         Split::WithSchema { schema, payload } => Ok((schema, parse_payload(part, payload)?)),
         Split::Plain(json) => Ok((None, json)),
@@ -79,6 +90,21 @@ enum Split<'a> {
     WithSchema { schema: Option<Arc<ConnectSchema>>, payload: &'a str },
     /// Anything else, parsed.
     Plain(Json),
+}
+
+/// Splits a record written as `{"schema":<the schema text of the last record>,"payload":…}`
+/// without reading the schema: JsonConverter writes a table's schema byte for byte the same in
+/// every record, and comparing bytes is many times cheaper than scanning them as JSON. The
+/// payload is not checked here: a caller that cannot parse it takes [`split_raw`], which words
+/// the error for the whole record.
+fn split_as_last(part: MessagePart, bytes: &[u8]) -> Option<(Arc<ConnectSchema>, &str)> {
+    let rest = bytes.strip_prefix(b"{\"schema\":")?;
+    LAST_SCHEMAS.with_borrow(|last| {
+        let (text, schema) = last[slot(part)].as_ref()?;
+        let payload =
+            rest.strip_prefix(text.as_bytes())?.strip_prefix(b",\"payload\":")?.strip_suffix(b"}")?;
+        Some((schema.clone(), std::str::from_utf8(payload).ok()?))
+    })
 }
 
 /// Splits a key or value. JsonConverter repeats the same schema in every record of a table: a
@@ -117,20 +143,33 @@ const SCHEMA_CACHE_SIZE: usize = 256;
 
 thread_local! {
     static SCHEMAS: RefCell<HashMap<Box<str>, Arc<ConnectSchema>>> = RefCell::new(HashMap::new());
-    /// The schema used last: records of one table come in runs, and comparing a schema's text
-    /// with the last one is much cheaper than hashing it.
-    static LAST_SCHEMA: RefCell<Option<(Box<str>, Arc<ConnectSchema>)>> = const { RefCell::new(None) };
+    /// The schema used last, by key and value ([`slot`]): records of one table come in runs,
+    /// and comparing a schema's text with the last one is much cheaper than hashing it.
+    static LAST_SCHEMAS: RefCell<[Option<KnownSchema>; 2]> = const { RefCell::new([None, None]) };
+}
+
+/// A schema's text, and the schema parsed from it.
+type KnownSchema = (Box<str>, Arc<ConnectSchema>);
+
+/// A part's slot in [`LAST_SCHEMAS`]: a record's key and value alternate, and one slot for
+/// both would miss every time.
+fn slot(part: MessagePart) -> usize {
+    match part {
+        MessagePart::Key => 0,
+        MessagePart::Value => 1,
+    }
 }
 
 fn cached_schema(part: MessagePart, text: &str) -> Result<Arc<ConnectSchema>, Error> {
-    let last = LAST_SCHEMA.with_borrow(|last| {
-        last.as_ref().filter(|(last_text, _)| **last_text == *text).map(|(_, schema)| schema.clone())
+    let last = LAST_SCHEMAS.with_borrow(|last| {
+        let (last_text, schema) = last[slot(part)].as_ref()?;
+        (**last_text == *text).then(|| schema.clone())
     });
     if let Some(schema) = last {
         return Ok(schema);
     }
     let schema = schema_by_text(part, text)?;
-    LAST_SCHEMA.set(Some((text.into(), schema.clone())));
+    LAST_SCHEMAS.with_borrow_mut(|last| last[slot(part)] = Some((text.into(), schema.clone())));
     Ok(schema)
 }
 
@@ -237,6 +276,59 @@ mod tests {
             }
         }
         assert!(compared >= 10, "only {compared} records with schemas compared");
+    }
+
+    /// A record decoded on a thread that has seen no schema yet: the long way, every time.
+    fn decoded_afresh(key: &[u8], value: &[u8]) -> String {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        let decoded = std::thread::spawn(move || decode_json(Some(&key), Some(&value), position()));
+        describe(&decoded.join().expect("decodes without a panic"))
+    }
+
+    fn describe(decoded: &Result<Decoded, Error>) -> String {
+        match decoded {
+            Ok(decoded) => format!("{decoded:?}"),
+            Err(error) => format!("{}: {:?}", error, error.source().map(ToString::to_string)),
+        }
+    }
+
+    /// Records after the first of a table skip its schema by comparing bytes; whatever follows
+    /// the schema must come out as it does on a thread that read the whole record.
+    #[test]
+    fn a_schema_seen_before_gives_what_reading_it_gives() {
+        let key_schema =
+            json!({"type": "struct", "fields": [{"field": "id", "type": "int32", "optional": false}]});
+        let row = json!({"type": "struct", "optional": true, "fields": [
+            {"field": "id", "type": "int32", "optional": false},
+            {"field": "name", "type": "string", "optional": true},
+        ]});
+        let schema = json!({"type": "struct", "fields": [
+            {"field": "before", "type": "struct", "optional": true, "fields": row["fields"]},
+            {"field": "after", "type": "struct", "optional": true, "fields": row["fields"]},
+            {"field": "source", "type": "struct", "fields": [{"field": "table", "type": "string"}]},
+            {"field": "op", "type": "string"},
+        ]});
+        let key = serde_json::to_vec(&json!({"schema": key_schema, "payload": {"id": 1}})).expect("bytes");
+        let record = |payload: &str| format!(r#"{{"schema":{schema},"payload":{payload}}}"#).into_bytes();
+        let change =
+            r#"{"before":null,"after":{"id":1,"name":"a"},"source":{"schema":"s","table":"t"},"op":"c"}"#;
+        let first = decode_json(Some(&key), Some(&record(change)), position());
+        assert!(matches!(first, Ok(Decoded::Change(_))), "{first:?}");
+        let followers = [
+            record(change),
+            record(&change.replace(r#""a""#, r#""b""#)),
+            // Not one JSON value after the schema, or not the payload a row change needs.
+            record(&format!("{change}}}")),
+            record(&format!("{change},\"extra\":1")),
+            record(r#"{"before":null,"after":{"id":"one"},"source":{"table":"t"},"op":"c"}"#),
+            record(r#"{"before":null,"after":{"id":1,"#),
+            record("null"),
+            format!(r#"{{"schema":{schema},"payload":{change}}} "#).into_bytes(),
+        ];
+        for value in followers {
+            let again = decode_json(Some(&key), Some(&value), position());
+            assert_eq!(describe(&again), decoded_afresh(&key, &value), "{}", String::from_utf8_lossy(&value));
+        }
     }
 
     #[test]

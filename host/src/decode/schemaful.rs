@@ -24,7 +24,11 @@ pub(super) fn parse(
     key: Option<Row>,
     position: Position,
 ) -> Option<ChangeEvent> {
-    parse_from(schema, &mut serde_json::Deserializer::from_str(payload), key, position)
+    let mut payload = serde_json::Deserializer::from_str(payload);
+    let event = parse_from(schema, &mut payload, key, position)?;
+    // The payload may be a slice that was not checked to hold one JSON value and no more.
+    payload.end().ok()?;
+    Some(event)
 }
 
 fn parse_from<'de, D: Deserializer<'de>>(

@@ -2,6 +2,7 @@
 //! and is cast to its target column's type by the server, so one encoding serves every type,
 //! and nothing is ever spliced into SQL.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::event::Value;
@@ -10,15 +11,20 @@ use crate::event::Value;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The text PostgreSQL reads `value` from; `None` for NULL. An unchanged TOAST column has no
-/// text: the caller leaves such a column out of the statement.
-pub(super) fn text(value: &Value) -> Option<String> {
+/// text: the caller leaves such a column out of the statement. Values held as text already
+/// (strings, decimals, timestamps with a zone, JSON, UUIDs) are lent, not copied.
+pub(super) fn text(value: &Value) -> Option<Cow<'_, str>> {
     let mut out = String::new();
     match value {
         Value::Null | Value::Unavailable => return None,
+        Value::Text(text) | Value::Json(text) | Value::Uuid(text) | Value::TimestampTz(text) => {
+            return Some(Cow::Borrowed(text));
+        }
+        Value::Decimal(decimal) => return Some(Cow::Borrowed(decimal.as_str())),
         Value::Array(items) => write_array(&mut out, items),
         scalar => write_scalar(&mut out, scalar),
     }
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 fn write_scalar(out: &mut String, value: &Value) {

@@ -19,6 +19,7 @@ mod schema;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -31,7 +32,7 @@ use crate::config::{PostgresMode, PostgresSinkConfig};
 use crate::error::ErrorClass;
 use crate::event::ChangeEvent;
 use crate::sinks::positions::{Mark, after, stream_of};
-use crate::sinks::{Sink, SinkError, SinkFactory};
+use crate::sinks::{Batching, Sink, SinkError, SinkFactory};
 use crate::source::acks::PartitionKey;
 
 /// What the sink writes.
@@ -143,6 +144,14 @@ impl PostgresFactory {
 impl SinkFactory for PostgresFactory {
     fn sink_id(&self) -> &str {
         &self.shared.sink_id
+    }
+
+    /// Batches that queued while the lane wrote are written together up to `batch_size` rows:
+    /// one transaction (one commit, one position update) instead of one per lane batch. A
+    /// lane under load takes its records a fetch at a time (about 1,000 records of 2 KB), far
+    /// below a `batch_size` of 10,000.
+    fn batching(&self) -> Batching {
+        Batching { max_events: self.shared.rows_per_statement, linger: Duration::ZERO }
     }
 
     fn stores_positions(&self) -> bool {

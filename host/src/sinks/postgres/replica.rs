@@ -7,8 +7,11 @@
 //! a truncate, a bulk delete and one bulk upsert per set of columns present, every value
 //! passed as text in an array parameter and cast by the server to the column's type.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::fast::RandomState;
 
 use tokio_postgres::types::ToSql;
 
@@ -77,26 +80,28 @@ pub(super) struct Replica {
     tables: HashMap<TableId, Arc<Resolved>>,
 }
 
-/// A column's value in a change: text (`None` for NULL), or not sent (unchanged TOAST, or a
-/// column the source row does not have), which leaves the target's value alone.
+/// A column's value in a change: text (`None` for NULL; lent by the event where it holds
+/// text already), or not sent (unchanged TOAST, or a column the source row does not have),
+/// which leaves the target's value alone.
 #[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Value(Option<String>),
+enum Cell<'e> {
+    Value(Option<Cow<'e, str>>),
     Unchanged,
 }
 
-type Key = Vec<String>;
+type Key<'e> = Vec<Cow<'e, str>>;
 
-enum Change {
-    Upsert(Vec<Cell>),
+enum Change<'e> {
+    Upsert(Vec<Cell<'e>>),
     Delete,
 }
 
-/// One table's net changes in a write.
-struct TableChanges {
+/// One table's net changes in a write. The maps of a write hold thousands of keys and are
+/// hashed once per event: a fast hasher, seeded per process.
+struct TableChanges<'e> {
     table: Arc<Resolved>,
     truncate: bool,
-    changes: HashMap<Key, Change>,
+    changes: HashMap<Key<'e>, Change<'e>, RandomState>,
 }
 
 impl Replica {
@@ -117,7 +122,7 @@ impl Replica {
         events: &[ChangeEvent],
         rows_per_statement: usize,
     ) -> Result<(), ApplyError> {
-        let mut changes: HashMap<TableName, TableChanges> = HashMap::new();
+        let mut changes: HashMap<TableName, TableChanges<'_>> = HashMap::new();
         let mut refused = None;
         for (index, event) in events.iter().enumerate() {
             if event.op == Op::Truncate
@@ -218,13 +223,13 @@ fn key_columns(event: &ChangeEvent) -> Option<Vec<String>> {
 }
 
 /// Folds one event into the write's net changes.
-fn reduce(
-    changes: &mut HashMap<TableName, TableChanges>,
+fn reduce<'e>(
+    changes: &mut HashMap<TableName, TableChanges<'e>>,
     table: Arc<Resolved>,
-    event: &ChangeEvent,
+    event: &'e ChangeEvent,
 ) -> Result<(), String> {
     if !changes.contains_key(&table.table.name) {
-        let empty = TableChanges { table: table.clone(), truncate: false, changes: HashMap::new() };
+        let empty = TableChanges { table: table.clone(), truncate: false, changes: HashMap::default() };
         changes.insert(table.table.name.clone(), empty);
     }
     let entry = changes.get_mut(&table.table.name).expect("inserted above");
@@ -239,15 +244,14 @@ fn reduce(
                 .as_ref()
                 .or(event.before.as_ref())
                 .ok_or("a delete with neither key nor before row")?;
-            let key = key_of(&table, &cells(&table, row)?)?;
-            entry.changes.insert(key, Change::Delete);
+            entry.changes.insert(row_key(&table, row)?, Change::Delete);
         }
         Op::Create | Op::Read | Op::Update => {
             let after = event.after.as_ref().ok_or("a change with no after row")?;
             let mut row = cells(&table, after)?;
             let key = key_of(&table, &row)?;
             if let Some(before) = &event.before
-                && let Ok(old_key) = key_of(&table, &cells(&table, before)?)
+                && let Ok(old_key) = row_key(&table, before)
                 && old_key != key
             {
                 entry.changes.insert(old_key, Change::Delete);
@@ -266,15 +270,23 @@ fn reduce(
 }
 
 /// A row's cells in the target's column order.
-fn cells(table: &Resolved, row: &Row) -> Result<Vec<Cell>, String> {
-    let mut cells = vec![Cell::Unchanged; table.table.columns.len()];
+fn cells<'e>(table: &Resolved, row: &'e Row) -> Result<Vec<Cell<'e>>, String> {
+    let columns = &table.table.columns;
+    let mut cells = vec![Cell::Unchanged; columns.len()];
+    let mut next = 0;
     for (name, value) in row.iter() {
-        let index = *table.index.get(name).ok_or_else(|| {
-            format!(
-                "column `{name}` is not in target table {} and the event has no schema to add it from",
-                table.table.name
-            )
-        })?;
+        // A table made from the source schema has the source's column order: try the column
+        // after the previous one before the map.
+        let index = match columns.get(next) {
+            Some(column) if column.name == name => next,
+            _ => *table.index.get(name).ok_or_else(|| {
+                format!(
+                    "column `{name}` is not in target table {} and the event has no schema to add it from",
+                    table.table.name
+                )
+            })?,
+        };
+        next = index + 1;
         cells[index] = match value {
             Value::Unavailable => Cell::Unchanged,
             value => Cell::Value(literal::text(value)),
@@ -283,21 +295,39 @@ fn cells(table: &Resolved, row: &Row) -> Result<Vec<Cell>, String> {
     Ok(cells)
 }
 
-fn key_of(table: &Resolved, cells: &[Cell]) -> Result<Key, String> {
+/// The key of a row's cells.
+fn key_of<'e>(table: &Resolved, cells: &[Cell<'e>]) -> Result<Key<'e>, String> {
     table
         .key
         .iter()
         .map(|&index| match &cells[index] {
             Cell::Value(Some(text)) => Ok(text.clone()),
-            _ => Err(format!("key column `{}` has no value", table.table.columns[index].name)),
+            _ => Err(no_key_value(table, index)),
         })
         .collect()
+}
+
+/// The key of a row read from its key columns alone (an old row, or a message key).
+fn row_key<'e>(table: &Resolved, row: &'e Row) -> Result<Key<'e>, String> {
+    table
+        .key
+        .iter()
+        .map(|&index| {
+            row.get(&table.table.columns[index].name)
+                .and_then(literal::text)
+                .ok_or_else(|| no_key_value(table, index))
+        })
+        .collect()
+}
+
+fn no_key_value(table: &Resolved, index: usize) -> String {
+    format!("key column `{}` has no value", table.table.columns[index].name)
 }
 
 /// Writes one table's net changes: truncate, deletes, then upserts by column set.
 async fn write_table(
     connection: &mut Connection,
-    changes: TableChanges,
+    changes: TableChanges<'_>,
     rows_per_statement: usize,
 ) -> Result<(), ApplyError> {
     let resolved = &changes.table;
@@ -305,8 +335,8 @@ async fn write_table(
     if changes.truncate {
         connection.client().batch_execute(&format!("TRUNCATE {}", table.name)).await?;
     }
-    let mut deletes: Vec<Key> = Vec::new();
-    let mut upserts: HashMap<Vec<bool>, Vec<Vec<Cell>>> = HashMap::new();
+    let mut deletes: Vec<Key<'_>> = Vec::new();
+    let mut upserts: HashMap<Vec<bool>, Vec<Vec<Cell<'_>>>> = HashMap::new();
     for (key, change) in changes.changes {
         match change {
             Change::Delete => deletes.push(key),
@@ -320,7 +350,7 @@ async fn write_table(
         let sql = delete_sql(resolved);
         for chunk in deletes.chunks(rows_per_statement) {
             let columns: Vec<Vec<Option<&str>>> = (0..resolved.key.len())
-                .map(|k| chunk.iter().map(|key| Some(key[k].as_str())).collect())
+                .map(|k| chunk.iter().map(|key| Some(key[k].as_ref())).collect())
                 .collect();
             execute(connection, &sql, &columns).await?;
         }

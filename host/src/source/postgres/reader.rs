@@ -89,9 +89,13 @@ impl Reader {
                 .with_context(|| format!("cannot connect to the source database {describe}"))?,
         );
         ensure_publication(&client, &settings).await?;
+        // Under a lock until the statement's transaction ends: `CREATE … IF NOT EXISTS` is not
+        // safe against a concurrent create, and two pipelines starting at once on a database
+        // without the table failed on a duplicate catalog entry.
         client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {STATE_TABLE} (slot_name text PRIMARY KEY, \
+                "SELECT pg_advisory_xact_lock(hashtext('cdc.embedded.state')); \
+                 CREATE TABLE IF NOT EXISTS {STATE_TABLE} (slot_name text PRIMARY KEY, \
                  snapshot_lsn pg_lsn NOT NULL, completed_at timestamptz NOT NULL DEFAULT now())"
             ))
             .await
