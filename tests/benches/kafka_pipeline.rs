@@ -148,6 +148,7 @@ fn main() {
                 pipeline_args.push(registry.url());
             }
             let pipeline = child(&pipeline_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+            delete_topic(&bootstrap, &topic).await;
             rows.push((name, raw, pipeline));
         }
         println!(
@@ -181,6 +182,7 @@ fn main() {
         .await
         .expect("producer");
         child(&["stalled", &stalled_topic]).await;
+        delete_topic(&bootstrap, &stalled_topic).await;
     });
 }
 
@@ -242,6 +244,16 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     results.into_iter().for_each(|result| {
         result.expect("topic created");
     });
+}
+
+/// Deletes a topic the bench made: the test broker keeps topics in memory, and a few hundred
+/// MB a run would pile up run after run until it runs out.
+async fn delete_topic(bootstrap: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    for result in admin.delete_topics(&[topic], &AdminOptions::new()).await.expect("delete topic") {
+        result.expect("topic deleted");
+    }
 }
 
 /// A Debezium change of about `EVENT_BYTES` bytes in `format`, whose `ts_ms` is the time it was
@@ -527,6 +539,7 @@ async fn steady_latency(bootstrap: &str) {
     run.await.expect("pipeline task").expect("pipeline runs");
     let pipeline = latencies.lock().await.clone();
     let raw = raw.await.expect("raw consumer");
+    delete_topic(bootstrap, &topic).await;
     for (name, mut latencies) in [("raw rdkafka consumer", raw), ("pipeline", pipeline)] {
         latencies.sort_unstable();
         let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
