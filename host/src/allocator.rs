@@ -13,17 +13,12 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// costs the embedded pipeline nothing measurable now that it allocates far less per row.
 const PURGE_DELAY_MS: c_long = 100;
 
-/// mimalloc.h's `mi_option_allow_thp` (mimalloc v3): whether mimalloc asks for transparent
-/// huge pages (`MADV_HUGEPAGE`) on the memory it maps.
-const ALLOW_THP: libmimalloc_sys::mi_option_t = 42;
-
 /// Applies the host's mimalloc options and memory settings; call it first thing in `main`.
 pub fn tune() {
-    // Plain option stores in mimalloc, safe at any time and from any thread.
+    // A plain option store in mimalloc, safe at any time and from any thread.
     #[allow(unsafe_code)]
     unsafe {
         libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS);
-        libmimalloc_sys::mi_option_set(ALLOW_THP, 0);
     }
     disable_transparent_huge_pages();
 }
@@ -31,8 +26,10 @@ pub fn tune() {
 /// Turns transparent huge pages off for this process. A pipeline frees and refills its batch
 /// memory many times a second; with huge pages every refill after a purge faulted in and
 /// zeroed 2 MiB at a time, often after compacting memory to find it: about 15% of the CPU of a
-/// Kafka → PostgreSQL pipeline in a profile. mimalloc's option alone comes too late for the
-/// arena it mapped before `main`, so the process-wide switch is used (kept across `exec`).
+/// Kafka → PostgreSQL pipeline in a profile. The process-wide switch, not mimalloc's own
+/// option: that one comes too late for the arena mapped before `main`, and its index differs
+/// between mimalloc versions. The kernel checks the switch at every fault, whatever a mapping
+/// was advised; it is kept across `exec`.
 #[cfg(target_os = "linux")]
 fn disable_transparent_huge_pages() {
     // PR_SET_THP_DISABLE only sets a flag of the process. A kernel without it keeps huge

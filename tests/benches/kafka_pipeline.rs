@@ -21,10 +21,9 @@ use cdc_host::pipeline::{self, PipelineSettings, SinkSettings};
 use cdc_host::sinks::{Sink, SinkError, SinkFactory};
 use cdc_host::source::kafka::{ConsumerSettings, consumer_tuning};
 use cdc_host::testing::avro::{bytes, long, some, string};
+use cdc_tests::kafka::{create_topic, delete_topic};
 use cdc_tests::schema_registry::TestSchemaRegistry;
 use futures::future::BoxFuture;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -234,26 +233,6 @@ fn status_kib(field: &str) -> u64 {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
-}
-
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = admin.create_topics([&new_topic], &AdminOptions::new()).await.expect("create topic");
-    results.into_iter().for_each(|result| {
-        result.expect("topic created");
-    });
-}
-
-/// Deletes a topic the bench made: the test broker keeps topics in memory, and a few hundred
-/// MB a run would pile up run after run until it runs out.
-async fn delete_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
-    for result in admin.delete_topics(&[topic], &AdminOptions::new()).await.expect("delete topic") {
-        result.expect("topic deleted");
-    }
 }
 
 /// A Debezium change of about `EVENT_BYTES` bytes in `format`, whose `ts_ms` is the time it was

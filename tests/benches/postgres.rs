@@ -20,10 +20,9 @@ use cdc_host::pipeline::{self, SinkSettings};
 use cdc_host::sinks::SinkFactory;
 use cdc_host::sinks::postgres::{PostgresFactory, PostgresSettings, Target};
 use cdc_tests::env::{TestEnv, unique_suffix};
+use cdc_tests::kafka::{create_topic, delete_topic};
 use cdc_tests::pipeline::{pipeline_settings, quick_retry};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
 
@@ -256,12 +255,7 @@ async fn through_kafka(
     max_buffered: usize,
 ) -> f64 {
     let topic = format!("bench-pg-{}", unique_suffix());
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &env.kafka).create().unwrap();
-    let new_topic = NewTopic::new(&topic, 1, TopicReplication::Fixed(1));
-    for result in admin.create_topics([&new_topic], &AdminOptions::new()).await.unwrap() {
-        result.expect("topic created");
-    }
+    create_topic(&env.kafka, &topic, 1).await;
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &env.kafka)
         .set("linger.ms", "20")
@@ -315,10 +309,7 @@ async fn through_kafka(
     let rate = (wanted - first) as f64 / clock.elapsed().as_secs_f64();
     let _ = stop.send(());
     pipeline.await.unwrap().unwrap();
-    // The test broker keeps topics in memory: 360 MB a run would pile up run after run.
-    for result in admin.delete_topics(&[&topic], &AdminOptions::new()).await.unwrap() {
-        result.expect("topic deleted");
-    }
+    delete_topic(&env.kafka, &topic).await;
     rate
 }
 

@@ -1,9 +1,11 @@
-//! Direct access to the broker for tests: produce raw records, read a topic back with headers,
-//! read a group's committed offsets.
+//! Direct access to the broker for tests and benches: create and delete topics, produce raw
+//! records, read a topic back with headers, read a group's committed offsets.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -22,6 +24,29 @@ pub struct Record {
     pub value: Option<Vec<u8>>,
     /// Headers as text.
     pub headers: BTreeMap<String, String>,
+}
+
+/// Creates `topic` with `partitions` partitions and one replica.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for result in
+        admin(bootstrap).create_topics([&new_topic], &AdminOptions::new()).await.expect("create topic")
+    {
+        result.expect("topic created");
+    }
+}
+
+/// Deletes `topic`. The test broker keeps topics in memory: a bench producing hundreds of MB
+/// a run deletes what it made, or runs pile up until the broker runs out of memory.
+pub async fn delete_topic(bootstrap: &str, topic: &str) {
+    for result in admin(bootstrap).delete_topics(&[topic], &AdminOptions::new()).await.expect("delete topic")
+    {
+        result.expect("topic deleted");
+    }
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client")
 }
 
 /// Produces one record and waits for the broker's acknowledgement; returns its offset.

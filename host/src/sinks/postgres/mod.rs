@@ -19,7 +19,6 @@ mod schema;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -151,7 +150,7 @@ impl SinkFactory for PostgresFactory {
     /// lane under load takes its records a fetch at a time (about 1,000 records of 2 KB), far
     /// below a `batch_size` of 10,000.
     fn batching(&self) -> Batching {
-        Batching { max_events: self.shared.rows_per_statement, linger: Duration::ZERO }
+        Batching { max_events: self.shared.rows_per_statement, ..Batching::default() }
     }
 
     fn stores_positions(&self) -> bool {
