@@ -11,7 +11,7 @@
 //! assert_eq!(Event::from_wire(&bytes).unwrap(), event);
 //! ```
 
-use cdc_event::wire::{RecordRef, read_record, write_record};
+use cdc_event::wire::{RecordRef, SourceRef, read_record, write_record};
 pub use cdc_event::wire::{WireError, write_value};
 pub use cdc_event::{BatchError, PackedBatch};
 
@@ -59,7 +59,7 @@ impl Event {
             key: self.key.as_ref(),
             before: self.before.as_ref(),
             after: self.after.as_ref(),
-            source: &self.source,
+            source: SourceRef::Map(&self.source),
             ts_ms: self.ts_ms,
             id: &self.id,
         };

@@ -19,6 +19,7 @@ use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::{self, SinkSettings};
 use cdc_host::sinks::SinkFactory;
 use cdc_host::sinks::postgres::{PostgresFactory, PostgresSettings, Target};
+use cdc_tests::allocations::{CountingAllocator, start_counting, stop_counting};
 use cdc_tests::env::{TestEnv, unique_suffix};
 use cdc_tests::kafka::{create_topic, delete_topic};
 use cdc_tests::pipeline::{pipeline_settings, quick_retry};
@@ -26,9 +27,9 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
 
-// The allocator of the `cdc` binary.
+// The allocator of the `cdc` binary, counted in the phases that report allocations per event.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: CountingAllocator<mimalloc::MiMalloc> = CountingAllocator(mimalloc::MiMalloc);
 
 const BATCH: usize = 10_000;
 /// Distinct keys: every key changes `rows / KEYS` times over the run, never twice in a batch.
@@ -120,6 +121,7 @@ fn main() {
         );
         println!("{:<44} {:>12} {:>10}", "path", "upserts/s", "vs raw");
 
+        start_counting();
         let decode_started = Instant::now();
         let decoded: Vec<ChangeEvent> = records
             .iter()
@@ -134,6 +136,7 @@ fn main() {
             })
             .collect();
         let decode_rate = rows as f64 / decode_started.elapsed().as_secs_f64();
+        let decode_allocations = stop_counting() as f64 / rows as f64;
 
         let raw_schema = format!("bench_raw_{}", unique_suffix());
         let raw = raw_bulk_upsert(&client, &raw_schema, &decoded).await;
@@ -148,12 +151,14 @@ fn main() {
         let sink_schema = format!("bench_sink_{}", unique_suffix());
         let factory = factory(&env, &sink_schema, "sink-only");
         let mut sink = factory.build();
+        start_counting();
         let started = Instant::now();
         for batch in decoded.chunks(BATCH) {
             sink.write(batch).await.expect("write");
             sink.flush().await.expect("flush");
         }
         let sink_rate = rows as f64 / started.elapsed().as_secs_f64();
+        let sink_allocations = stop_counting() as f64 / rows as f64;
         sink.close().await;
         println!(
             "{:<44} {:>12.0} {:>10.2}",
@@ -162,6 +167,9 @@ fn main() {
             sink_rate / raw
         );
         assert_same_rows(&client, &raw_schema, &sink_schema).await;
+        println!(
+            "heap allocations per event: decoding {decode_allocations:.1}, sink (with its client) {sink_allocations:.1}"
+        );
 
         // With a buffer of a few batches the partition pauses for backpressure; with a large
         // one it never does (librdkafka drops what it prefetched at every pause and fetches

@@ -34,11 +34,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_mask::BenchMask;
-use cdc_host::event::{self, ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
+use cdc_host::event::{self, ChangeEvent, Op, Position, Row, SourceBlock, SourceInfo, TableId, Value};
 use cdc_host::plugin::{
     Capabilities, PackedBatch, PluginLimits, PluginRuntime, PluginSettings, TransformPlugin,
 };
@@ -325,8 +324,8 @@ fn event(id: i64, size: usize, pad: usize) -> ChangeEvent {
         table: TableId { database: None, schema: Some("public".into()), table: "users".into() },
         key: Some(Row::from(vec![("id".into(), Value::Int(id))])),
         before: None,
-        after: Some(Row::from(after)),
-        source: SourceInfo { raw: Arc::new(source), ..SourceInfo::default() },
+        after: Some(after.into_iter().collect()),
+        source: SourceInfo { raw: SourceBlock::from_map(&source), ..SourceInfo::default() },
         ts_ms: Some(1_700_000_000_000),
         columns: None,
         position: Position::Kafka { topic: "t".into(), partition: 0, offset: id },

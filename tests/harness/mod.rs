@@ -4,6 +4,7 @@
 //! The services come from `scripts/test-env.sh up`; its `env` command prints the variables read
 //! here. A test that finds them unset fails: a suite that silently skips proves nothing.
 
+pub mod allocations;
 pub mod build;
 pub mod env;
 pub mod events;

@@ -137,7 +137,7 @@ fn planned(
         None => None,
     };
     let table = envelope::table_id(&parts.source).ok()?;
-    let source = envelope::source_info(parts.source).ok()?;
+    let source = envelope::source_info(&parts.source).ok()?;
     let columns = schema.connect().field("after")?.columns(Path::Root("schema.after")).ok()?;
     Some(ChangeEvent {
         op: parts.op,

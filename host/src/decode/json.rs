@@ -193,6 +193,11 @@ fn decode_key(key: Option<&[u8]>) -> Result<Option<Row>, Error> {
     let Some(bytes) = key else {
         return Ok(None);
     };
+    if let Some((schema, payload)) = split_as_last(MessagePart::Key, bytes)
+        && let Some(row) = schemaful::parse_row(&schema, payload)
+    {
+        return Ok(row);
+    }
     let (schema, payload) = split(MessagePart::Key, bytes)?;
     match schema {
         Some(schema) => schema::typed_row(Path::Root("key"), &schema, payload),

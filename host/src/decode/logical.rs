@@ -241,8 +241,27 @@ fn variable_decimal_shape(object: &Map<String, Json>) -> Option<Decimal> {
 /// A decimal from a big-endian two's-complement unscaled integer and a scale, the encoding of
 /// Kafka Connect's `Decimal` and Debezium's `VariableScaleDecimal`.
 pub(crate) fn decimal_from_unscaled_bytes(bytes: &[u8], scale: u32) -> Decimal {
-    let unscaled = BigInt::from_signed_bytes_be(bytes).to_string();
-    Decimal::from_unscaled(&unscaled, scale).expect("an integer's text is a decimal")
+    let mut buffer = itoa::Buffer::new();
+    let big;
+    let unscaled = match small_unscaled(bytes) {
+        Some(unscaled) => buffer.format(unscaled),
+        None => {
+            big = BigInt::from_signed_bytes_be(bytes).to_string();
+            &big
+        }
+    };
+    Decimal::from_unscaled(unscaled, scale).expect("an integer's text is a decimal")
+}
+
+/// An unscaled integer of 1 to 16 bytes (every `numeric` of up to 38 digits) as an `i128`,
+/// which needs no big-integer arithmetic to write.
+fn small_unscaled(bytes: &[u8]) -> Option<i128> {
+    let first = *bytes.first()?;
+    let start = 16usize.checked_sub(bytes.len())?;
+    // Two's complement: a negative number is extended with ones.
+    let mut extended = [if first & 0x80 == 0 { 0 } else { 0xff }; 16];
+    extended[start..].copy_from_slice(bytes);
+    Some(i128::from_be_bytes(extended))
 }
 
 /// A decimal from its unscaled bytes and a scale of either sign, refusing a hostile scale.
@@ -277,6 +296,29 @@ mod tests {
         assert_eq!(decimal_from_unscaled_bytes(&[0x05], 3).as_str(), "0.005");
         assert_eq!(decimal_from_unscaled_bytes(&[0x05], 0).as_str(), "5");
         assert!(Decimal::parse("1.2.3").is_none());
+    }
+
+    #[test]
+    fn small_and_big_unscaled_integers_read_alike() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            vec![],
+            i128::MIN.to_be_bytes().to_vec(),
+            i128::MAX.to_be_bytes().to_vec(),
+            vec![0x00, 0x80],
+            vec![0xff, 0x7f],
+        ];
+        // Lengths on both sides of 16 bytes, positive and negative.
+        for length in 1..=18 {
+            cases.push((0..length).map(|i| (i * 37 + 11) as u8).collect());
+            cases.push((0..length).map(|i| (i * 53 + 200) as u8).collect());
+        }
+        for bytes in cases {
+            let expected = BigInt::from_signed_bytes_be(&bytes).to_string();
+            for scale in [0, 2, 40] {
+                let wanted = Decimal::from_unscaled(&expected, scale).expect("a decimal");
+                assert_eq!(decimal_from_unscaled_bytes(&bytes, scale), wanted, "{bytes:02x?} scale {scale}");
+            }
+        }
     }
 
     fn ok(kind: &str, name: &str, value: Json) -> Value {

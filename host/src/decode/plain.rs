@@ -8,11 +8,12 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
-use super::envelope::{source_info, table_id};
+use super::envelope::source_from_text;
 use super::logical;
-use crate::event::{ChangeEvent, Op, Position, Row, Value};
+use crate::event::{ChangeEvent, ColumnName, Op, Position, Row, Value};
 
 /// The envelope as Debezium writes it without a schema; unknown fields are skipped.
 #[derive(Deserialize)]
@@ -21,7 +22,8 @@ struct PlainEnvelope<'a> {
     before: Option<NativeRow>,
     #[serde(default)]
     after: Option<NativeRow>,
-    source: Option<Map<String, Json>>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
     #[serde(borrow)]
     op: Option<&'a str>,
     ts_ms: Option<i64>,
@@ -32,9 +34,7 @@ struct PlainEnvelope<'a> {
 pub(super) fn parse(value: &[u8]) -> Option<ChangeEvent> {
     let envelope: PlainEnvelope<'_> = serde_json::from_slice(value).ok()?;
     let op = Op::from_code(envelope.op?)?;
-    let raw = envelope.source?;
-    let table = table_id(&raw).ok()?;
-    let source = source_info(raw).ok()?;
+    let (table, source) = source_from_text(envelope.source?.get())?;
     Some(ChangeEvent {
         op,
         table,
@@ -69,7 +69,7 @@ impl<'de> Deserialize<'de> for NativeRow {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NativeRow, A::Error> {
                 let mut columns = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((name, NativeValue(value))) = map.next_entry::<String, NativeValue>()? {
+                while let Some((name, NativeValue(value))) = map.next_entry::<ColumnName, NativeValue>()? {
                     columns.push((name, value));
                 }
                 Ok(NativeRow(Row::from(columns)))

@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 
 use super::schema::{self, ConnectSchema};
 use super::{Decoded, Error, MessagePart, Path, envelope};
-use crate::event::{ChangeEvent, Op, Position, Row};
+use crate::event::{ChangeEvent, Op, Position, Row, SourceBlock};
 
 /// A table's key and value schemas, as text and parsed.
 #[derive(Debug)]
@@ -37,14 +37,14 @@ impl TableSchemas {
             .map_err(|source| Error::InvalidSchema { part: MessagePart::Value, source })?;
         let row_path = Path::Root("schema.after");
         let row = value.field("after").ok_or_else(|| row_path.error("the envelope has no `after` row"))?;
-        let columns: Vec<&str> = row.struct_fields(row_path)?.map(|(name, _)| name).collect();
+        let columns: Vec<&str> = row.struct_fields(row_path)?.map(|(name, _)| name.as_str()).collect();
         let key_path = Path::Root("key.schema");
         let key_columns = key
             .struct_fields(key_path)?
             .map(|(name, _)| {
                 columns
                     .iter()
-                    .position(|column| *column == name)
+                    .position(|column| *column == name.as_str())
                     .ok_or_else(|| key_path.field(name).error("a key column the row does not have"))
             })
             .collect::<Result<_, Error>>()?;
@@ -68,7 +68,7 @@ pub struct PreparedRecord {
     /// The row after the change, as `before`.
     pub after: Option<Vec<Json>>,
     /// The `source` block, shared by the changes of one transaction and table.
-    pub source: Arc<Map<String, Json>>,
+    pub source: SourceBlock,
     /// When the change was read, microseconds since the epoch (the envelope's `ts_*`).
     pub ts_us: i64,
 }
@@ -116,13 +116,14 @@ impl PreparedRecord {
             Some(values) => Some(typed_columns(&self.schemas.key, values)?),
             None => None,
         };
+        let (table, source) = envelope::source_from_text(self.source.as_json_text())?;
         Some(ChangeEvent {
             op: self.op,
-            table: envelope::table_id(&self.source).ok()?,
+            table,
             key,
             before,
             after,
-            source: envelope::source_info(self.source.clone()).ok()?,
+            source,
             ts_ms: Some(self.ts_us.div_euclid(1000)),
             columns: Some(row_schema.columns(Path::Root("schema.after")).ok()?),
             position,
@@ -151,7 +152,7 @@ impl PreparedRecord {
     /// The key payload as JsonConverter writes it: an object of the key columns.
     fn key_tree(&self) -> Option<Json> {
         let values = self.key_values()?;
-        let names = self.schemas.key.struct_fields(Path::Root("key")).ok()?.map(|(name, _)| name.to_owned());
+        let names = self.schemas.key.struct_fields(Path::Root("key")).ok()?.map(|(name, _)| name.to_string());
         Some(Json::Object(names.zip(values.cloned()).collect()))
     }
 
@@ -160,7 +161,7 @@ impl PreparedRecord {
         let row = |values: &Option<Vec<Json>>| match values {
             Some(values) => {
                 let fields = self.schemas.row().struct_fields(Path::Root("after"));
-                let names = fields.into_iter().flatten().map(|(name, _)| name.to_owned());
+                let names = fields.into_iter().flatten().map(|(name, _)| name.to_string());
                 Json::Object(names.zip(values.iter().cloned()).collect())
             }
             None => Json::Null,
@@ -168,7 +169,7 @@ impl PreparedRecord {
         let mut envelope = Map::with_capacity(8);
         envelope.insert("before".into(), row(&self.before));
         envelope.insert("after".into(), row(&self.after));
-        envelope.insert("source".into(), Json::Object(Map::clone(&self.source)));
+        envelope.insert("source".into(), Json::Object(self.source.to_map()));
         envelope.insert("transaction".into(), Json::Null);
         envelope.insert("op".into(), Json::from(self.op.code()));
         envelope.insert("ts_ms".into(), Json::from(self.ts_us.div_euclid(1000)));
@@ -195,7 +196,7 @@ fn typed_columns<'v>(schema: &ConnectSchema, values: impl Iterator<Item = &'v Js
     let mut row = Vec::with_capacity(values.size_hint().0);
     for value in values {
         let (name, field) = fields.next()?;
-        row.push((name.to_owned(), schema::typed(Path::Root(name), field, value.clone()).ok()?));
+        row.push((name.clone(), schema::typed(Path::Root(name), field, value.clone()).ok()?));
     }
     fields.next().is_none().then(|| Row::from(row))
 }
@@ -242,7 +243,7 @@ mod tests {
             op: Op::Create,
             before: None,
             after: Some(vec![json!(7), json!("Cg==")]),
-            source: Arc::new(source.as_object().unwrap().clone()),
+            source: SourceBlock::from_map(source.as_object().unwrap()),
             ts_us: 1_700_000_000_123_456,
         }
     }

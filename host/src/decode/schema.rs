@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json};
 
 use super::logical::{self, Logical};
 use super::{Error, Path};
-use crate::event::{Column, Row, Value};
+use crate::event::{Column, ColumnName, Row, Value};
 
 /// The parameter holding a column's source database type, when the connector propagates it.
 const SOURCE_TYPE: &str = "__debezium.source.column.type";
@@ -28,9 +28,10 @@ pub(super) struct ConnectSchema {
     optional: bool,
     #[serde(default)]
     name: Option<String>,
-    /// The field name, when this schema is a field of a struct.
+    /// The field name, when this schema is a field of a struct: the column name of a row's
+    /// field, which every row of the schema shares.
     #[serde(default)]
-    field: Option<String>,
+    field: Option<ColumnName>,
     #[serde(default)]
     fields: Vec<ConnectSchema>,
     #[serde(default)]
@@ -151,7 +152,7 @@ impl ConnectSchema {
             .struct_fields(path)?
             .map(|(name, field)| {
                 Ok(Column {
-                    name: name.to_owned(),
+                    name: name.to_string(),
                     connect_type: field.kind.name().to_owned(),
                     logical_type: field.name.clone(),
                     optional: field.optional,
@@ -170,7 +171,14 @@ impl ConnectSchema {
     pub(super) fn struct_fields<'s>(
         &'s self,
         path: Path<'_>,
-    ) -> Result<impl Iterator<Item = (&'s str, &'s ConnectSchema)>, Error> {
+    ) -> Result<impl Iterator<Item = (&'s ColumnName, &'s ConnectSchema)>, Error> {
+        let fields = self.row_fields(path)?;
+        Ok(fields.iter().filter_map(|field| Some((field.field.as_ref()?, field))))
+    }
+
+    /// The fields of a struct schema, each of which has a name ([`ConnectSchema::field_name`]);
+    /// errors if this is not a struct or a field has no name.
+    pub(super) fn row_fields(&self, path: Path<'_>) -> Result<&[ConnectSchema], Error> {
         if self.kind != ConnectType::Struct {
             let kind = self.kind.name();
             return Err(path.error(format!("schema is {kind}, expected a struct")));
@@ -178,7 +186,17 @@ impl ConnectSchema {
         if let Some(index) = self.fields.iter().position(|field| field.field.is_none()) {
             return Err(path.error(format!("schema field {index} has no name")));
         }
-        Ok(self.fields.iter().filter_map(|field| Some((field.field.as_deref()?, field))))
+        Ok(&self.fields)
+    }
+
+    /// The name of this schema as a field of a struct; empty when it is not one.
+    pub(super) fn field_name(&self) -> &str {
+        self.field.as_deref().unwrap_or_default()
+    }
+
+    /// [`ConnectSchema::field_name`] as a column name for a row.
+    pub(super) fn column_name(&self) -> ColumnName {
+        self.field.clone().unwrap_or_default()
     }
 }
 
@@ -233,8 +251,8 @@ pub(super) fn typed_row(path: Path<'_>, schema: &ConnectSchema, value: Json) -> 
     let mut row = Vec::with_capacity(schema.fields.len());
     for (name, field) in schema.struct_fields(path)? {
         // JsonConverter writes every field; one left out can only be null.
-        let value = object.remove(name).unwrap_or(Json::Null);
-        row.push((name.to_owned(), typed(path.field(name), field, value)?));
+        let value = object.remove(name.as_str()).unwrap_or(Json::Null);
+        row.push((name.clone(), typed(path.field(name), field, value)?));
     }
     if let Some(extra) = object.keys().next() {
         return Err(path.field(extra).error("field is not in the schema"));

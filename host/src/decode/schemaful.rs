@@ -9,9 +9,10 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
-use super::envelope::{source_info, table_id};
+use super::envelope::source_from_text;
 use super::schema::{self, ConnectSchema};
 use super::{Path, envelope};
 use crate::event::{ChangeEvent, Op, Position, Row, Value};
@@ -31,6 +32,15 @@ pub(super) fn parse(
     Some(event)
 }
 
+/// Reads a row (an object, or null) typed by its struct schema `schema` from its text, or
+/// returns `None` for the general path: a key's payload.
+pub(super) fn parse_row(schema: &ConnectSchema, text: &str) -> Option<Option<Row>> {
+    let mut payload = serde_json::Deserializer::from_str(text);
+    let row = RowSeed(schema).deserialize(&mut payload).ok()?;
+    payload.end().ok()?;
+    Some(row)
+}
+
 fn parse_from<'de, D: Deserializer<'de>>(
     schema: &ConnectSchema,
     payload: D,
@@ -39,11 +49,9 @@ fn parse_from<'de, D: Deserializer<'de>>(
 ) -> Option<ChangeEvent> {
     let (before, after) = (schema.field("before")?, schema.field("after")?);
     let parts = EnvelopeSeed { before, after }.deserialize(payload).ok()?;
-    let raw = parts.source?;
-    let table = table_id(&raw).ok()?;
-    let source = source_info(raw).ok()?;
+    let (table, source) = source_from_text(parts.source?.get())?;
     Some(ChangeEvent {
-        op: Op::from_code(parts.op.as_deref()?)?,
+        op: Op::from_code(parts.op?)?,
         table,
         key,
         before: parts.before,
@@ -56,11 +64,12 @@ fn parse_from<'de, D: Deserializer<'de>>(
     })
 }
 
-/// The envelope's fields that make an event; others are skipped, as the general path ignores them.
+/// The envelope's fields that make an event; others are skipped, as the general path ignores
+/// them. Text is borrowed from the payload: an `op` with escapes in it takes the general path.
 #[derive(Default)]
-struct EnvelopeParts {
-    op: Option<String>,
-    source: Option<Map<String, Json>>,
+struct EnvelopeParts<'de> {
+    op: Option<&'de str>,
+    source: Option<&'de RawValue>,
     ts_ms: Option<Json>,
     before: Option<Row>,
     after: Option<Row>,
@@ -73,21 +82,21 @@ struct EnvelopeSeed<'s> {
 }
 
 impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
-    type Value = EnvelopeParts;
+    type Value = EnvelopeParts<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EnvelopeParts, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EnvelopeParts<'de>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
-    type Value = EnvelopeParts;
+    type Value = EnvelopeParts<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a Debezium envelope")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EnvelopeParts, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EnvelopeParts<'de>, A::Error> {
         let mut parts = EnvelopeParts::default();
         while let Some(field) = map.next_key_seed(EnvelopeKey)? {
             match field {
@@ -169,30 +178,27 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Row>, A::Error> {
-        let fields: Vec<_> = self.0.struct_fields(Path::Root("")).map_err(de::Error::custom)?.collect();
-        let mut values: Vec<Option<Value>> = vec![None; fields.len()];
+        let fields = self.0.row_fields(Path::Root("")).map_err(de::Error::custom)?;
+        // Every column starts null: one the object leaves out stays so.
+        let mut row: Vec<_> = fields.iter().map(|field| (field.column_name(), Value::Null)).collect();
         let mut next = 0;
-        while let Some(index) = map.next_key_seed(ColumnKey { fields: &fields, next })? {
-            values[index] = Some(map.next_value_seed(ValueSeed(fields[index].1))?);
+        while let Some(index) = map.next_key_seed(ColumnKey { fields, next })? {
+            row[index].1 = map.next_value_seed(ValueSeed(&fields[index]))?;
             next = index + 1;
         }
-        let row = fields
-            .iter()
-            .zip(values)
-            .map(|((name, _), value)| ((*name).to_owned(), value.unwrap_or(Value::Null)));
-        Ok(Some(Row::from(row.collect::<Vec<_>>())))
+        Ok(Some(Row::from(row)))
     }
 }
 
 /// Reads a column name into its index among `fields`, without allocating it; a name not in the
 /// schema is an error.
-struct ColumnKey<'f, 's> {
-    fields: &'f [(&'s str, &'s ConnectSchema)],
+struct ColumnKey<'f> {
+    fields: &'f [ConnectSchema],
     /// Where the column after the previous one is: Debezium writes them in the schema's order.
     next: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for ColumnKey<'_, '_> {
+impl<'de> DeserializeSeed<'de> for ColumnKey<'_> {
     type Value = usize;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
@@ -200,7 +206,7 @@ impl<'de> DeserializeSeed<'de> for ColumnKey<'_, '_> {
     }
 }
 
-impl Visitor<'_> for ColumnKey<'_, '_> {
+impl Visitor<'_> for ColumnKey<'_> {
     type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -209,11 +215,11 @@ impl Visitor<'_> for ColumnKey<'_, '_> {
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
         match self.fields.get(self.next) {
-            Some((expected, _)) if *expected == name => Ok(self.next),
+            Some(expected) if expected.field_name() == name => Ok(self.next),
             _ => self
                 .fields
                 .iter()
-                .position(|(field, _)| *field == name)
+                .position(|field| field.field_name() == name)
                 .ok_or_else(|| de::Error::custom("a field is not in the schema")),
         }
     }

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 use super::{ChangeEvent, Row, Value};
 
@@ -22,7 +22,7 @@ pub fn to_debezium_value(event: &ChangeEvent) -> Json {
     json!({
         "before": event.before.as_ref().map_or(Json::Null, debezium_row),
         "after": event.after.as_ref().map_or(Json::Null, debezium_row),
-        "source": Json::Object(Map::clone(&event.source.raw)),
+        "source": Json::Object(event.source.raw.to_map()),
         "op": event.op.code(),
         "ts_ms": event.ts_ms,
     })

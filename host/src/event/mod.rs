@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-pub use cdc_event::{Decimal, Op, Row, TableId, Value};
+pub use cdc_event::{ColumnName, Decimal, Op, Row, TableId, Value};
 
 /// A column's declared type, where the source tells it (Debezium with schemas, Avro).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -90,9 +90,62 @@ pub struct SourceInfo {
     pub txid: Option<i64>,
     /// PostgreSQL LSN of the change.
     pub lsn: Option<i64>,
-    /// The whole `source` block as received, so that it leaves the host unchanged. Shared:
-    /// the changes of one transaction and table carry the same block (embedded mode).
-    pub raw: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// The whole `source` block as received, so that it leaves the host unchanged.
+    pub raw: SourceBlock,
+}
+
+/// A Debezium `source` block, kept as the JSON text of an object and read only where it is
+/// asked for: the fields the host uses are in [`SourceInfo`], and a block of a dozen fields
+/// made into a map for every event would cost more than the rest of the event. Clones share
+/// the text (the changes of one transaction and table share one block in embedded mode).
+#[derive(Clone)]
+pub struct SourceBlock(Arc<str>);
+
+impl SourceBlock {
+    /// The block of these fields.
+    pub fn from_map(fields: &serde_json::Map<String, serde_json::Value>) -> Self {
+        SourceBlock(serde_json::to_string(fields).expect("a JSON map always serializes").into())
+    }
+
+    /// The block whose JSON text is `text`, which the caller has read as an object.
+    pub(crate) fn from_object_text(text: &str) -> Self {
+        SourceBlock(text.into())
+    }
+
+    /// The block's JSON text: an object.
+    pub fn as_json_text(&self) -> &str {
+        &self.0
+    }
+
+    /// The block's fields.
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.0).expect("a source block is the text of a JSON object")
+    }
+
+    /// One field of the block, if it has it (the block is read for it).
+    pub fn get(&self, field: &str) -> Option<serde_json::Value> {
+        self.to_map().remove(field)
+    }
+}
+
+impl Default for SourceBlock {
+    /// An empty block.
+    fn default() -> Self {
+        SourceBlock("{}".into())
+    }
+}
+
+impl PartialEq for SourceBlock {
+    /// Blocks are equal when their fields are, however their text is spaced.
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 || self.to_map() == other.to_map()
+    }
+}
+
+impl fmt::Debug for SourceBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// One change to one row (or one table, for a truncate).

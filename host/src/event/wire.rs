@@ -3,13 +3,11 @@
 //! the id built from the position, and the origin event whose fields a plugin's output may
 //! leave out.
 
-use std::sync::Arc;
-
-use cdc_event::wire::{RecordRef, WireError, read_record, write_record};
+use cdc_event::wire::{RecordRef, SourceRef, WireError, read_record, write_record};
 use cdc_event::{BatchError, PackedBatch};
 use serde_json::Value as Json;
 
-use super::{ChangeEvent, SourceInfo};
+use super::{ChangeEvent, SourceBlock, SourceInfo};
 
 /// Appends the wire form of `event` to `out`.
 pub fn write_wire(event: &ChangeEvent, out: &mut Vec<u8>) {
@@ -20,7 +18,7 @@ pub fn write_wire(event: &ChangeEvent, out: &mut Vec<u8>) {
         key: event.key.as_ref(),
         before: event.before.as_ref(),
         after: event.after.as_ref(),
-        source: &event.source.raw,
+        source: SourceRef::Text(event.source.raw.as_json_text()),
         ts_ms: event.ts_ms,
         id: &id,
     };
@@ -57,7 +55,7 @@ pub fn from_wire(bytes: &[u8], origin: &ChangeEvent) -> Result<ChangeEvent, Wire
             snapshot: origin.source.snapshot,
             txid: origin.source.txid,
             lsn: origin.source.lsn,
-            raw: Arc::new(raw),
+            raw: SourceBlock::from_map(&raw),
         },
         None => origin.source.clone(),
     };
@@ -104,7 +102,7 @@ mod tests {
         event.source.txid = Some(42);
         let changed = from_wire(br#"{"source": {"note": "rewritten"}}"#, &event).unwrap();
         assert_eq!(changed.source.txid, Some(42));
-        assert_eq!(changed.source.raw.get("note"), Some(&Json::from("rewritten")));
+        assert_eq!(changed.source.raw.get("note"), Some(Json::from("rewritten")));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cdc_event::wire::{RecordRef, read_record, write_record};
+use cdc_event::wire::{RecordRef, SourceRef, read_record, write_record};
 use cdc_event::{Decimal, PackedBatch, Row, TableId, Value};
 use serde_json::{Map, Value as Json, json};
 
@@ -35,9 +35,9 @@ fn record(id: i64, size: usize) -> Record {
         );
         after.push(format!("count_{column}"), Value::Int(1_000_000 + column as i64));
     }
-    after.push("price".into(), Value::Decimal(Decimal::parse("1234.50").expect("a decimal")));
-    after.push("updated_at".into(), Value::Timestamp(1_700_000_000_123_456));
-    after.push("active".into(), Value::Bool(true));
+    after.push("price", Value::Decimal(Decimal::parse("1234.50").expect("a decimal")));
+    after.push("updated_at", Value::Timestamp(1_700_000_000_123_456));
+    after.push("active", Value::Bool(true));
     let source = json!({"connector": "postgresql", "db": "shop", "lsn": 23_600_000, "txId": 772});
     let mut record = Record {
         table: TableId { database: None, schema: Some("public".into()), table: "users".into() },
@@ -47,7 +47,7 @@ fn record(id: i64, size: usize) -> Record {
         id: format!("shop.public.users/0/{id}"),
     };
     let pad = size.saturating_sub(written(&record).len());
-    record.after.push("name".into(), Value::Text("n".repeat(pad)));
+    record.after.push("name", Value::Text("n".repeat(pad)));
     record
 }
 
@@ -58,7 +58,7 @@ fn write(record: &Record, out: &mut Vec<u8>) {
         key: Some(&record.key),
         before: None,
         after: Some(&record.after),
-        source: &record.source,
+        source: SourceRef::Map(&record.source),
         ts_ms: Some(1_700_000_000_000),
         id: &record.id,
     };

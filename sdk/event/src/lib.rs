@@ -2,8 +2,8 @@
 //! in, shared by the `cdc` host, the guest SDK and every plugin, so that the format is written
 //! once.
 //!
-//! - [`Op`], [`TableId`], [`Row`], [`Value`] and [`Decimal`]: what changed, where, and the typed,
-//!   exact column values.
+//! - [`Op`], [`TableId`], [`Row`] (of [`ColumnName`]s and [`Value`]s) and [`Decimal`]: what
+//!   changed, where, and the typed, exact column values.
 //! - [`wire`]: the wire form of one record (`wit/types.wit`), written straight into a buffer and
 //!   read without an intermediate JSON tree.
 //! - [`PackedBatch`]: records packed into one buffer with their end offsets, as in the WIT
@@ -20,4 +20,4 @@ pub mod wire;
 
 pub use batch::{BatchError, PackedBatch, split};
 pub use describe::{ConfigParam, PluginInfo};
-pub use value::{Decimal, NotADecimal, Op, Row, TableId, Value};
+pub use value::{ColumnName, Decimal, NotADecimal, Op, Row, TableId, Value};

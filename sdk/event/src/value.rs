@@ -4,8 +4,12 @@
 //! Values are exact: decimals stay decimal text, times stay integers, and an unchanged TOAST
 //! column is [`Value::Unavailable`], never null.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
+
+use smol_str::SmolStr;
 
 /// What happened to the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +115,8 @@ impl fmt::Display for TableId {
 /// assert!(Decimal::parse("1,5").is_none());
 /// assert_eq!(Decimal::from_unscaled("-12345", 2).unwrap().as_str(), "-123.45");
 /// assert_eq!(Decimal::from_unscaled("5", 3).unwrap().as_str(), "0.005");
+/// assert_eq!(Decimal::from_unscaled("-12", 2).unwrap().as_str(), "-0.12");
+/// assert_eq!(Decimal::from_unscaled("120", 0).unwrap().as_str(), "120");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Decimal(String);
@@ -132,12 +138,20 @@ impl Decimal {
             return None;
         }
         let scale = scale as usize;
+        // One allocation: decoders make a decimal for every numeric value they read.
+        let mut text = String::with_capacity(sign.len() + digits.len().max(scale + 1) + 1);
+        text.push_str(sign);
         if scale == 0 {
-            return Some(Decimal(format!("{sign}{digits}")));
+            text.push_str(digits);
+        } else if digits.len() > scale {
+            let (int, frac) = digits.split_at(digits.len() - scale);
+            text.extend([int, ".", frac]);
+        } else {
+            text.push_str("0.");
+            text.extend(std::iter::repeat_n('0', scale - digits.len()));
+            text.push_str(digits);
         }
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (int, frac) = padded.split_at(padded.len() - scale);
-        Some(Decimal(format!("{sign}{int}.{frac}")))
+        Some(Decimal(text))
     }
 
     /// The canonical text.
@@ -332,6 +346,131 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// A column's name.
+///
+/// Every row carries the names of its columns, so a name must be cheap to make and to drop:
+/// names of up to 23 bytes (nearly all) are held inline, with no allocation, and longer ones
+/// are shared by their clones.
+///
+/// ```
+/// use cdc_event::ColumnName;
+///
+/// let name = ColumnName::from("email");
+/// assert_eq!(name, "email");
+/// assert_eq!(name.len(), 5);
+/// assert_eq!(String::from(name), "email");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ColumnName(SmolStr);
+
+impl ColumnName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Deref for ColumnName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for ColumnName {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Borrow<str> for ColumnName {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for ColumnName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for ColumnName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ColumnName {
+    /// Reads a name from a string without allocating a `String` for it first.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+
+        impl serde::de::Visitor<'_> for NameVisitor {
+            type Value = ColumnName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a column name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<ColumnName, E> {
+                Ok(ColumnName::from(name))
+            }
+        }
+
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+impl From<&str> for ColumnName {
+    fn from(name: &str) -> Self {
+        ColumnName(SmolStr::new(name))
+    }
+}
+
+impl From<&String> for ColumnName {
+    fn from(name: &String) -> Self {
+        ColumnName(SmolStr::new(name))
+    }
+}
+
+impl From<String> for ColumnName {
+    fn from(name: String) -> Self {
+        ColumnName(SmolStr::from(name))
+    }
+}
+
+impl From<&ColumnName> for ColumnName {
+    fn from(name: &ColumnName) -> Self {
+        name.clone()
+    }
+}
+
+impl From<ColumnName> for String {
+    fn from(name: ColumnName) -> Self {
+        name.0.into()
+    }
+}
+
+impl PartialEq<str> for ColumnName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ColumnName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<ColumnName> for &str {
+    fn eq(&self, other: &ColumnName) -> bool {
+        *self == other.as_str()
+    }
+}
+
 /// A row: column names and values in the source's column order.
 ///
 /// ```
@@ -345,7 +484,7 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 /// assert_eq!(row.columns().collect::<Vec<_>>(), ["email", "status"]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Row(Vec<(String, Value)>);
+pub struct Row(Vec<(ColumnName, Value)>);
 
 impl Row {
     /// An empty row.
@@ -354,23 +493,23 @@ impl Row {
     }
 
     /// The row with `column` set to `value` (builder form of [`Row::set`]).
-    pub fn with(mut self, column: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn with(mut self, column: impl Into<ColumnName>, value: impl Into<Value>) -> Self {
         self.set(column, value);
         self
     }
 
     /// The value of a column, if the row has it.
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.0.iter().find(|(name, _)| name == column).map(|(_, value)| value)
+        self.0.iter().find(|(name, _)| name.as_str() == column).map(|(_, value)| value)
     }
 
     /// A mutable reference to a column's value, if the row has it.
     pub fn get_mut(&mut self, column: &str) -> Option<&mut Value> {
-        self.0.iter_mut().find(|(name, _)| name == column).map(|(_, value)| value)
+        self.0.iter_mut().find(|(name, _)| name.as_str() == column).map(|(_, value)| value)
     }
 
     /// Sets a column in place, or appends it if the row does not have it. Returns the old value.
-    pub fn set(&mut self, column: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+    pub fn set(&mut self, column: impl Into<ColumnName>, value: impl Into<Value>) -> Option<Value> {
         let column = column.into();
         let value = value.into();
         match self.get_mut(&column) {
@@ -384,7 +523,7 @@ impl Row {
 
     /// Removes a column, keeping the order of the others. Returns its value.
     pub fn remove(&mut self, column: &str) -> Option<Value> {
-        let index = self.0.iter().position(|(name, _)| name == column)?;
+        let index = self.0.iter().position(|(name, _)| name.as_str() == column)?;
         Some(self.0.remove(index).1)
     }
 
@@ -429,12 +568,12 @@ impl Row {
     }
 
     /// Appends a column without looking for an existing one (decoders build rows this way).
-    pub fn push(&mut self, column: String, value: Value) {
-        self.0.push((column, value));
+    pub fn push(&mut self, column: impl Into<ColumnName>, value: Value) {
+        self.0.push((column.into(), value));
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Row {
+impl<K: Into<ColumnName>, V: Into<Value>> FromIterator<(K, V)> for Row {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(columns: I) -> Self {
         let mut row = Row::new();
         for (column, value) in columns {
@@ -447,8 +586,8 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Row {
 impl<'a> IntoIterator for &'a Row {
     type Item = (&'a str, &'a Value);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Value)>,
-        fn(&'a (String, Value)) -> (&'a str, &'a Value),
+        std::slice::Iter<'a, (ColumnName, Value)>,
+        fn(&'a (ColumnName, Value)) -> (&'a str, &'a Value),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -456,16 +595,16 @@ impl<'a> IntoIterator for &'a Row {
     }
 }
 
-impl From<Vec<(String, Value)>> for Row {
+impl From<Vec<(ColumnName, Value)>> for Row {
     /// The columns as they are, in order (no check for repeated names).
-    fn from(columns: Vec<(String, Value)>) -> Self {
+    fn from(columns: Vec<(ColumnName, Value)>) -> Self {
         Row(columns)
     }
 }
 
 impl IntoIterator for Row {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type Item = (ColumnName, Value);
+    type IntoIter = std::vec::IntoIter<(ColumnName, Value)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()

@@ -1,7 +1,7 @@
 //! The shared codec against records pinned byte for byte: every value type, written and read
 //! back, and each kind of malformed record refused with the path of what is wrong.
 
-use cdc_event::wire::{RecordRef, WireError, WireRecord, read_record, write_record};
+use cdc_event::wire::{RecordRef, SourceRef, WireError, WireRecord, read_record, write_record};
 use cdc_event::{Decimal, Op, Row, TableId, Value, row};
 use serde_json::{Map, json};
 
@@ -63,7 +63,7 @@ fn every_type_is_written_byte_for_byte() {
             key: Some(&key),
             before: Some(&before),
             after: Some(&after),
-            source: &source,
+            source: SourceRef::Map(&source),
             ts_ms: Some(5),
             id: &"cdc.public.t/0/9",
         },
@@ -123,7 +123,7 @@ fn encode(value: Value) -> String {
         key: None,
         before: None,
         after: Some(&after),
-        source: &source,
+        source: SourceRef::Map(&source),
         ts_ms: None,
         id: &"",
     };

@@ -16,7 +16,7 @@ use super::super::schema::{ConnectSchema, ScalarTyping, bounded_int};
 use super::super::{Path, envelope};
 use super::binary::Reader;
 use super::schema::{Kind, Node, NodeId, UnionShape, union_shape};
-use crate::event::{Op, Row, Value};
+use crate::event::{ColumnName, Op, Row, Value};
 
 /// The nesting depth the general path is told a column value starts at (envelope, row, column).
 const COLUMN_DEPTH: usize = 2;
@@ -157,7 +157,8 @@ pub(super) struct RowPlan {
 
 #[derive(Debug)]
 struct ColumnPlan {
-    name: String,
+    /// The column's name, shared by every row read by the plan.
+    name: ColumnName,
     node: NodeId,
     read: ColumnRead,
 }
@@ -217,8 +218,8 @@ impl RowPlan {
             .iter()
             .zip(connect_fields)
             .map(|((name, node), (connect_name, schema))| {
-                (name == connect_name).then(|| ColumnPlan {
-                    name: name.clone(),
+                (name == connect_name.as_str()).then(|| ColumnPlan {
+                    name: connect_name.clone(),
                     node: *node,
                     read: column_read(nodes, *node, schema),
                 })

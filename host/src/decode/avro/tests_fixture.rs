@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 use super::{AvroSchema, decode_checked};
 use crate::decode::tests::all_types::all_types_row_2;
@@ -129,7 +129,7 @@ fn every_event_decodes_to_the_values_the_fixture_shows() {
         assert_eq!(row_notation(change.key.as_ref()), event["key"], "{offset}");
         assert_eq!(row_notation(change.before.as_ref()), normalised(&value["before"]), "{offset}");
         assert_eq!(row_notation(change.after.as_ref()), normalised(&value["after"]), "{offset}");
-        assert_eq!(Json::Object(Map::clone(&change.source.raw)), value["source"], "{offset}");
+        assert_eq!(Json::Object(change.source.raw.to_map()), value["source"], "{offset}");
         assert_eq!(change.source.snapshot, change.op == Op::Read, "{offset}");
         assert_eq!(change.source.txid, value["source"]["txId"].as_i64(), "{offset}");
         assert_eq!(change.source.lsn, value["source"]["lsn"].as_i64(), "{offset}");

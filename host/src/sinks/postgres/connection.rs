@@ -163,15 +163,18 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
-        let statement = match self.statements.get(sql) {
-            Some(statement) => statement.clone(),
-            None => {
-                let statement = self.client.prepare(sql).await?;
-                self.statements.insert(sql.to_owned(), statement.clone());
-                statement
-            }
-        };
+        let statement = self.statement(sql).await?;
         self.client.execute(&statement, params).await
+    }
+
+    /// `sql` as a statement prepared once per connection.
+    pub async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
     }
 
     /// Forgets prepared statements (after DDL changed a table they name).

@@ -337,7 +337,13 @@ impl PostgresSink {
         if events.is_empty() {
             return Ok(());
         }
-        let begin = if self.in_transaction { "SAVEPOINT write" } else { "BEGIN; SAVEPOINT write" };
+        // The savepoint of the last write is released here rather than after it (or by the
+        // COMMIT): one round trip less for every write.
+        let begin = if self.in_transaction {
+            "RELEASE SAVEPOINT write; SAVEPOINT write"
+        } else {
+            "BEGIN; SAVEPOINT write"
+        };
         let connection = self.connection.as_mut().expect("connected above");
         if let Err(error) = connection.client().batch_execute(begin).await {
             return Err(self.session_error(skipped, "cannot begin", &error));
@@ -363,10 +369,6 @@ impl PostgresSink {
                 return Err(error);
             }
         };
-        let connection = self.connection.as_mut().expect("connected above");
-        if let Err(error) = connection.client().batch_execute("RELEASE SAVEPOINT write").await {
-            return Err(self.session_error(skipped, "write failed", &error));
-        }
         self.note_written(&events[..applied]);
         match refused {
             None => Ok(()),
@@ -400,16 +402,9 @@ impl PostgresSink {
         }
         let written = std::mem::take(&mut self.written);
         let connection = self.connection.as_mut().expect("a transaction has a connection");
-        let mut result = Ok(());
-        for ((topic, partition), next) in &written {
-            result = self.shared.positions.store(connection, (topic, *partition), *next).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = connection.client().batch_execute("COMMIT").await;
-        }
+        let positions =
+            written.iter().map(|((topic, partition), next)| ((topic.as_str(), *partition), *next));
+        let result = self.shared.positions.store_and_commit(connection, positions).await;
         self.in_transaction = false;
         match result {
             Ok(()) => {

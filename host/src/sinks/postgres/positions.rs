@@ -5,6 +5,7 @@
 //! at any moment leaves rows and position either both written or both not.
 
 use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
 
 use super::connection::Connection;
 use super::schema::{DDL_LOCK, TableName, quote};
@@ -81,12 +82,15 @@ impl PositionTable {
         }
     }
 
-    /// Stores the next position of a stream (inside the caller's transaction).
-    pub async fn store(
+    /// Stores the next position of each stream in the caller's transaction and commits it.
+    ///
+    /// The statements and the `COMMIT` are sent together, in one round trip: a store that
+    /// fails aborts the transaction, and PostgreSQL then ends it at the `COMMIT` without
+    /// committing anything.
+    pub async fn store_and_commit(
         &self,
         connection: &mut Connection,
-        stream: (&str, i32),
-        next: Mark,
+        positions: impl IntoIterator<Item = ((&str, i32), Mark)>,
     ) -> Result<(), tokio_postgres::Error> {
         let sql = format!(
             "INSERT INTO {} (pipeline_id, sink_id, topic, partition, next_offset, next_index) \
@@ -95,10 +99,19 @@ impl PositionTable {
              DO UPDATE SET next_offset = EXCLUDED.next_offset, next_index = EXCLUDED.next_index, updated_at = now()",
             self.name
         );
-        let (offset, index) = next;
-        connection
-            .execute(&sql, &[&self.pipeline_id, &self.sink_id, &stream.0, &stream.1, &offset, &index])
-            .await?;
-        Ok(())
+        let statement = connection.statement(&sql).await?;
+        let client = connection.client();
+        let stores = positions.into_iter().map(|((topic, partition), (offset, index))| {
+            let statement = &statement;
+            async move {
+                let params: [&(dyn ToSql + Sync); 6] =
+                    [&self.pipeline_id, &self.sink_id, &topic, &partition, &offset, &index];
+                client.execute(statement, &params).await
+            }
+        });
+        // Each request goes out when its future is first polled: all of them before any reply.
+        futures::future::try_join(futures::future::try_join_all(stores), client.batch_execute("COMMIT"))
+            .await
+            .map(drop)
     }
 }

@@ -45,11 +45,20 @@ pub struct RecordRef<'a> {
     /// The row after the change.
     pub after: Option<&'a Row>,
     /// The Debezium `source` block.
-    pub source: &'a Map<String, Json>,
+    pub source: SourceRef<'a>,
     /// When the connector processed the change, milliseconds since the epoch.
     pub ts_ms: Option<i64>,
     /// The event's stable id, written through its `Display` (no string built first).
     pub id: &'a dyn fmt::Display,
+}
+
+/// A `source` block to write, as a map or as the JSON text of one.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceRef<'a> {
+    /// The block's fields.
+    Map(&'a Map<String, Json>),
+    /// The JSON text of an object, written as it is.
+    Text(&'a str),
 }
 
 /// One record as read: each field is `None` when the record leaves it out, so that the reader

@@ -13,7 +13,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::{Map, Value as Json};
 
 use super::{WireError, WireRecord};
-use crate::{Decimal, Op, Row, TableId, Value};
+use crate::{ColumnName, Decimal, Op, Row, TableId, Value};
 
 /// Reads one wire record. Fields it leaves out are `None` in the [`WireRecord`]; unknown fields
 /// are ignored.
@@ -177,7 +177,7 @@ impl<'de> Visitor<'de> for OptionalRow<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Row>, A::Error> {
         let mut row = Row::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(column) = map.next_key::<String>()? {
+        while let Some(column) = map.next_key::<ColumnName>()? {
             let path = Path { field: self.field, column: &column };
             let value = map.next_value_seed(ValueSeed { reader: self.reader, path })?;
             row.push(column, value);

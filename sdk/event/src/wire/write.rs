@@ -8,7 +8,7 @@ use std::io::Write as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::RecordRef;
+use super::{RecordRef, SourceRef};
 use crate::{Row, TableId, Value};
 
 /// Appends the wire form of `record` to `out`.
@@ -27,7 +27,12 @@ pub fn write_record(record: &RecordRef<'_>, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(b",\"source\":");
-    serde_json::to_writer(&mut *out, record.source).expect("writing JSON into memory cannot fail");
+    match record.source {
+        SourceRef::Map(fields) => {
+            serde_json::to_writer(&mut *out, fields).expect("writing JSON into memory cannot fail")
+        }
+        SourceRef::Text(text) => out.extend_from_slice(text.as_bytes()),
+    }
     out.extend_from_slice(b",\"ts_ms\":");
     match record.ts_ms {
         Some(ts_ms) => write_int(ts_ms, out),
