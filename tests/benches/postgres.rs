@@ -2,8 +2,9 @@
 //! through `cdc`'s pipeline into a replica table, in lane batches of 10,000, beside a raw bulk
 //! upsert of the same rows on one connection (typed `unnest` arrays, one transaction per
 //! 10,000 rows: what a hand-written loader does), decoding alone, and the sink alone on
-//! decoded events, all in the same run. The pipeline's clock starts at its first commit, so
-//! that joining the consumer group is not counted.
+//! decoded events, all in the same run, with the heap allocations per event of decoding and
+//! of the sink. The pipeline's clock starts at its first commit, so that joining the consumer
+//! group is not counted.
 //!
 //! Needs the test services: `scripts/test-env.sh up`, `eval "$(scripts/test-env.sh env)"`, then
 //! `cargo bench -p cdc-tests --bench postgres`. `BENCH_ROWS` sets the number of changes.
