@@ -73,11 +73,6 @@ fn starts_with_schema(bytes: &[u8]) -> bool {
 
 /// Parses a key or value and splits off its schema, if it has one.
 fn split(part: MessagePart, bytes: &[u8]) -> Result<(Option<Arc<ConnectSchema>>, Json), Error> {
-    if let Some((schema, payload)) = split_as_last(part, bytes)
-        && let Ok(payload) = serde_json::from_str(payload)
-    {
-        return Ok((Some(schema), payload));
-    }
     match split_raw(part, bytes)? {
         Split::WithSchema { schema, payload } => Ok((schema, parse_payload(part, payload)?)),
         Split::Plain(json) => Ok((None, json)),

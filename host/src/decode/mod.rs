@@ -38,7 +38,7 @@ mod tests;
 
 pub use avro::{AvroSchema, AvroSchemaError, decode_avro, decode_avro_with, split_confluent};
 pub use json::decode_json;
-pub use prepared::{PreparedRecord, TableSchemas};
+pub use prepared::{PreparedRecord, PreparedSource, TableSchemas};
 pub use registry::SchemaRegistry;
 
 /// How a pipeline's records are encoded: what Debezium's converter wrote.

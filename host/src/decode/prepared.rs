@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 
 use super::schema::{self, ConnectSchema};
 use super::{Decoded, Error, MessagePart, Path, envelope};
-use crate::event::{ChangeEvent, Op, Position, Row, SourceBlock};
+use crate::event::{ChangeEvent, Op, Position, Row, SourceBlock, SourceInfo, TableId};
 
 /// A table's key and value schemas, as text and parsed.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ pub struct PreparedRecord {
     /// The row after the change, as `before`.
     pub after: Option<Vec<Json>>,
     /// The `source` block, shared by the changes of one transaction and table.
-    pub source: SourceBlock,
+    pub source: Arc<PreparedSource>,
     /// When the change was read, microseconds since the epoch (the envelope's `ts_*`).
     pub ts_us: i64,
 }
@@ -116,14 +116,13 @@ impl PreparedRecord {
             Some(values) => Some(typed_columns(&self.schemas.key, values)?),
             None => None,
         };
-        let (table, source) = envelope::source_from_text(self.source.as_json_text())?;
         Some(ChangeEvent {
             op: self.op,
-            table,
+            table: self.source.table.clone(),
             key,
             before,
             after,
-            source,
+            source: self.source.info.clone(),
             ts_ms: Some(self.ts_us.div_euclid(1000)),
             columns: Some(row_schema.columns(Path::Root("schema.after")).ok()?),
             position,
@@ -169,7 +168,7 @@ impl PreparedRecord {
         let mut envelope = Map::with_capacity(8);
         envelope.insert("before".into(), row(&self.before));
         envelope.insert("after".into(), row(&self.after));
-        envelope.insert("source".into(), Json::Object(self.source.to_map()));
+        envelope.insert("source".into(), Json::Object(self.source.block().to_map()));
         envelope.insert("transaction".into(), Json::Null);
         envelope.insert("op".into(), Json::from(self.op.code()));
         envelope.insert("ts_ms".into(), Json::from(self.ts_us.div_euclid(1000)));
@@ -186,6 +185,29 @@ impl PreparedRecord {
     /// The value's bytes as JsonConverter writes them.
     pub fn value_bytes(&self) -> Vec<u8> {
         with_schema(&self.schemas.value_text, &self.value_tree())
+    }
+}
+
+/// A `source` block with the table and origin fields read from it once, for every change of
+/// its transaction and table.
+#[derive(Debug, PartialEq)]
+pub struct PreparedSource {
+    table: TableId,
+    info: SourceInfo,
+}
+
+impl PreparedSource {
+    /// Reads the table and origin fields of `block`.
+    ///
+    /// # Errors
+    /// Where `decode_json` would refuse the block (a table that is not text, …).
+    pub fn new(block: &Map<String, Json>) -> Result<Self, Error> {
+        Ok(PreparedSource { table: envelope::table_id(block)?, info: envelope::source_info(block)? })
+    }
+
+    /// The block as it leaves the host.
+    pub fn block(&self) -> &SourceBlock {
+        &self.info.raw
     }
 }
 
@@ -243,7 +265,7 @@ mod tests {
             op: Op::Create,
             before: None,
             after: Some(vec![json!(7), json!("Cg==")]),
-            source: SourceBlock::from_map(source.as_object().unwrap()),
+            source: Arc::new(PreparedSource::new(source.as_object().unwrap()).unwrap()),
             ts_us: 1_700_000_000_123_456,
         }
     }
