@@ -1,6 +1,7 @@
-//! Values as PostgreSQL's text input form. Every value travels as text in a `text[]` parameter
-//! and is cast to its target column's type by the server, so one encoding serves every type,
-//! and nothing is ever spliced into SQL.
+//! Values as PostgreSQL's text input form. A column that does not go in binary (see
+//! [`super::binary`]) travels as text in a `text[]` parameter and is cast to its target
+//! column's type by the server, so one encoding serves every type, and nothing is ever spliced
+//! into SQL.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -118,7 +119,7 @@ fn write_time(out: &mut String, micros: i64) {
 /// The Gregorian (year, month, day) of a day count from 1970-01-01, by 400-year eras of
 /// 146,097 days with years starting in March (so the leap day ends a year): exact for every
 /// `i32` day count.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);

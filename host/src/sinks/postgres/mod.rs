@@ -10,6 +10,7 @@
 //! nothing twice. A lost connection loses the open transaction: the next flush says so and
 //! the lane writes the batch again, on a new connection.
 
+mod binary;
 mod connection;
 mod event_log;
 mod literal;

@@ -4,14 +4,14 @@
 //! (unchanged TOAST columns filled from an earlier change of the same key in the write, else
 //! left out so the target keeps them) or a delete; a key change becomes a delete of the old key
 //! and an upsert of the new; a truncate drops what came before it. Then each table gets at most
-//! a truncate, a bulk delete and one bulk upsert per set of columns present, every value
-//! passed as text in an array parameter and cast by the server to the column's type. Rows go
-//! in key order: PostgreSQL then walks the key's index and the table's pages in order (a batch
-//! of 10,000 upserts in random order cost it 15–25% more, measured here), and two such
-//! statements lock the rows they share in the same order.
+//! a truncate, a bulk delete and one bulk upsert per set of columns present, each column one
+//! array parameter (binary where that spares the server parsing, else text; see
+//! [`super::binary`]) cast by the server to the column's type. Rows go in key order:
+//! PostgreSQL then walks the key's index and the table's pages in order (a batch of 10,000
+//! upserts in random order cost it 15–25% more, measured here), and two such statements lock
+//! the rows they share in the same order.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ use foldhash::fast::RandomState;
 
 use tokio_postgres::types::ToSql;
 
+use super::binary::Array;
 use super::connection::Connection;
 use super::literal;
 use super::schema::{self, DDL_LOCK, TableName, TargetTable, quote};
@@ -64,8 +65,6 @@ struct Resolved {
     index: HashMap<String, usize>,
     /// Positions of the key columns in `table.columns`.
     key: Vec<usize>,
-    /// How each key column sorts.
-    key_order: Vec<KeyOrder>,
     /// The source schema the table was resolved for.
     schema: Option<Arc<[Column]>>,
 }
@@ -86,56 +85,38 @@ pub(super) struct Replica {
     tables: HashMap<TableId, Arc<Resolved>>,
 }
 
-/// A column's value in a change: text (`None` for NULL; lent by the event where it holds
-/// text already), or not sent (unchanged TOAST, or a column the source row does not have),
-/// which leaves the target's value alone.
-#[derive(Debug, Clone, PartialEq)]
+/// A column's value in a change, or not sent (unchanged TOAST, or a column the source row
+/// does not have), which leaves the target's value alone.
+#[derive(Debug, Clone, Copy)]
 enum Cell<'e> {
-    Value(Option<Cow<'e, str>>),
+    Value(&'e Value),
     Unchanged,
 }
 
-type Key<'e> = Vec<Cow<'e, str>>;
+type Key<'e> = Vec<KeyPart<'e>>;
 
-/// How a key column's text sorts, close enough to its index's order for locality: integers by
-/// value, anything else by its bytes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum KeyOrder {
-    Integer,
-    Bytes,
+/// A key column's value: integers by value, so that keys sort as their index does; anything
+/// else as its text, sorted by its bytes (close enough to the index's order for locality).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum KeyPart<'e> {
+    Int(i64),
+    Text(Cow<'e, str>),
 }
 
-impl KeyOrder {
-    fn of(sql_type: &str) -> Self {
-        match sql_type {
-            "smallint" | "integer" | "bigint" => KeyOrder::Integer,
-            _ => KeyOrder::Bytes,
+impl<'e> KeyPart<'e> {
+    /// `None` for NULL: a key has no NULL.
+    fn of(value: &'e Value) -> Option<Self> {
+        match value {
+            Value::Int(int) => Some(KeyPart::Int(*int)),
+            value => literal::text(value).map(KeyPart::Text),
         }
     }
-
-    fn compare(self, a: &str, b: &str) -> Ordering {
-        if self == KeyOrder::Integer
-            && let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>())
-        {
-            return a.cmp(&b);
-        }
-        a.cmp(b)
-    }
-}
-
-/// `a` against `b` in the order of the table's key columns.
-fn compare_keys(order: &[KeyOrder], a: &Key<'_>, b: &Key<'_>) -> Ordering {
-    order
-        .iter()
-        .zip(a.iter().zip(b))
-        .map(|(order, (a, b))| order.compare(a, b))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
 }
 
 enum Change<'e> {
     Upsert(Vec<Cell<'e>>),
-    Delete,
+    /// A delete, with the values of the key columns.
+    Delete(Vec<&'e Value>),
 }
 
 /// One table's net changes in a write. The maps of a write hold thousands of keys and are
@@ -250,9 +231,8 @@ impl Replica {
         }
         let index: HashMap<String, usize> =
             table.columns.iter().enumerate().map(|(i, column)| (column.name.clone(), i)).collect();
-        let key: Vec<usize> = table.key.iter().map(|k| index[k]).collect();
-        let key_order = key.iter().map(|&i| KeyOrder::of(&table.columns[i].sql_type)).collect();
-        let resolved = Arc::new(Resolved { table, index, key, key_order, schema: event.columns.clone() });
+        let key = table.key.iter().map(|k| index[k]).collect();
+        let resolved = Arc::new(Resolved { table, index, key, schema: event.columns.clone() });
         self.tables.insert(event.table.clone(), resolved.clone());
         Ok(resolved)
     }
@@ -287,22 +267,23 @@ fn reduce<'e>(
                 .as_ref()
                 .or(event.before.as_ref())
                 .ok_or("a delete with neither key nor before row")?;
-            entry.changes.insert(row_key(&table, row)?, Change::Delete);
+            let (key, values) = row_key(&table, row)?;
+            entry.changes.insert(key, Change::Delete(values));
         }
         Op::Create | Op::Read | Op::Update => {
             let after = event.after.as_ref().ok_or("a change with no after row")?;
             let mut row = cells(&table, after)?;
             let key = key_of(&table, &row)?;
             if let Some(before) = &event.before
-                && let Ok(old_key) = row_key(&table, before)
+                && let Ok((old_key, old_values)) = row_key(&table, before)
                 && old_key != key
             {
-                entry.changes.insert(old_key, Change::Delete);
+                entry.changes.insert(old_key, Change::Delete(old_values));
             }
             if let Some(Change::Upsert(earlier)) = entry.changes.get(&key) {
                 for (cell, earlier) in row.iter_mut().zip(earlier) {
-                    if *cell == Cell::Unchanged {
-                        *cell = earlier.clone();
+                    if matches!(cell, Cell::Unchanged) {
+                        *cell = *earlier;
                     }
                 }
             }
@@ -332,7 +313,7 @@ fn cells<'e>(table: &Resolved, row: &'e Row) -> Result<Vec<Cell<'e>>, String> {
         next = index + 1;
         cells[index] = match value {
             Value::Unavailable => Cell::Unchanged,
-            value => Cell::Value(literal::text(value)),
+            value => Cell::Value(value),
         };
     }
     Ok(cells)
@@ -344,23 +325,23 @@ fn key_of<'e>(table: &Resolved, cells: &[Cell<'e>]) -> Result<Key<'e>, String> {
         .key
         .iter()
         .map(|&index| match &cells[index] {
-            Cell::Value(Some(text)) => Ok(text.clone()),
-            _ => Err(no_key_value(table, index)),
+            Cell::Value(value) => KeyPart::of(value).ok_or_else(|| no_key_value(table, index)),
+            Cell::Unchanged => Err(no_key_value(table, index)),
         })
         .collect()
 }
 
-/// The key of a row read from its key columns alone (an old row, or a message key).
-fn row_key<'e>(table: &Resolved, row: &'e Row) -> Result<Key<'e>, String> {
-    table
-        .key
-        .iter()
-        .map(|&index| {
-            row.get(&table.table.columns[index].name)
-                .and_then(literal::text)
-                .ok_or_else(|| no_key_value(table, index))
-        })
-        .collect()
+/// The key of a row read from its key columns alone (an old row, or a message key), with the
+/// values it was read from.
+fn row_key<'e>(table: &Resolved, row: &'e Row) -> Result<(Key<'e>, Vec<&'e Value>), String> {
+    let mut key = Vec::with_capacity(table.key.len());
+    let mut values = Vec::with_capacity(table.key.len());
+    for &index in &table.key {
+        let value = row.get(&table.table.columns[index].name).ok_or_else(|| no_key_value(table, index))?;
+        key.push(KeyPart::of(value).ok_or_else(|| no_key_value(table, index))?);
+        values.push(value);
+    }
+    Ok((key, values))
 }
 
 fn no_key_value(table: &Resolved, index: usize) -> String {
@@ -378,46 +359,48 @@ async fn write_table(
     if changes.truncate {
         connection.client().batch_execute(&format!("TRUNCATE {}", table.name)).await?;
     }
-    let mut deletes: Vec<Key<'_>> = Vec::new();
+    let mut deletes: Vec<(Key<'_>, Vec<&Value>)> = Vec::new();
     let mut upserts: HashMap<Vec<bool>, Vec<(Key<'_>, Vec<Cell<'_>>)>> = HashMap::new();
     for (key, change) in changes.changes {
         match change {
-            Change::Delete => deletes.push(key),
+            Change::Delete(values) => deletes.push((key, values)),
             Change::Upsert(row) => {
-                let shape = row.iter().map(|cell| *cell != Cell::Unchanged).collect();
+                let shape = row.iter().map(|cell| matches!(cell, Cell::Value(_))).collect();
                 upserts.entry(shape).or_default().push((key, row));
             }
         }
     }
-    let order = &resolved.key_order;
-    deletes.sort_unstable_by(|a, b| compare_keys(order, a, b));
-    if !deletes.is_empty() {
-        let sql = delete_sql(resolved);
-        for chunk in deletes.chunks(rows_per_statement) {
-            let columns: Vec<Vec<Option<&str>>> = (0..resolved.key.len())
-                .map(|k| chunk.iter().map(|key| Some(key[k].as_ref())).collect())
-                .collect();
-            execute(connection, &sql, &columns).await?;
-        }
+    deletes.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    for chunk in deletes.chunks(rows_per_statement) {
+        let arrays: Vec<Array<'_>> = resolved
+            .key
+            .iter()
+            .enumerate()
+            .map(|(k, &column)| {
+                let values: Vec<&Value> = chunk.iter().map(|(_, values)| values[k]).collect();
+                Array::of(&table.columns[column].sql_type, &values)
+            })
+            .collect();
+        execute(connection, &delete_sql(resolved, &arrays), &arrays).await?;
     }
     for (shape, mut rows) in upserts {
-        rows.sort_unstable_by(|(a, _), (b, _)| compare_keys(order, a, b));
+        rows.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         let present: Vec<usize> = (0..shape.len()).filter(|&i| shape[i]).collect();
-        let sql = upsert_sql(resolved, &present);
         for chunk in rows.chunks(rows_per_statement) {
-            let columns: Vec<Vec<Option<&str>>> = present
+            let arrays: Vec<Array<'_>> = present
                 .iter()
                 .map(|&i| {
-                    chunk
+                    let values: Vec<&Value> = chunk
                         .iter()
-                        .map(|(_, row)| match &row[i] {
-                            Cell::Value(text) => text.as_deref(),
-                            Cell::Unchanged => None,
+                        .map(|(_, row)| match row[i] {
+                            Cell::Value(value) => value,
+                            Cell::Unchanged => unreachable!("a shape's columns are present in its rows"),
                         })
-                        .collect()
+                        .collect();
+                    Array::of(&table.columns[i].sql_type, &values)
                 })
                 .collect();
-            execute(connection, &sql, &columns).await?;
+            execute(connection, &upsert_sql(resolved, &present, &arrays), &arrays).await?;
         }
     }
     Ok(())
@@ -426,21 +409,21 @@ async fn write_table(
 async fn execute(
     connection: &mut Connection,
     sql: &str,
-    columns: &[Vec<Option<&str>>],
+    arrays: &[Array<'_>],
 ) -> Result<(), tokio_postgres::Error> {
-    let params: Vec<&(dyn ToSql + Sync)> =
-        columns.iter().map(|column| column as &(dyn ToSql + Sync)).collect();
+    let params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(Array::param).collect();
     connection.execute(sql, &params).await.map(drop)
 }
 
-/// `unnest($1::text[], …) AS u(c0, …)` over `count` columns.
-fn unnest(count: usize) -> String {
-    let arrays: Vec<String> = (1..=count).map(|i| format!("${i}::text[]")).collect();
-    let names: Vec<String> = (0..count).map(|i| format!("c{i}")).collect();
-    format!("unnest({}) AS u({})", arrays.join(", "), names.join(", "))
+/// `unnest($1::bigint[], $2::text[], …) AS u(c0, c1, …)` over the arrays of a statement.
+fn unnest(arrays: &[Array<'_>]) -> String {
+    let params: Vec<String> =
+        arrays.iter().enumerate().map(|(i, array)| format!("${}::{}", i + 1, array.sql_type())).collect();
+    let names: Vec<String> = (0..arrays.len()).map(|i| format!("c{i}")).collect();
+    format!("unnest({}) AS u({})", params.join(", "), names.join(", "))
 }
 
-fn delete_sql(resolved: &Resolved) -> String {
+fn delete_sql(resolved: &Resolved, arrays: &[Array<'_>]) -> String {
     let table = &resolved.table;
     let matches: Vec<String> = resolved
         .key
@@ -451,15 +434,10 @@ fn delete_sql(resolved: &Resolved) -> String {
             format!("target.{} = u.c{i}::{}", quote(&column.name), column.sql_type)
         })
         .collect();
-    format!(
-        "DELETE FROM {} AS target USING {} WHERE {}",
-        table.name,
-        unnest(resolved.key.len()),
-        matches.join(" AND ")
-    )
+    format!("DELETE FROM {} AS target USING {} WHERE {}", table.name, unnest(arrays), matches.join(" AND "))
 }
 
-fn upsert_sql(resolved: &Resolved, present: &[usize]) -> String {
+fn upsert_sql(resolved: &Resolved, present: &[usize], arrays: &[Array<'_>]) -> String {
     let table = &resolved.table;
     let names: Vec<String> = present.iter().map(|&i| quote(&table.columns[i].name)).collect();
     let casts: Vec<String> =
@@ -483,7 +461,7 @@ fn upsert_sql(resolved: &Resolved, present: &[usize]) -> String {
         table.name,
         names.join(", "),
         casts.join(", "),
-        unnest(present.len()),
+        unnest(arrays),
         key.join(", "),
     )
 }
@@ -492,30 +470,39 @@ fn upsert_sql(resolved: &Resolved, present: &[usize]) -> String {
 mod tests {
     use super::*;
 
-    fn sorted(order: &[KeyOrder], keys: &[&[&str]]) -> Vec<Vec<String>> {
-        let mut keys: Vec<Key<'_>> =
-            keys.iter().map(|key| key.iter().map(|part| Cow::Borrowed(*part)).collect()).collect();
-        keys.sort_unstable_by(|a, b| compare_keys(order, a, b));
-        keys.into_iter().map(|key| key.into_iter().map(Cow::into_owned).collect()).collect()
+    fn sorted(keys: &[Key<'static>]) -> Vec<Key<'static>> {
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        keys
+    }
+
+    fn text(text: &'static str) -> KeyPart<'static> {
+        KeyPart::Text(Cow::Borrowed(text))
     }
 
     #[test]
     fn integer_keys_sort_by_value_and_others_by_their_bytes() {
-        assert_eq!(KeyOrder::of("bigint"), KeyOrder::Integer);
-        assert_eq!(KeyOrder::of("numeric"), KeyOrder::Bytes);
-        assert_eq!(
-            sorted(&[KeyOrder::Integer], &[&["10"], &["-3"], &["9"], &["100"], &["0"]]),
-            [["-3"], ["0"], ["9"], ["10"], ["100"]]
-        );
-        assert_eq!(sorted(&[KeyOrder::Bytes], &[&["b"], &["B"], &["ab"]]), [["B"], ["ab"], ["b"]]);
+        let ints = [-3, 100, 9, 0, 10].map(|int| vec![KeyPart::Int(int)]);
+        assert_eq!(sorted(&ints), [-3, 0, 9, 10, 100].map(|int| vec![KeyPart::Int(int)]));
+        let texts = ["b", "B", "ab"].map(|t| vec![text(t)]);
+        assert_eq!(sorted(&texts), ["B", "ab", "b"].map(|t| vec![text(t)]));
+        assert_eq!(KeyPart::of(&Value::Int(-3)), Some(KeyPart::Int(-3)));
+        assert_eq!(KeyPart::of(&Value::Uuid("0a".into())), Some(text("0a")));
+        assert_eq!(KeyPart::of(&Value::Null), None);
     }
 
     #[test]
     fn composite_keys_sort_by_their_first_differing_column() {
-        let order = [KeyOrder::Bytes, KeyOrder::Integer];
-        assert_eq!(
-            sorted(&order, &[&["eu", "12"], &["us", "1"], &["eu", "2"]]),
-            [["eu", "2"], ["eu", "12"], ["us", "1"]]
-        );
+        let keys = [
+            vec![text("eu"), KeyPart::Int(12)],
+            vec![text("us"), KeyPart::Int(1)],
+            vec![text("eu"), KeyPart::Int(2)],
+        ];
+        let expected = [
+            vec![text("eu"), KeyPart::Int(2)],
+            vec![text("eu"), KeyPart::Int(12)],
+            vec![text("us"), KeyPart::Int(1)],
+        ];
+        assert_eq!(sorted(&keys), expected);
     }
 }
