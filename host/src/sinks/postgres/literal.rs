@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::event::Value;
 
 /// Microseconds in a day.
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub(super) const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The text PostgreSQL reads `value` from; `None` for NULL. An unchanged TOAST column has no
 /// text: the caller leaves such a column out of the statement. Values held as text already
@@ -132,6 +132,18 @@ pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Days from 1970-01-01 to a Gregorian date, by the same eras: the inverse of
+/// [`civil_from_days`] (a day past its month's end counts on into the next month).
+pub(super) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +190,14 @@ mod tests {
         assert_eq!(text(&array).unwrap(), r#"{"a,b",NULL,"say \"hi\" \\ {}"}"#);
         let nested = Value::Array(vec![Value::Array(vec![Value::Int(1), Value::Int(2)])]);
         assert_eq!(text(&nested).unwrap(), r#"{{"1","2"}}"#);
+    }
+
+    #[test]
+    fn day_counts_invert_the_calendar() {
+        for days in (-800_000..800_000).step_by(7) {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, i64::from(month), i64::from(day)), days);
+        }
     }
 
     #[test]
