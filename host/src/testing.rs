@@ -14,7 +14,7 @@ use crate::error::{BoxError, ErrorClass};
 use crate::event::{ChangeEvent, Op, Position, Row, SourceInfo, TableId, Value};
 use crate::pipeline::dlq::{DeadLetterQueue, Failure};
 use crate::plugin::{PluginError, Transform, TransformOutput};
-use crate::sinks::{Batching, Sink, SinkError, SinkFactory};
+use crate::sinks::{Batching, Receipt, Sink, SinkError, SinkFactory};
 use crate::source::SourceRecord;
 
 /// The key id of a test event (its `id` column).
@@ -99,6 +99,8 @@ pub struct SinkLog {
     pub durable: Vec<String>,
     /// Size of every write call.
     pub writes: Vec<usize>,
+    /// Size of every delivery sent by `submit`.
+    pub submits: Vec<usize>,
     /// How many flushes failed on purpose.
     pub failed_flushes: u32,
     /// How many sinks were opened.
@@ -115,6 +117,8 @@ pub struct ScriptedSink {
     seen: HashMap<String, u32>,
     /// Ids written since the last flush.
     pending: Vec<String>,
+    /// Whether a delivery sent by `submit` failed since the last write.
+    submit_failed: bool,
 }
 
 /// Builds [`ScriptedSink`]s that share one [`SinkLog`] and one script.
@@ -123,6 +127,8 @@ pub struct ScriptedSinkFactory {
     sink_id: String,
     script: Arc<Script>,
     writes_past_refusal: bool,
+    /// Whether it overlaps deliveries (`submit`).
+    overlapping: bool,
     flush_failures: Arc<Mutex<u32>>,
     /// While set, writes wait (a stalled destination).
     gate: Arc<tokio::sync::watch::Sender<bool>>,
@@ -147,6 +153,7 @@ impl ScriptedSinkFactory {
             sink_id: sink_id.to_owned(),
             script: Arc::new(script),
             writes_past_refusal: false,
+            overlapping: false,
             flush_failures: Arc::default(),
             gate: Arc::new(tokio::sync::watch::channel(false).0),
             write_delay: Duration::ZERO,
@@ -165,6 +172,14 @@ impl ScriptedSinkFactory {
     /// `write` does.
     pub fn writing_past_refusal(mut self) -> Self {
         self.writes_past_refusal = true;
+        self
+    }
+
+    /// Takes deliveries by `submit`: one with an event the script fails fails, and so does
+    /// every one sent after it until the next write; the others are durable once their
+    /// receipt is awaited.
+    pub fn overlapping(mut self) -> Self {
+        self.overlapping = true;
         self
     }
 
@@ -196,7 +211,12 @@ impl SinkFactory for ScriptedSinkFactory {
     }
 
     fn build(&self) -> Box<dyn Sink> {
-        Box::new(ScriptedSink { settings: self.clone(), seen: HashMap::new(), pending: Vec::new() })
+        Box::new(ScriptedSink {
+            settings: self.clone(),
+            seen: HashMap::new(),
+            pending: Vec::new(),
+            submit_failed: false,
+        })
     }
 
     fn batching(&self) -> Batching {
@@ -213,6 +233,7 @@ impl Sink for ScriptedSink {
                 tokio::time::sleep(self.settings.write_delay).await;
             }
             self.settings.log().writes.push(events.len());
+            self.submit_failed = false;
             let mut refusal = None;
             let mut accepted = Vec::new();
             for (index, event) in events.iter().enumerate() {
@@ -262,6 +283,33 @@ impl Sink for ScriptedSink {
             let flushed = std::mem::take(&mut self.pending);
             self.settings.log().durable.extend(flushed);
             Ok(())
+        })
+    }
+
+    fn submit<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Option<Receipt>> {
+        Box::pin(async move {
+            if !self.settings.overlapping {
+                return None;
+            }
+            self.settings.log().submits.push(events.len());
+            let mut ids = Vec::with_capacity(events.len());
+            for event in events {
+                let id = event.idempotency_id();
+                let seen = self.seen.entry(id.clone()).or_default();
+                *seen += 1;
+                self.submit_failed |= (self.settings.script)(event, *seen).is_some();
+                ids.push(id);
+            }
+            let (failed, log, sink_id) =
+                (self.submit_failed, self.settings.log.clone(), self.settings.sink_id.clone());
+            let receipt: Receipt = Box::pin(async move {
+                if failed {
+                    return Err(SinkError::batch(&sink_id, ErrorClass::TRANSIENT, "the delivery failed"));
+                }
+                log.lock().expect("sink log").durable.extend(ids);
+                Ok(())
+            });
+            Some(receipt)
         })
     }
 

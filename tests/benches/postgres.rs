@@ -22,6 +22,7 @@ use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::{self, SinkSettings};
 use cdc_host::sinks::SinkFactory;
 use cdc_host::sinks::postgres::{PostgresFactory, PostgresSettings, Target};
+use cdc_host::source::kafka::consumer_tuning;
 use cdc_tests::allocations::{CountingAllocator, start_counting, stop_counting};
 use cdc_tests::env::{TestEnv, unique_suffix};
 use cdc_tests::kafka::{create_topic, delete_topic};
@@ -299,6 +300,9 @@ async fn through_kafka(
     settings.consumer.properties.push(("max.partition.fetch.bytes".into(), (32 << 20).to_string()));
     settings.batch_size = BATCH;
     settings.max_buffered_messages = max_buffered;
+    // The consumer's prefetch follows the buffer, as `cdc run` sizes it (the last value of a
+    // property wins).
+    settings.consumer.properties.extend(consumer_tuning(max_buffered));
     let health = Arc::new(Health::new(["replica".to_owned()]));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let pipeline = tokio::spawn(pipeline::run(settings, None, health, Arc::new(Metrics::default()), async {

@@ -1,6 +1,7 @@
 //! The PostgreSQL sink driven directly, as a sink lane drives it, against the test database:
 //! the net effect of a write (last change per key, key changes, unchanged TOAST values,
-//! truncates), a connection lost mid-transaction, what it refuses, and TLS with a private CA.
+//! truncates), overlapped deliveries, a connection lost mid-transaction, what it refuses, and
+//! TLS with a private CA.
 
 use std::sync::Arc;
 
@@ -165,6 +166,65 @@ async fn a_write_keeps_the_last_change_per_key_with_key_changes_toast_and_trunca
     assert_eq!(target.rows(t).await, vec![(5, Some("after".into()), false)]);
     sink.close().await;
     replay.close().await;
+    target.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", target.schema)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapped_deliveries_land_in_order_and_a_failed_one_fails_those_after_it() {
+    let target = TargetDb::new().await;
+    let t = "checked";
+    // The sink takes a table that exists; this one refuses a note `bad`.
+    target
+        .client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.{t} (id bigint PRIMARY KEY, \
+             note text CHECK (note <> 'bad'), big text)",
+            schema = target.schema
+        ))
+        .await
+        .unwrap();
+    let mut sink = target.replica().build();
+    let first = [upsert(t, 1, 1, "a", Value::Null)];
+    assert!(sink.submit(&first).await.is_none(), "a fresh session first writes, resolving the table");
+    deliver(&mut sink, &first).await;
+
+    let (second, bad, fourth) = (
+        [upsert(t, 2, 2, "b", Value::Null)],
+        [upsert(t, 3, 3, "bad", Value::Null)],
+        [upsert(t, 4, 4, "d", Value::Null)],
+    );
+    let mut receipts = Vec::new();
+    for events in [&second[..], &bad, &fourth] {
+        receipts.push(sink.submit(events).await.expect("a known table's rows are sent in the background"));
+    }
+    let outcomes = futures::future::join_all(receipts).await;
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    let refused = outcomes[1].as_ref().expect_err("the check refuses the row");
+    assert!(refused.source.to_string().contains("check"), "{refused}");
+    let after = outcomes[2].as_ref().expect_err("sent after a failed delivery");
+    assert!(after.source.to_string().contains("a delivery sent before it failed"), "{after}");
+    let ids = |rows: Vec<(i64, Option<String>, bool)>| rows.into_iter().map(|row| row.0).collect::<Vec<_>>();
+    assert_eq!(ids(target.rows(t).await), [1, 2], "nothing of the failed delivery or the one after it");
+    let stored = format!("SELECT next_offset FROM {}.cdc_sink_positions", target.schema);
+    let next =
+        |rows: Vec<tokio_postgres::Row>| rows.iter().map(|row| row.get::<_, i64>(0)).collect::<Vec<_>>();
+    assert_eq!(next(target.client.query(&stored, &[]).await.unwrap()), [3]);
+
+    // Written again as a lane writes them: the refused row is named, the next one lands once.
+    let error = sink.write(&bad).await.expect_err("the check refuses the row");
+    assert_eq!((error.accepted, error.names_event, error.class), (0, true, ErrorClass::Record));
+    deliver(&mut sink, &fourth).await;
+    // Rows of another shape need a statement not prepared yet: the lane writes them, so that
+    // nothing of its own runs on the connection while deliveries do.
+    let toast = [upsert(t, 5, 5, "e", Value::Unavailable)];
+    assert!(sink.submit(&toast).await.is_none(), "a statement to prepare first");
+    deliver(&mut sink, &toast).await;
+    let sixth = [upsert(t, 6, 6, "f", Value::Null)];
+    let receipt = sink.submit(&sixth).await.expect("sent in the background again");
+    receipt.await.expect("written");
+    assert_eq!(ids(target.rows(t).await), [1, 2, 4, 5, 6]);
+    assert_eq!(next(target.client.query(&stored, &[]).await.unwrap()), [7]);
+    sink.close().await;
     target.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", target.schema)).await.unwrap();
 }
 

@@ -23,7 +23,7 @@ use super::retry::{FailurePolicy, Verdict};
 use crate::error::chain;
 use crate::event::ChangeEvent;
 use crate::ops::metrics::{Counter, names};
-use crate::sinks::{Batching, Sink, SinkError};
+use crate::sinks::{Batching, Receipt, Sink, SinkError};
 use crate::source::SourceRecord;
 use crate::source::acks::PartitionAcks;
 
@@ -74,6 +74,12 @@ async fn gather(
     Some(gathered)
 }
 
+/// A delivery sent with [`Sink::submit`], not yet known to be durable.
+struct InFlight {
+    receipt: Receipt,
+    gathered: Gathered,
+}
+
 /// One sink's lane for one partition.
 pub struct SinkLane {
     participant: usize,
@@ -116,6 +122,9 @@ impl SinkLane {
     /// and one flush (one transaction, one request) for what a slow sink fell behind on,
     /// instead of one each. A sink that asks for it ([`Batching::linger`]) gets a moment for
     /// more events to arrive before a write that is not full.
+    ///
+    /// A sink that overlaps deliveries ([`Sink::submit`]) gets the next one while the last is
+    /// still being made durable; the lane acks each once its receipt says it is, in order.
     pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<SinkBatch>, max_events: usize) {
         if self.open().await.is_err() {
             self.sink.close().await;
@@ -124,13 +133,74 @@ impl SinkLane {
         let Batching { max_events: sink_max, linger } = self.batching;
         let max_events = max_events.max(sink_max);
         let mut held = None;
-        while let Some(gathered) = gather(&mut batches, &mut held, max_events, linger).await {
-            if self.deliver(gathered.events, gathered.records).await.is_err() {
-                break;
+        let mut in_flight: Option<InFlight> = None;
+        let _: Result<(), Halted> = async {
+            loop {
+                // Nothing queued: wait for the next batch or for what is in flight, whichever
+                // comes first, so that a delivery is neither left unacked while the lane waits
+                // nor waited for while the next one could be sent.
+                if held.is_none()
+                    && batches.is_empty()
+                    && let Some(flight) = &mut in_flight
+                {
+                    tokio::select! {
+                        outcome = &mut flight.receipt => {
+                            let flight = in_flight.take().expect("matched above");
+                            self.settled(flight.gathered, outcome).await?;
+                        }
+                        // When the channel closed, the gather below says so.
+                        batch = batches.recv() => held = batch,
+                    }
+                }
+                let Some(gathered) = gather(&mut batches, &mut held, max_events, linger).await else {
+                    return self.settle(in_flight.take()).await;
+                };
+                match self.sink.submit(&gathered.events).await {
+                    Some(receipt) => {
+                        let previous = in_flight.replace(InFlight { receipt, gathered });
+                        self.settle(previous).await?;
+                    }
+                    None => {
+                        self.settle(in_flight.take()).await?;
+                        self.deliver(gathered.events, gathered.records).await?;
+                        self.acks.ack(self.participant, gathered.next_offset);
+                    }
+                }
             }
-            self.acks.ack(self.participant, gathered.next_offset);
         }
+        .await;
         self.sink.close().await;
+    }
+
+    /// Waits for a delivery sent with [`Sink::submit`], then settles it ([`SinkLane::settled`]).
+    async fn settle(&mut self, in_flight: Option<InFlight>) -> Result<(), Halted> {
+        let Some(InFlight { receipt, gathered }) = in_flight else { return Ok(()) };
+        let outcome = receipt.await;
+        self.settled(gathered, outcome).await
+    }
+
+    /// Acks a delivery sent with [`Sink::submit`] once its receipt resolved. When it failed
+    /// (and with it everything sent after it), it is first delivered again by write and flush,
+    /// where each failure is settled by the policy.
+    async fn settled(&mut self, gathered: Gathered, outcome: Result<(), SinkError>) -> Result<(), Halted> {
+        match outcome {
+            Ok(()) => {
+                self.delivered.add(gathered.events.len() as u64);
+                self.context.health.set_sink(&self.sink_id, Ok(()));
+            }
+            Err(error) => {
+                tracing::warn!(
+                    sink_id = self.sink_id.as_str(),
+                    events = gathered.events.len(),
+                    class = error.class.name(),
+                    error = %chain(&error),
+                    "pipeline.overlapped_delivery_failed"
+                );
+                self.deliver(gathered.events, gathered.records).await?;
+            }
+        }
+        self.acks.ack(self.participant, gathered.next_offset);
+        Ok(())
     }
 
     /// Opens the sink, retrying by the policy like a flush.

@@ -51,8 +51,8 @@ pub fn factory(
 /// Contract: the pipeline gives each sink lane (one per source partition) its own `Sink`, and
 /// calls it from one task at a time. `write` receives the lane's events in source order; a sink
 /// may write different keys in parallel but never one key out of order. Events count as
-/// delivered only once `flush` has returned `Ok`: then, and only then, may offsets move past
-/// them. After an error the pipeline calls `write` again with the events not yet accepted,
+/// delivered only once `flush` has returned `Ok` (or the receipt of [`Sink::submit`] has):
+/// then, and only then, may offsets move past them. After an error the pipeline calls `write` again with the events not yet accepted,
 /// after settling the one the error names (retried or dead-lettered), so that nothing is
 /// written before an event it follows. The lane calls `open` once before the first write,
 /// `health` while a failure persists (its answer goes to `/readyz`), and `close` once, last.
@@ -71,6 +71,18 @@ pub trait Sink: Send {
     /// Makes every accepted event durable.
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>>;
 
+    /// Sends `events` as one delivery to be made durable in the background, so that the lane
+    /// can gather and send the next one meanwhile; the receipt resolves once it is durable.
+    /// Deliveries become durable in the order sent. When one fails, so does every delivery
+    /// sent after it, and nothing of them is durable: the lane then writes and flushes them
+    /// again, in order. `None` (the default) when the sink does not overlap deliveries, or
+    /// not these events: the lane then writes and flushes them. Called only after a flush
+    /// (or a receipt) settled everything written before.
+    fn submit<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Option<Receipt>> {
+        let _ = events;
+        Box::pin(async { None })
+    }
+
     /// The sink's own view of whether it can deliver now; `Err` says why not.
     fn health(&mut self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { Ok(()) })
@@ -81,6 +93,9 @@ pub trait Sink: Send {
         Box::pin(async {})
     }
 }
+
+/// Whether a delivery sent by [`Sink::submit`] was made durable.
+pub type Receipt = BoxFuture<'static, Result<(), SinkError>>;
 
 /// A sink's failure, with its class, how far the write got and what it blames.
 #[derive(Debug, thiserror::Error)]

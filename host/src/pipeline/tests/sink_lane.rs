@@ -236,3 +236,46 @@ async fn a_sink_that_lingers_gets_what_arrives_meanwhile_in_one_write() {
     assert_eq!(log.writes, vec![20, 10], "the two batches 50 ms apart went together");
     assert_eq!(harness.committable(0), Some(30));
 }
+
+#[tokio::test]
+async fn a_sink_that_overlaps_deliveries_gets_them_in_order_and_one_that_failed_is_written_again() {
+    let harness = Harness::new(1, None);
+    // Key 37 (offset 36) is refused: its delivery fails, and so does the one sent after it.
+    let factory = ScriptedSinkFactory::scripted("sink", |event, _| {
+        (testing::key_id(event) == 37).then_some(Fault { class: ErrorClass::Record, names_event: true })
+    })
+    .overlapping();
+    let all = events(250);
+    let batches = all.chunks(40).map(|chunk| batch(chunk.to_vec())).collect();
+    let lane = deliver(&harness, &factory, quick_retry(), 0, batches).await;
+    tokio::time::timeout(Duration::from_secs(10), lane).await.unwrap().unwrap();
+
+    let log = factory.log();
+    assert_eq!(log.submits, vec![80, 80, 90], "the next delivery is sent before the last is settled");
+    let wanted: Vec<String> = (0..250).filter(|&offset| offset != 36).map(id).collect();
+    assert_eq!(log.durable, wanted, "in order, each once, the failed deliveries written again");
+    assert_eq!(harness.dlq.offsets(), vec![36]);
+    assert_eq!(harness.committable(0), Some(250));
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_is_acked_while_the_lane_waits_for_more() {
+    let harness = Harness::new(1, None);
+    let factory = ScriptedSinkFactory::reliable("sink").overlapping();
+    let acks = harness.context.tracker.partition(&partition(0));
+    (0..10).for_each(|offset| acks.dispatched(offset));
+    let spec = SinkSettings { factory: Arc::new(factory.clone()), retry: quick_retry() };
+    let lane = SinkLane::new(0, &spec, acks, 0, harness.context.clone());
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let lane = tokio::spawn(lane.run(receiver, MAX_EVENTS));
+    sender.send(batch(events(10))).unwrap();
+    let acked = async {
+        while harness.committable(0) != Some(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), acked).await.expect("acked with the channel still open");
+    assert_eq!(factory.log().submits, vec![10]);
+    drop(sender);
+    tokio::time::timeout(Duration::from_secs(10), lane).await.unwrap().unwrap();
+}

@@ -11,6 +11,7 @@ use bytes::{BufMut, BytesMut};
 use tokio_postgres::types::{IsNull, ToSql, Type, accepts, to_sql_checked};
 
 use super::literal::{self, MICROS_PER_DAY, civil_from_days, days_from_civil};
+use super::statement::{Encoded, Param};
 use crate::event::Value;
 
 /// Days from 1970-01-01, the events' epoch, to 2000-01-01, PostgreSQL's.
@@ -74,14 +75,18 @@ impl<'e> Array<'e> {
         }
     }
 
-    pub fn param(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Array::Text(values) => values,
-            Array::Int8(values) => values,
-            Array::Numeric(values) => values,
-            Array::Date(values) => values,
-            Array::Timestamp(values) | Array::TimestampTz(values) => values,
-        }
+    /// The parameter, encoded: the statement owns it and no longer borrows the events.
+    pub fn encode(&self) -> Param {
+        let (value, ty): (&(dyn ToSql + Sync), Type) = match self {
+            Array::Text(values) => (values, Type::TEXT_ARRAY),
+            Array::Int8(values) => (values, Type::INT8_ARRAY),
+            Array::Numeric(values) => (values, Type::NUMERIC_ARRAY),
+            Array::Date(values) => (values, Type::DATE_ARRAY),
+            Array::Timestamp(values) => (values, Type::TIMESTAMP_ARRAY),
+            Array::TimestampTz(values) => (values, Type::TIMESTAMPTZ_ARRAY),
+        };
+        let encoded = Encoded::new(value, ty).expect("each array kind encodes as its own type");
+        Box::new(encoded)
     }
 }
 

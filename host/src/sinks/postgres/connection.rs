@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use crate::config::{PostgresSinkConfig, PostgresSslMode, Secret};
@@ -117,9 +116,45 @@ fn rustls_pemfile_certs(
         .map_err(|error| format!("sslrootcert {}: {error}", file.display()))
 }
 
+/// Whether building a write's statements may use the connection (prepare a statement,
+/// resolve a table, read a position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Prepare {
+    AsNeeded,
+    /// Only what the session prepared and read before: while deliveries run on the
+    /// connection in the background, a statement of the lane's own would land inside their
+    /// transactions, and one that failed would abort them.
+    CachedOnly,
+}
+
+/// Why a write's statements could not be built.
+#[derive(Debug)]
+pub(super) enum BuildError {
+    Database(tokio_postgres::Error),
+    /// Building needs the database ([`Prepare::CachedOnly`]): a statement not prepared yet, a
+    /// table not resolved yet, a position not read yet.
+    NeedsDatabase,
+}
+
+impl BuildError {
+    /// The database's error, where the build could use the database.
+    pub fn into_database(self) -> tokio_postgres::Error {
+        match self {
+            BuildError::Database(error) => error,
+            BuildError::NeedsDatabase => unreachable!("a build that may use the database never needs it"),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for BuildError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        BuildError::Database(error)
+    }
+}
+
 /// An open connection and the statements prepared on it.
 pub(super) struct Connection {
-    client: Client,
+    client: Arc<Client>,
     statements: HashMap<String, Statement>,
 }
 
@@ -144,7 +179,7 @@ impl Connection {
                 client
             }
         };
-        Ok(Connection { client, statements: HashMap::new() })
+        Ok(Connection { client: Arc::new(client), statements: HashMap::new() })
     }
 
     /// The client, for one-off statements.
@@ -152,19 +187,23 @@ impl Connection {
         &self.client
     }
 
+    /// The client, for statements run from another task.
+    pub fn shared_client(&self) -> Arc<Client> {
+        self.client.clone()
+    }
+
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
     }
 
-    /// Runs `sql` as a statement prepared once per connection.
-    pub async fn execute(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        let statement = self.statement(sql).await?;
-        self.client.execute(&statement, params).await
+    /// `sql` as a statement prepared once per connection, or, with [`Prepare::CachedOnly`],
+    /// prepared before.
+    pub async fn prepared(&mut self, sql: &str, prepare: Prepare) -> Result<Statement, BuildError> {
+        match prepare {
+            Prepare::AsNeeded => Ok(self.statement(sql).await?),
+            Prepare::CachedOnly => self.statements.get(sql).cloned().ok_or(BuildError::NeedsDatabase),
+        }
     }
 
     /// `sql` as a statement prepared once per connection.

@@ -4,10 +4,9 @@
 //! value as `jsonb`. A record written again (after a crash between the rows
 //! and the commit of offsets) lands on its own row: replaced with `upsert`, else left as it was.
 
-use tokio_postgres::types::ToSql;
-
-use super::connection::Connection;
+use super::connection::{BuildError, Connection, Prepare};
 use super::schema::{DDL_LOCK, TableName, quote};
+use super::statement::{Param, Step};
 use crate::event::{ChangeEvent, to_debezium_key, to_debezium_value};
 use crate::sinks::positions::stream_of;
 
@@ -54,14 +53,15 @@ pub(super) async fn ensure(connection: &Connection, table: &TableName) -> Result
     Ok(())
 }
 
-/// Appends `events`, `rows_per_statement` at a time.
+/// The statements that append `events`, `rows_per_statement` at a time.
 pub(super) async fn append(
     connection: &mut Connection,
     table: &TableName,
     events: &[ChangeEvent],
     upsert: bool,
     rows_per_statement: usize,
-) -> Result<(), tokio_postgres::Error> {
+    prepare: Prepare,
+) -> Result<Vec<Step>, BuildError> {
     let on_conflict = if upsert {
         "DO UPDATE SET event_key = EXCLUDED.event_key, event_value = EXCLUDED.event_value, written_at = now()"
     } else {
@@ -74,6 +74,8 @@ pub(super) async fn append(
            $7::jsonb[]) \
          ON CONFLICT (source_topic, source_partition, source_offset, source_index, output_index) {on_conflict}"
     );
+    let statement = connection.prepared(&sql, prepare).await?;
+    let mut steps = Vec::new();
     for chunk in events.chunks(rows_per_statement) {
         let mut topics = Vec::with_capacity(chunk.len());
         let mut partitions = Vec::with_capacity(chunk.len());
@@ -92,9 +94,16 @@ pub(super) async fn append(
             keys.push(event.key.as_ref().map(|_| to_debezium_key(event)));
             values.push(to_debezium_value(event));
         }
-        let params: [&(dyn ToSql + Sync); 7] =
-            [&topics, &partitions, &offsets, &source_indexes, &indexes, &keys, &values];
-        connection.execute(&sql, &params).await?;
+        let params: Vec<Param> = vec![
+            Box::new(topics),
+            Box::new(partitions),
+            Box::new(offsets),
+            Box::new(source_indexes),
+            Box::new(indexes),
+            Box::new(keys),
+            Box::new(values),
+        ];
+        steps.push(Step::Prepared { statement: statement.clone(), params });
     }
-    Ok(())
+    Ok(steps)
 }

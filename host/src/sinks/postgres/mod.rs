@@ -9,14 +9,20 @@
 //! position is already in the target and is skipped, so a restart after a crash writes
 //! nothing twice. A lost connection loses the open transaction: the next flush says so and
 //! the lane writes the batch again, on a new connection.
+//!
+//! Once the session knows a delivery's tables, positions and statements, the lane overlaps
+//! deliveries (`submit`, [`overlap`]): each runs in a transaction of its own while the lane
+//! builds the next. One that fails fails the session; the lane then writes it again as above.
 
 mod binary;
 mod connection;
 mod event_log;
 mod literal;
+mod overlap;
 mod positions;
 mod replica;
 mod schema;
+mod statement;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,15 +30,16 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 pub use self::connection::ConnectSettings;
-use self::connection::{Connection, classify, session_lost};
+use self::connection::{BuildError, Connection, Prepare, classify, session_lost};
+use self::overlap::Overlap;
 use self::positions::PositionTable;
-use self::replica::{ApplyError, Replica, TableMapping};
+use self::replica::{Replica, Statements, TableMapping};
 use self::schema::TableName;
 use crate::config::{PostgresMode, PostgresSinkConfig};
 use crate::error::ErrorClass;
 use crate::event::ChangeEvent;
 use crate::sinks::positions::{Mark, after, stream_of};
-use crate::sinks::{Batching, Sink, SinkError, SinkFactory};
+use crate::sinks::{Batching, Receipt, Sink, SinkError, SinkFactory};
 use crate::source::acks::PartitionKey;
 
 /// What the sink writes.
@@ -193,6 +200,7 @@ impl SinkFactory for PostgresFactory {
             in_transaction: false,
             lost: false,
             last_error: None,
+            overlap: Overlap::default(),
         })
     }
 }
@@ -212,6 +220,8 @@ struct PostgresSink {
     /// Writes accepted in a transaction that was lost with its connection.
     lost: bool,
     last_error: Option<String>,
+    /// Deliveries sent by `submit`, running on the connection.
+    overlap: Overlap,
 }
 
 impl PostgresSink {
@@ -221,7 +231,7 @@ impl PostgresSink {
 
     /// The connection, opened (and the tables ensured) when there is none.
     async fn connect(&mut self) -> Result<&mut Connection, SinkError> {
-        if self.connection.as_ref().is_some_and(Connection::is_closed) {
+        if self.connection.as_ref().is_some_and(Connection::is_closed) || self.overlap.failed() {
             self.drop_session();
         }
         if self.connection.is_none() {
@@ -257,6 +267,7 @@ impl PostgresSink {
         self.in_transaction = false;
         self.written.clear();
         self.held.clear();
+        self.overlap = Overlap::default();
         if let Some(replica) = &mut self.replica {
             replica.forget_tables();
         }
@@ -267,7 +278,7 @@ impl PostgresSink {
     }
 
     /// How many leading events the target already holds.
-    async fn held_prefix(&mut self, events: &[ChangeEvent]) -> Result<usize, tokio_postgres::Error> {
+    async fn held_prefix(&mut self, events: &[ChangeEvent], prepare: Prepare) -> Result<usize, BuildError> {
         let mut skipped = 0;
         let mut current: Option<((&str, i32), Mark)> = None;
         for event in events {
@@ -276,7 +287,7 @@ impl PostgresSink {
                 // A lane's events are of one stream: the lookup is done once.
                 Some((held_stream, next)) if held_stream == stream => next,
                 _ => {
-                    let next = self.held_position(stream).await?;
+                    let next = self.held_position(stream, prepare).await?;
                     current = Some((stream, next));
                     next
                 }
@@ -290,10 +301,13 @@ impl PostgresSink {
     }
 
     /// The next position the target holds for a stream, read once per session.
-    async fn held_position(&mut self, stream: (&str, i32)) -> Result<Mark, tokio_postgres::Error> {
+    async fn held_position(&mut self, stream: (&str, i32), prepare: Prepare) -> Result<Mark, BuildError> {
         let key = (stream.0.to_owned(), stream.1);
         if let Some(next) = self.held.get(&key) {
             return Ok(*next);
+        }
+        if prepare == Prepare::CachedOnly {
+            return Err(BuildError::NeedsDatabase);
         }
         let connection = self.connection.as_mut().expect("connected before");
         let next = self.shared.positions.load(connection, stream).await?.unwrap_or((i64::MIN, i64::MIN));
@@ -301,39 +315,84 @@ impl PostgresSink {
         Ok(next)
     }
 
-    /// Notes the next position of each stream of `events`, written in the open transaction.
-    fn note_written(&mut self, events: &[ChangeEvent]) {
-        let mut runs = events.iter().map(|event| stream_of(&event.position)).peekable();
-        while let Some((stream, mark)) = runs.next() {
-            let mut last = mark;
-            while let Some((_, mark)) = runs.next_if(|(next_stream, _)| *next_stream == stream) {
-                last = last.max(mark);
-            }
-            let next = self.written.entry((stream.0.to_owned(), stream.1)).or_insert((i64::MIN, i64::MIN));
-            *next = (*next).max(after(stream.1, last));
-        }
-    }
-
-    async fn apply(&mut self, events: &[ChangeEvent]) -> Result<(), ApplyError> {
+    /// The statements that write `events`; DDL a replica table needs runs now, when `prepare`
+    /// allows it.
+    async fn build(&mut self, events: &[ChangeEvent], prepare: Prepare) -> Result<Statements, BuildError> {
         let connection = self.connection.as_mut().expect("connected before");
+        let rows_per_statement = self.shared.rows_per_statement;
         match (&self.shared.writer, &mut self.replica) {
             (Writer::Replica(_), Some(replica)) => {
-                replica.apply(connection, events, self.shared.rows_per_statement).await
+                replica.build(connection, events, rows_per_statement, prepare).await
             }
             (Writer::EventLog { table, upsert }, _) => {
-                Ok(event_log::append(connection, table, events, *upsert, self.shared.rows_per_statement)
-                    .await?)
+                let steps =
+                    event_log::append(connection, table, events, *upsert, rows_per_statement, prepare)
+                        .await?;
+                Ok(Statements { steps, refused: None })
             }
             (Writer::Replica(_), None) => unreachable!("a replica sink has a replica writer"),
         }
     }
 
+    /// Builds and runs, one after another, the statements that write `events`; returns how
+    /// many leading events they wrote and, when an event cannot be written, why.
+    async fn apply(
+        &mut self,
+        events: &[ChangeEvent],
+    ) -> Result<(usize, Option<String>), tokio_postgres::Error> {
+        let Statements { steps, refused } =
+            self.build(events, Prepare::AsNeeded).await.map_err(BuildError::into_database)?;
+        let client = self.connection.as_ref().expect("connected before").client();
+        for step in &steps {
+            step.run(client).await?;
+        }
+        Ok(match refused {
+            Some((index, reason)) => (index, Some(reason)),
+            None => (events.len(), None),
+        })
+    }
+
+    /// Sends `events` to be written in a transaction of their own in the background; `None`
+    /// when they need more than statements built from what the session knows (the lane then
+    /// writes them): no session, a write not yet flushed, a delivery that failed, a table to
+    /// resolve (DDL runs in the transaction of the write that needs it), a statement to
+    /// prepare or a position to read (the connection is not the lane's while deliveries run
+    /// on it), or an event to refuse (the lane's write names it).
+    async fn submit_events(&mut self, events: &[ChangeEvent]) -> Option<Receipt> {
+        if self.overlap.failed() {
+            self.drop_session();
+            return None;
+        }
+        let usable = self.connection.as_ref().is_some_and(|connection| !connection.is_closed());
+        if !usable || self.in_transaction || self.lost {
+            return None;
+        }
+        let skipped = self.held_prefix(events, Prepare::CachedOnly).await.ok()?;
+        let events = &events[skipped..];
+        if events.is_empty() {
+            return Some(Box::pin(async { Ok(()) }));
+        }
+        let Statements { mut steps, refused: None } = self.build(events, Prepare::CachedOnly).await.ok()?
+        else {
+            return None;
+        };
+        let positions = next_positions(events);
+        let connection = self.connection.as_mut().expect("usable above");
+        let stores = positions.iter().map(|((topic, partition), next)| ((topic.as_str(), *partition), *next));
+        steps.extend(self.shared.positions.stores(connection, stores, Prepare::CachedOnly).await.ok()?);
+        // Taken as held now: a delivery that fails fails the session (`Overlap::failed`), and
+        // with it what the session read and assumed.
+        self.held.extend(positions);
+        Some(self.overlap.send(&self.shared.sink_id, connection.shared_client(), steps))
+    }
+
     async fn write_events(&mut self, events: &[ChangeEvent]) -> Result<(), SinkError> {
         self.connect().await?;
-        let skipped = match self.held_prefix(events).await {
-            Ok(skipped) => skipped,
-            Err(error) => return Err(self.session_error(0, "cannot read stored positions", &error)),
-        };
+        let skipped =
+            match self.held_prefix(events, Prepare::AsNeeded).await.map_err(BuildError::into_database) {
+                Ok(skipped) => skipped,
+                Err(error) => return Err(self.session_error(0, "cannot read stored positions", &error)),
+            };
         let events = &events[skipped..];
         if events.is_empty() {
             return Ok(());
@@ -351,9 +410,8 @@ impl PostgresSink {
         }
         self.in_transaction = true;
         let (applied, refused) = match self.apply(events).await {
-            Ok(()) => (events.len(), None),
-            Err(ApplyError::Event { index, reason }) => (index, Some(reason)),
-            Err(ApplyError::Database(error)) => {
+            Ok(applied) => applied,
+            Err(error) => {
                 let mut error = self.session_error(skipped, "write failed", &error);
                 // A statement fails as a whole; alone, the event is the one at fault.
                 error.names_event = events.len() == 1;
@@ -370,7 +428,10 @@ impl PostgresSink {
                 return Err(error);
             }
         };
-        self.note_written(&events[..applied]);
+        for (stream, next) in next_positions(&events[..applied]) {
+            let written = self.written.entry(stream).or_insert((i64::MIN, i64::MIN));
+            *written = (*written).max(next);
+        }
         match refused {
             None => Ok(()),
             Some(reason) => {
@@ -438,6 +499,10 @@ impl Sink for PostgresSink {
         Box::pin(self.commit())
     }
 
+    fn submit<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Option<Receipt>> {
+        Box::pin(self.submit_events(events))
+    }
+
     fn health(&mut self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             let where_ = self.shared.connect.describe();
@@ -459,6 +524,21 @@ impl Sink for PostgresSink {
             self.connection = None;
         })
     }
+}
+
+/// The next position of each stream of `events`.
+fn next_positions(events: &[ChangeEvent]) -> HashMap<Stream, Mark> {
+    let mut next: HashMap<Stream, Mark> = HashMap::new();
+    let mut runs = events.iter().map(|event| stream_of(&event.position)).peekable();
+    while let Some((stream, mark)) = runs.next() {
+        let mut last = mark;
+        while let Some((_, mark)) = runs.next_if(|(next_stream, _)| *next_stream == stream) {
+            last = last.max(mark);
+        }
+        let entry = next.entry((stream.0.to_owned(), stream.1)).or_insert((i64::MIN, i64::MIN));
+        *entry = (*entry).max(after(stream.1, last));
+    }
+    next
 }
 
 /// A database error as one line: the server's message with its code, detail and the object it

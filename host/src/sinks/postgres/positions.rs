@@ -5,10 +5,10 @@
 //! at any moment leaves rows and position either both written or both not.
 
 use tokio_postgres::Client;
-use tokio_postgres::types::ToSql;
 
-use super::connection::Connection;
+use super::connection::{BuildError, Connection, Prepare};
 use super::schema::{DDL_LOCK, TableName, quote};
+use super::statement::{Param, Step};
 use crate::sinks::positions::Mark;
 
 /// The table holding positions, in the sink's schema.
@@ -82,6 +82,35 @@ impl PositionTable {
         }
     }
 
+    /// The statements that store the next position of each stream.
+    pub async fn stores(
+        &self,
+        connection: &mut Connection,
+        positions: impl IntoIterator<Item = ((&str, i32), Mark)>,
+        prepare: Prepare,
+    ) -> Result<Vec<Step>, BuildError> {
+        let sql = format!(
+            "INSERT INTO {} (pipeline_id, sink_id, topic, partition, next_offset, next_index) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (pipeline_id, sink_id, topic, partition) \
+             DO UPDATE SET next_offset = EXCLUDED.next_offset, next_index = EXCLUDED.next_index, updated_at = now()",
+            self.name
+        );
+        let statement = connection.prepared(&sql, prepare).await?;
+        let stores = positions.into_iter().map(|((topic, partition), (offset, index))| {
+            let params: Vec<Param> = vec![
+                Box::new(self.pipeline_id.clone()),
+                Box::new(self.sink_id.clone()),
+                Box::new(topic.to_owned()),
+                Box::new(partition),
+                Box::new(offset),
+                Box::new(index),
+            ];
+            Step::Prepared { statement: statement.clone(), params }
+        });
+        Ok(stores.collect())
+    }
+
     /// Stores the next position of each stream in the caller's transaction and commits it.
     ///
     /// The statements and the `COMMIT` are sent together, in one round trip: a store that
@@ -92,26 +121,11 @@ impl PositionTable {
         connection: &mut Connection,
         positions: impl IntoIterator<Item = ((&str, i32), Mark)>,
     ) -> Result<(), tokio_postgres::Error> {
-        let sql = format!(
-            "INSERT INTO {} (pipeline_id, sink_id, topic, partition, next_offset, next_index) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (pipeline_id, sink_id, topic, partition) \
-             DO UPDATE SET next_offset = EXCLUDED.next_offset, next_index = EXCLUDED.next_index, updated_at = now()",
-            self.name
-        );
-        let statement = connection.statement(&sql).await?;
+        let stores =
+            self.stores(connection, positions, Prepare::AsNeeded).await.map_err(BuildError::into_database)?;
         let client = connection.client();
-        let stores = positions.into_iter().map(|((topic, partition), (offset, index))| {
-            let statement = &statement;
-            async move {
-                let params: [&(dyn ToSql + Sync); 6] =
-                    [&self.pipeline_id, &self.sink_id, &topic, &partition, &offset, &index];
-                client.execute(statement, &params).await
-            }
-        });
         // Each request goes out when its future is first polled: all of them before any reply.
-        futures::future::try_join(futures::future::try_join_all(stores), client.batch_execute("COMMIT"))
-            .await
-            .map(drop)
+        let stores = futures::future::try_join_all(stores.iter().map(|store| store.run(client)));
+        futures::future::try_join(stores, client.batch_execute("COMMIT")).await.map(drop)
     }
 }

@@ -17,27 +17,33 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use tokio_postgres::types::ToSql;
-
 use super::binary::Array;
-use super::connection::Connection;
+use super::connection::{BuildError, Connection, Prepare};
 use super::literal;
 use super::schema::{self, DDL_LOCK, TableName, TargetTable, quote};
+use super::statement::Step;
 use crate::event::{ChangeEvent, Column, Op, Row, TableId, Value};
 
-/// Why a write could not be applied.
-#[derive(Debug)]
-pub(super) enum ApplyError {
-    /// Event number `index` of the write cannot be written (no key, a type with no PostgreSQL
-    /// form, …); nothing of the write was applied.
-    Event { index: usize, reason: String },
-    /// The database refused a statement.
-    Database(tokio_postgres::Error),
+/// The statements of a write.
+pub(super) struct Statements {
+    /// In the order they run.
+    pub steps: Vec<Step>,
+    /// The event that cannot be written (no key, a type with no PostgreSQL form, …), by its
+    /// index in the write, and why; the statements cover the events before it.
+    pub refused: Option<(usize, String)>,
 }
 
-impl From<tokio_postgres::Error> for ApplyError {
+/// Why an event's target table could not be resolved.
+enum Unresolved {
+    /// The event cannot be written there.
+    Refused(String),
+    /// The database failed, or was not to be asked.
+    Build(BuildError),
+}
+
+impl From<tokio_postgres::Error> for Unresolved {
     fn from(error: tokio_postgres::Error) -> Self {
-        ApplyError::Database(error)
+        Unresolved::Build(BuildError::Database(error))
     }
 }
 
@@ -137,38 +143,45 @@ impl Replica {
         self.tables.clear();
     }
 
-    /// Applies `events` inside the caller's transaction. When an event cannot be written, the
-    /// events before it are applied and the error names it.
-    pub async fn apply(
+    /// The statements that apply `events`, run inside the caller's transaction; resolving the
+    /// tables (DDL included) runs on the connection now, unless `prepare` allows only what was
+    /// resolved before. When an event cannot be written, the statements cover the events
+    /// before it, and `refused` names it.
+    pub async fn build(
         &mut self,
         connection: &mut Connection,
         events: &[ChangeEvent],
         rows_per_statement: usize,
-    ) -> Result<(), ApplyError> {
+        prepare: Prepare,
+    ) -> Result<Statements, BuildError> {
         let mut changes: HashMap<TableName, TableChanges<'_>> = HashMap::new();
         let mut refused = None;
         for (index, event) in events.iter().enumerate() {
-            if event.op == Op::Truncate
-                && !self.tables.contains_key(&event.table)
-                && TargetTable::load(connection.client(), &self.mapping.target(&event.table)).await?.is_none()
-            {
-                // Nothing to empty: the table was never written.
-                continue;
+            if event.op == Op::Truncate && !self.tables.contains_key(&event.table) {
+                if prepare == Prepare::CachedOnly {
+                    return Err(BuildError::NeedsDatabase);
+                }
+                if TargetTable::load(connection.client(), &self.mapping.target(&event.table)).await?.is_none()
+                {
+                    // Nothing to empty: the table was never written.
+                    continue;
+                }
             }
-            let result = match self.resolve(connection, event).await {
+            let result = match self.resolve(connection, event, prepare).await {
                 Ok(table) => reduce(&mut changes, table, event),
-                Err(ApplyError::Event { reason, .. }) => Err(reason),
-                Err(error) => return Err(error),
+                Err(Unresolved::Refused(reason)) => Err(reason),
+                Err(Unresolved::Build(error)) => return Err(error),
             };
             if let Err(reason) = result {
-                refused = Some(ApplyError::Event { index, reason: format!("{}: {reason}", event.table) });
+                refused = Some((index, format!("{}: {reason}", event.table)));
                 break;
             }
         }
+        let mut steps = Vec::new();
         for table_changes in changes.into_values() {
-            write_table(connection, table_changes, rows_per_statement).await?;
+            table_steps(connection, table_changes, rows_per_statement, prepare, &mut steps).await?;
         }
-        refused.map_or(Ok(()), Err)
+        Ok(Statements { steps, refused })
     }
 
     /// The target table of an event: read from the catalog, created from the source schema
@@ -177,12 +190,16 @@ impl Replica {
         &mut self,
         connection: &mut Connection,
         event: &ChangeEvent,
-    ) -> Result<Arc<Resolved>, ApplyError> {
-        let refuse = |reason: String| ApplyError::Event { index: 0, reason };
+        prepare: Prepare,
+    ) -> Result<Arc<Resolved>, Unresolved> {
+        let refuse = Unresolved::Refused;
         if let Some(resolved) = self.tables.get(&event.table)
             && resolved.covers(event.columns.as_ref())
         {
             return Ok(resolved.clone());
+        }
+        if prepare == Prepare::CachedOnly {
+            return Err(Unresolved::Build(BuildError::NeedsDatabase));
         }
         let name = self.mapping.target(&event.table);
         let columns = event.columns.as_deref().unwrap_or_default();
@@ -348,16 +365,18 @@ fn no_key_value(table: &Resolved, index: usize) -> String {
     format!("key column `{}` has no value", table.table.columns[index].name)
 }
 
-/// Writes one table's net changes: truncate, deletes, then upserts by column set.
-async fn write_table(
+/// The statements of one table's net changes: truncate, deletes, then upserts by column set.
+async fn table_steps(
     connection: &mut Connection,
     changes: TableChanges<'_>,
     rows_per_statement: usize,
-) -> Result<(), ApplyError> {
+    prepare: Prepare,
+    steps: &mut Vec<Step>,
+) -> Result<(), BuildError> {
     let resolved = &changes.table;
     let table = &resolved.table;
     if changes.truncate {
-        connection.client().batch_execute(&format!("TRUNCATE {}", table.name)).await?;
+        steps.push(Step::Sql(format!("TRUNCATE {}", table.name)));
     }
     let mut deletes: Vec<(Key<'_>, Vec<&Value>)> = Vec::new();
     let mut upserts: HashMap<Vec<bool>, Vec<(Key<'_>, Vec<Cell<'_>>)>> = HashMap::new();
@@ -381,7 +400,7 @@ async fn write_table(
                 Array::of(&table.columns[column].sql_type, &values)
             })
             .collect();
-        execute(connection, &delete_sql(resolved, &arrays), &arrays).await?;
+        steps.push(prepared(connection, &delete_sql(resolved, &arrays), &arrays, prepare).await?);
     }
     for (shape, mut rows) in upserts {
         rows.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
@@ -400,19 +419,23 @@ async fn write_table(
                     Array::of(&table.columns[i].sql_type, &values)
                 })
                 .collect();
-            execute(connection, &upsert_sql(resolved, &present, &arrays), &arrays).await?;
+            steps.push(
+                prepared(connection, &upsert_sql(resolved, &present, &arrays), &arrays, prepare).await?,
+            );
         }
     }
     Ok(())
 }
 
-async fn execute(
+/// `sql` prepared, with `arrays` as its parameters.
+async fn prepared(
     connection: &mut Connection,
     sql: &str,
     arrays: &[Array<'_>],
-) -> Result<(), tokio_postgres::Error> {
-    let params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(Array::param).collect();
-    connection.execute(sql, &params).await.map(drop)
+    prepare: Prepare,
+) -> Result<Step, BuildError> {
+    let statement = connection.prepared(sql, prepare).await?;
+    Ok(Step::Prepared { statement, params: arrays.iter().map(Array::encode).collect() })
 }
 
 /// `unnest($1::bigint[], $2::text[], …) AS u(c0, c1, …)` over the arrays of a statement.
