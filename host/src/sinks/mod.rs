@@ -52,9 +52,9 @@ pub fn factory(
 /// calls it from one task at a time. `write` receives the lane's events in source order; a sink
 /// may write different keys in parallel but never one key out of order. Events count as
 /// delivered only once `flush` has returned `Ok` (or the receipt of [`Sink::submit`] has):
-/// then, and only then, may offsets move past them. After an error the pipeline calls `write` again with the events not yet accepted,
-/// after settling the one the error names (retried or dead-lettered), so that nothing is
-/// written before an event it follows. The lane calls `open` once before the first write,
+/// then, and only then, may offsets move past them. After an error the pipeline calls `write`
+/// again with the events not yet accepted, after settling the one the error names (retried or
+/// dead-lettered), so that nothing is written before an event it follows. The lane calls `open` once before the first write,
 /// `health` while a failure persists (its answer goes to `/readyz`), and `close` once, last.
 pub trait Sink: Send {
     /// Connects or prepares; an error is settled like a failed flush (retried when transient,
@@ -76,8 +76,9 @@ pub trait Sink: Send {
     /// Deliveries become durable in the order sent. When one fails, so does every delivery
     /// sent after it, and nothing of them is durable: the lane then writes and flushes them
     /// again, in order. `None` (the default) when the sink does not overlap deliveries, or
-    /// not these events: the lane then writes and flushes them. Called only after a flush
-    /// (or a receipt) settled everything written before.
+    /// not these events: the lane then settles what it sent before, and writes and flushes
+    /// them. Never called while a write awaits its flush; deliveries sent before may still be
+    /// in flight.
     fn submit<'a>(&'a mut self, events: &'a [ChangeEvent]) -> BoxFuture<'a, Option<Receipt>> {
         let _ = events;
         Box::pin(async { None })
