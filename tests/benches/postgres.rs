@@ -22,11 +22,10 @@ use cdc_host::ops::metrics::Metrics;
 use cdc_host::pipeline::{self, SinkSettings};
 use cdc_host::sinks::SinkFactory;
 use cdc_host::sinks::postgres::{PostgresFactory, PostgresSettings, Target};
-use cdc_host::source::kafka::consumer_tuning;
 use cdc_tests::allocations::{CountingAllocator, start_counting, stop_counting};
 use cdc_tests::env::{TestEnv, unique_suffix};
 use cdc_tests::kafka::{create_topic, delete_topic};
-use cdc_tests::pipeline::{pipeline_settings, quick_retry};
+use cdc_tests::pipeline::{pipeline_settings, quick_retry, set_max_buffered};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
@@ -299,10 +298,7 @@ async fn through_kafka(
     // batch holds, as a replica pipeline would be tuned.
     settings.consumer.properties.push(("max.partition.fetch.bytes".into(), (32 << 20).to_string()));
     settings.batch_size = BATCH;
-    settings.max_buffered_messages = max_buffered;
-    // The consumer's prefetch follows the buffer, as `cdc run` sizes it (the last value of a
-    // property wins).
-    settings.consumer.properties.extend(consumer_tuning(max_buffered));
+    set_max_buffered(&mut settings, max_buffered);
     let health = Arc::new(Health::new(["replica".to_owned()]));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let pipeline = tokio::spawn(pipeline::run(settings, None, health, Arc::new(Metrics::default()), async {

@@ -26,6 +26,13 @@ pub fn quick_retry() -> RetrySettings {
     }
 }
 
+/// Sets how many messages the pipeline buffers, and sizes the consumer's prefetch to it as
+/// `cdc run` does (the last value of a property wins).
+pub fn set_max_buffered(settings: &mut PipelineSettings, max_buffered_messages: usize) {
+    settings.max_buffered_messages = max_buffered_messages;
+    settings.consumer.properties.extend(cdc_host::source::kafka::consumer_tuning(max_buffered_messages));
+}
+
 /// A JSON pipeline on `topic` in `group`, reading from the earliest offset, committing at every
 /// housekeeping tick, with `sinks`.
 pub fn pipeline_settings(
@@ -34,29 +41,29 @@ pub fn pipeline_settings(
     topic: &str,
     sinks: Vec<SinkSettings>,
 ) -> PipelineSettings {
-    let mut properties = vec![
+    let properties = vec![
         ("bootstrap.servers".to_owned(), bootstrap.to_owned()),
         ("auto.offset.reset".to_owned(), "earliest".to_owned()),
         ("session.timeout.ms".to_owned(), "6000".to_owned()),
         ("heartbeat.interval.ms".to_owned(), "300".to_owned()),
     ];
-    let max_buffered_messages = 100;
-    properties.extend(cdc_host::source::kafka::consumer_tuning(max_buffered_messages));
-    PipelineSettings {
+    let mut settings = PipelineSettings {
         consumer: ConsumerSettings { group_id: group.into(), properties },
         topics: vec![topic.into()],
         decoder: Decoder::Json,
         sinks,
         transforms: Vec::new(),
         transform_retry: quick_retry(),
-        max_buffered_messages,
+        max_buffered_messages: 0,
         batch_size: 100,
         partition_concurrency: 0,
         record_retries: 0,
         commit_interval: Duration::ZERO,
         lag_interval: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(10),
-    }
+    };
+    set_max_buffered(&mut settings, 100);
+    settings
 }
 
 /// A pipeline on `topic` into one webhook sink, `hook`, dead-lettering into `<topic>.dlq`,

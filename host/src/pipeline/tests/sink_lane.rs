@@ -44,20 +44,29 @@ async fn deliver(
     record_retries: u32,
     batches: Vec<SinkBatch>,
 ) -> tokio::task::JoinHandle<()> {
-    let acks = harness.context.tracker.partition(&partition(0));
-    for batch in &batches {
-        for record in batch.records.iter() {
-            acks.dispatched(record.offset);
-        }
-    }
-    let spec = SinkSettings { factory: Arc::new(factory.clone()), retry };
-    let lane = SinkLane::new(0, &spec, acks, record_retries, harness.context.clone());
-    let (sender, receiver) = mpsc::unbounded_channel();
+    let offsets = batches.iter().flat_map(|batch| batch.records.iter().map(|record| record.offset));
+    let (sender, lane) = start_lane(harness, factory, retry, record_retries, offsets.collect());
     for batch in batches {
         sender.send(batch).unwrap();
     }
-    drop(sender);
-    tokio::spawn(lane.run(receiver, MAX_EVENTS))
+    lane
+}
+
+/// Starts one sink lane for records at `offsets` (dispatched to it); it runs until the
+/// returned sender is dropped.
+fn start_lane(
+    harness: &Harness,
+    factory: &ScriptedSinkFactory,
+    retry: RetrySettings,
+    record_retries: u32,
+    offsets: Vec<i64>,
+) -> (mpsc::UnboundedSender<SinkBatch>, tokio::task::JoinHandle<()>) {
+    let acks = harness.context.tracker.partition(&partition(0));
+    offsets.into_iter().for_each(|offset| acks.dispatched(offset));
+    let spec = SinkSettings { factory: Arc::new(factory.clone()), retry };
+    let lane = SinkLane::new(0, &spec, acks, record_retries, harness.context.clone());
+    let (sender, receiver) = mpsc::unbounded_channel();
+    (sender, tokio::spawn(lane.run(receiver, MAX_EVENTS)))
 }
 
 /// The most events the lane delivers together.
@@ -217,12 +226,7 @@ async fn a_sink_that_lingers_gets_what_arrives_meanwhile_in_one_write() {
     let batching = Batching { max_events: 0, linger: Duration::from_millis(200) };
     let factory = ScriptedSinkFactory::reliable("sink").with_batching(batching);
     let all = events(30);
-    let acks = harness.context.tracker.partition(&partition(0));
-    (0..30).for_each(|offset| acks.dispatched(offset));
-    let spec = SinkSettings { factory: Arc::new(factory.clone()), retry: quick_retry() };
-    let lane = SinkLane::new(0, &spec, acks, 0, harness.context.clone());
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let lane = tokio::spawn(lane.run(receiver, MAX_EVENTS));
+    let (sender, lane) = start_lane(&harness, &factory, quick_retry(), 0, (0..30).collect());
     sender.send(batch(all[..10].to_vec())).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     sender.send(batch(all[10..20].to_vec())).unwrap();
@@ -262,12 +266,7 @@ async fn a_sink_that_overlaps_deliveries_gets_them_in_order_and_one_that_failed_
 async fn a_delivery_in_flight_is_acked_while_the_lane_waits_for_more() {
     let harness = Harness::new(1, None);
     let factory = ScriptedSinkFactory::reliable("sink").overlapping();
-    let acks = harness.context.tracker.partition(&partition(0));
-    (0..10).for_each(|offset| acks.dispatched(offset));
-    let spec = SinkSettings { factory: Arc::new(factory.clone()), retry: quick_retry() };
-    let lane = SinkLane::new(0, &spec, acks, 0, harness.context.clone());
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let lane = tokio::spawn(lane.run(receiver, MAX_EVENTS));
+    let (sender, lane) = start_lane(&harness, &factory, quick_retry(), 0, (0..10).collect());
     sender.send(batch(events(10))).unwrap();
     let acked = async {
         while harness.committable(0) != Some(10) {

@@ -207,7 +207,7 @@ impl Connection {
     }
 
     /// `sql` as a statement prepared once per connection.
-    pub async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+    async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }

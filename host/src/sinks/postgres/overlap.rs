@@ -39,7 +39,8 @@ impl Overlap {
         let (committed, next_waits) = oneshot::channel();
         let previous = self.last.replace(next_waits);
         let failed = self.failed.clone();
-        let (sink_id, task_sink_id) = (sink_id.to_owned(), sink_id.to_owned());
+        let sink_id: Arc<str> = Arc::from(sink_id);
+        let task_sink_id = sink_id.clone();
         let delivery = tokio::spawn(async move {
             let sink_id = task_sink_id;
             // A delivery that panicked drops its sender: it did not commit.
@@ -78,10 +79,7 @@ impl Overlap {
 /// else `ROLLBACK`. A step that fails before it is sent (an encoding error) thus never lets
 /// the transaction commit without it.
 async fn run(client: &Client, steps: &[Step]) -> Result<(), tokio_postgres::Error> {
-    let begin = Step::Sql("BEGIN".to_owned());
-    // Each request goes out when its future is first polled: all of them before any reply.
-    let sent =
-        futures::future::try_join_all(std::iter::once(&begin).chain(steps).map(|step| step.run(client)));
+    let sent = futures::future::try_join(client.batch_execute("BEGIN"), Step::run_together(steps, client));
     match sent.await {
         Ok(_) => client.batch_execute("COMMIT").await,
         Err(error) => {

@@ -124,8 +124,8 @@ impl PositionTable {
         let stores =
             self.stores(connection, positions, Prepare::AsNeeded).await.map_err(BuildError::into_database)?;
         let client = connection.client();
-        // Each request goes out when its future is first polled: all of them before any reply.
-        let stores = futures::future::try_join_all(stores.iter().map(|store| store.run(client)));
-        futures::future::try_join(stores, client.batch_execute("COMMIT")).await.map(drop)
+        futures::future::try_join(Step::run_together(&stores, client), client.batch_execute("COMMIT"))
+            .await
+            .map(drop)
     }
 }

@@ -20,6 +20,12 @@ pub(super) enum Step {
 }
 
 impl Step {
+    /// Runs `steps`, all sent before any reply (each request goes out when its future is
+    /// first polled): one round trip for all of them.
+    pub async fn run_together(steps: &[Step], client: &Client) -> Result<(), tokio_postgres::Error> {
+        futures::future::try_join_all(steps.iter().map(|step| step.run(client))).await.map(drop)
+    }
+
     pub async fn run(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
         match self {
             Step::Sql(sql) => client.batch_execute(sql).await,
