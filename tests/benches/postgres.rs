@@ -3,10 +3,11 @@
 //! upsert of the same rows on one connection (typed `unnest` arrays, one transaction per
 //! 10,000 rows: what a hand-written loader does), decoding alone, and the sink alone on
 //! decoded events, all in the same run, with the heap allocations per event of decoding and
-//! of the sink. The pipeline's clock starts at its first commit, so that joining the consumer
-//! group is not counted. The raw rate swings by a third from one run to the next on a shared
-//! machine, so it is measured three times, spread over the run, and every path is compared
-//! with the median of the three.
+//! of the sink, and the CPU time and page faults of this process per row in the Kafka phases
+//! (less sensitive than the rates to what else the machine runs). The pipeline's clock starts
+//! at its first commit, so that joining the consumer group is not counted. The raw rate swings
+//! by a third from one run to the next on a shared machine, so it is measured three times,
+//! spread over the run, and every path is compared with the median of the three.
 //!
 //! Needs the test services: `scripts/test-env.sh up`, `eval "$(scripts/test-env.sh env)"`, then
 //! `cargo bench -p cdc-tests --bench postgres`. `BENCH_ROWS` sets the number of changes.
@@ -142,6 +143,7 @@ fn main() {
         let raw_schema = format!("bench_raw_{}", unique_suffix());
         let mut raw_rates = vec![raw_bulk_upsert(&client, &raw_schema, &decoded).await];
         let mut paths = vec![("decoding alone (one thread, no database)".to_owned(), decode_rate)];
+        let mut kafka_costs = Vec::new();
 
         let sink_schema = format!("bench_sink_{}", unique_suffix());
         let factory = factory(&env, &sink_schema, "sink-only");
@@ -163,8 +165,9 @@ fn main() {
         // it again on resume).
         for max_buffered in [4 * BATCH, 40 * BATCH] {
             let kafka_schema = format!("bench_kafka_{}", unique_suffix());
-            let kafka_rate = through_kafka(&env, &client, &kafka_schema, &records, max_buffered).await;
+            let (kafka_rate, cost) = through_kafka(&env, &client, &kafka_schema, &records, max_buffered).await;
             paths.push((format!("Kafka → cdc → replica, max_buffered {max_buffered}"), kafka_rate));
+            kafka_costs.push((max_buffered, cost));
             assert_same_rows(&client, &raw_schema, &kafka_schema).await;
             let again = format!("bench_raw_{}", unique_suffix());
             raw_rates.push(raw_bulk_upsert(&client, &again, &decoded).await);
@@ -183,6 +186,12 @@ fn main() {
         println!(
             "heap allocations per event: decoding {decode_allocations:.1}, sink (with its client) {sink_allocations:.1}"
         );
+        for (max_buffered, cost) in kafka_costs {
+            println!(
+                "cdc per row, Kafka phase with max_buffered {max_buffered}: {:.1} µs of CPU, {:.2} page faults",
+                cost.cpu_micros, cost.page_faults
+            );
+        }
         for schema in [raw_schema, sink_schema] {
             client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
         }
@@ -260,15 +269,33 @@ async fn raw_bulk_upsert(client: &tokio_postgres::Client, schema: &str, events: 
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What this process spent per row while the pipeline ran.
+struct RowCost {
+    cpu_micros: f64,
+    page_faults: f64,
+}
+
+/// This process's CPU time (user and system) and minor page faults so far, from
+/// `/proc/self/stat` (clock ticks of 10 ms: a phase of seconds is measured to a few percent).
+fn process_usage() -> (Duration, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name, which may hold spaces, start at its closing parenthesis.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("a command name") + 2..].split(' ').collect();
+    let number = |index: usize| fields[index].parse::<u64>().expect("a number");
+    // minflt, utime and stime are fields 10, 14 and 15 of proc(5), counted from the pid.
+    let ticks = number(11) + number(12);
+    (Duration::from_millis(ticks * 10), number(7))
+}
+
 /// Produces the records to a fresh topic and runs the pipeline into a replica sink until the
-/// positions it stored cover them all.
+/// positions it stored cover them all: the rows per second, and what they cost this process.
 async fn through_kafka(
     env: &TestEnv,
     client: &tokio_postgres::Client,
     schema: &str,
     records: &[(Vec<u8>, Vec<u8>)],
     max_buffered: usize,
-) -> f64 {
+) -> (f64, RowCost) {
     let topic = format!("bench-pg-{}", unique_suffix());
     create_topic(&env.kafka, &topic, 1).await;
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
@@ -317,15 +344,22 @@ async fn through_kafka(
         first = next().await;
     }
     let clock = Instant::now();
+    let (cpu_before, faults_before) = process_usage();
     let wanted = records.len() as i64;
     while next().await < wanted {
         tokio::time::sleep(poll).await;
     }
-    let rate = (wanted - first) as f64 / clock.elapsed().as_secs_f64();
+    let rows = (wanted - first) as f64;
+    let rate = rows / clock.elapsed().as_secs_f64();
+    let (cpu_after, faults_after) = process_usage();
+    let cost = RowCost {
+        cpu_micros: (cpu_after - cpu_before).as_secs_f64() * 1e6 / rows,
+        page_faults: (faults_after - faults_before) as f64 / rows,
+    };
     let _ = stop.send(());
     pipeline.await.unwrap().unwrap();
     delete_topic(&env.kafka, &topic).await;
-    rate
+    (rate, cost)
 }
 
 async fn assert_same_rows(client: &tokio_postgres::Client, expected: &str, found: &str) {
