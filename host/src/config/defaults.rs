@@ -1,4 +1,5 @@
-//! Every default of `pipeline.yaml` and `platform.yaml`, equal to the seed's (`cdc_platform`).
+//! Every default of `pipeline.yaml` and `platform.yaml`, equal to the seed's (`cdc_platform`)
+//! except `source.mysql_server_id` ([`mysql_server_id`]).
 //!
 //! Durations are in the seed's units (seconds or milliseconds, as the field name says).
 
@@ -17,8 +18,18 @@ pub const SOURCE_PASSWORD: &str = "cdc_password";
 pub const SLOT_NAME: &str = "cdc_slot";
 /// `source.publication_name`, and `wal_reader.publication_name`.
 pub const PUBLICATION_NAME: &str = "cdc_publication";
-/// `source.mysql_server_id`.
-pub const MYSQL_SERVER_ID: u32 = 1;
+/// `source.mysql_server_id` when unset: a number in Debezium's own default range, 5400–6399,
+/// derived from the pipeline id. The seed's default, 1, is the id MySQL and MariaDB servers
+/// start with, and every pipeline left at it shared it, while two binlog clients registered
+/// under one id on a server disconnect each other. A derived id stays the same across restarts
+/// and differs between pipelines (set it where ids must be unique for certain).
+pub fn mysql_server_id(pipeline_id: &str) -> u32 {
+    // FNV-1a: the same on every build and platform, unlike the standard library's hashers.
+    let hash = pipeline_id
+        .bytes()
+        .fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    5400 + hash % 1000
+}
 /// `source.auth_source`.
 pub const AUTH_SOURCE: &str = "admin";
 

@@ -5,7 +5,7 @@
 //! relative to `invalid/`). An `invalid/platform_<case>.yaml` is loaded as the platform file
 //! beside `valid/minimal.yaml`. Set `CDC_BLESS_CONFIG=1` to rewrite the `.err` files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,9 +54,10 @@ fn defaults_match_the_seed() {
     assert!(s.tables.is_empty());
     assert_eq!((s.slot_name.as_str(), s.publication_name.as_str()), ("cdc_slot", "cdc_publication"));
     assert_eq!(s.snapshot_mode, SnapshotMode::Initial);
+    // Not the seed's 1: derived from the pipeline id (see the test below).
     assert_eq!(
         (s.mysql_server_id, s.replica_set_name.as_deref(), s.auth_source.as_str()),
-        (1, None, "admin")
+        (6143, None, "admin")
     );
 
     let f = &config.platform;
@@ -281,6 +282,18 @@ fn integers_and_secrets_come_through_variables() {
     assert_eq!(config.pipeline.source.port, 6543);
     assert_eq!(config.platform.health_port, 6543);
     assert_eq!(config.pipeline.source.password.expose(), "a#b: 'c\" d\n  e: f");
+}
+
+#[test]
+fn an_unset_mysql_server_id_is_derived_from_the_pipeline_id_and_a_set_one_is_kept() {
+    let server_id = |pipeline: &str| load_text(pipeline, None).unwrap().pipeline.source.mysql_server_id;
+    let mysql = |id: &str| format!("pipeline_id: {id}\nsource:\n  source_type: mysql\n  database: app\n");
+    // Pinned: a pipeline keeps its id across releases, so its binlog client does too.
+    assert_eq!((server_id(&mysql("p")), server_id(&mysql("orders"))), (6143, 6220));
+    let ids: HashSet<u32> = (0..200).map(|n| server_id(&mysql(&format!("pipeline-{n}")))).collect();
+    assert!(ids.iter().all(|id| (5400..6400).contains(id)), "{ids:?}");
+    assert!(ids.len() > 150, "200 pipelines share {} ids", ids.len());
+    assert_eq!(server_id(&format!("{}  mysql_server_id: 42\n", mysql("p"))), 42);
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub(in crate::config) fn pipeline(
         ctx.invalid("topic_prefix", "must match ^[a-zA-Z][a-zA-Z0-9._-]*$");
     }
     let source = ctx.required(raw.source, "source").unwrap_or_default();
-    let source = self::source(source, ctx);
+    let source = self::source(source, &pipeline_id, ctx);
 
     let mut ids = HashSet::new();
     let sinks = raw.sinks.unwrap_or_default();
@@ -63,7 +63,7 @@ fn is_topic_prefix(prefix: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn source(raw: raw::Source, ctx: &mut Ctx<'_>) -> SourceConfig {
+fn source(raw: raw::Source, pipeline_id: &str, ctx: &mut Ctx<'_>) -> SourceConfig {
     let tables = raw.tables.unwrap_or_default();
     for (i, table) in tables.iter().enumerate() {
         if !is_qualified(table) {
@@ -91,7 +91,7 @@ fn source(raw: raw::Source, ctx: &mut Ctx<'_>) -> SourceConfig {
         ),
         mysql_server_id: ctx.int(
             raw.mysql_server_id,
-            d::MYSQL_SERVER_ID,
+            d::mysql_server_id(pipeline_id),
             1..=i64::from(u32::MAX),
             "source.mysql_server_id",
         ),
