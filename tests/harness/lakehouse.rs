@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The catalog name the sinks of [`iceberg_sink`] use.
+/// The catalog name the sinks of [`Lakehouse::sink`] use.
 pub const CATALOG: &str = "cdc";
 
 /// Who reads a table back.

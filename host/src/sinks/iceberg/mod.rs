@@ -4,10 +4,10 @@
 //!
 //! A lane writes Parquet files as events arrive and commits them in `flush`: one snapshot per
 //! table, whose summary also stores the next position of each stream the sink wrote to the
-//! table ([`positions`]). A change below the stored position is already in the table and is
+//! table (`positions`). A change below the stored position is already in the table and is
 //! skipped, so a restart after a crash writes nothing twice. Lanes writing one table commit one
 //! after the other; a commit that finds another writer's commit first is never applied over it
-//! ([`commit`]).
+//! (`commit`).
 
 mod catalog;
 mod commit;

@@ -5,13 +5,13 @@
 //! Each lane has its own connection. A lane's writes go into one transaction, each inside a
 //! savepoint, so that a row the target refuses costs only its write (the lane then halves it
 //! to find the row); `flush` stores the next position of each stream in
-//! [`positions::TABLE`] and commits, rows and position together. A record below the stored
+//! `positions::TABLE` and commits, rows and position together. A record below the stored
 //! position is already in the target and is skipped, so a restart after a crash writes
 //! nothing twice. A lost connection loses the open transaction: the next flush says so and
 //! the lane writes the batch again, on a new connection.
 //!
 //! Once the session knows a delivery's tables, positions and statements, the lane overlaps
-//! deliveries (`submit`, [`overlap`]): each runs in a transaction of its own while the lane
+//! deliveries (`submit`, `overlap`): each runs in a transaction of its own while the lane
 //! builds the next. One that fails fails the session; the lane then writes it again as above.
 
 mod binary;

@@ -3,11 +3,11 @@
 //! ([`KafkaSource`] puts it behind the [`Source`](super::Source) contract).
 //!
 //! A revoke is not served inside the rebalance callback, which runs on the poll loop's task:
-//! the callback pauses the partitions and reports them as [`Assignment::Revoking`]; the source
+//! the callback pauses the partitions and reports them as `Assignment::Revoking`; the source
 //! lets their lanes drain (bounded) without blocking the loop, commits, and only then gives the
-//! partitions up with [`finish_revoke`]. librdkafka keeps the rebalance open until then.
+//! partitions up with `finish_revoke`. librdkafka keeps the rebalance open until then.
 //!
-//! Commits are synchronous ([`commit_durable`], run off the async threads): librdkafka reports
+//! Commits are synchronous (`commit_durable`, run off the async threads): librdkafka reports
 //! the result of a manual async commit to no one, and a position counts as committed only once
 //! the broker accepted it.
 

@@ -1,9 +1,9 @@
 //! The embedded source: PostgreSQL logical replication read directly, without Kafka or
 //! Debezium (docs/architecture.md, embedded mode).
 //!
-//! A reader task ([`reader`]) sets up the publication and the slot, reads the initial snapshot
+//! A reader task (`reader`) sets up the publication and the slot, reads the initial snapshot
 //! inside the slot's exported snapshot, then streams pgoutput and turns every change into the
-//! record Debezium would have written ([`envelope`]). [`EmbeddedSource`] hands those records to
+//! record Debezium would have written (`envelope`). [`EmbeddedSource`] hands those records to
 //! the pipeline as one partition per table (`{topic_prefix}.{schema}.{table}`), each numbered
 //! from 0 in stream order, and its committer confirms to the server, as the slot's flush
 //! position, the end of the last transaction whose every record is durable in every sink.
