@@ -1,7 +1,9 @@
 //! Reads topics outside any consumer group, for the operator's commands (`cdc consume`,
 //! `cdc dlq`): partitions are assigned directly and nothing is committed, so the pipeline's
-//! group never sees this reader.
+//! group never sees this reader. A replay commits its own group's positions
+//! ([`GroupCommitter`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -185,28 +187,37 @@ pub async fn read(
     .await
 }
 
-/// Commits `positions` (topic, partition, next offset) as `group`'s, without joining it.
-pub async fn commit(
-    properties: &[(String, String)],
-    group: &str,
-    positions: &[(String, i32, i64)],
-) -> Result<(), String> {
-    let properties = properties.to_vec();
-    let group = group.to_owned();
-    let positions = positions.to_vec();
-    blocking(move || {
-        let consumer = consumer(&properties, Some(&group))?;
+/// Commits positions as a consumer group's, without joining it, on one client kept for every
+/// commit: a client of its own per commit found the group's coordinator again (and, on a
+/// secured broker, authenticated again) for each one.
+pub struct GroupCommitter {
+    consumer: Arc<BaseConsumer>,
+    group: String,
+}
+
+impl GroupCommitter {
+    /// A committer for `group`; it connects at its first commit.
+    pub fn new(properties: &[(String, String)], group: &str) -> Result<Self, String> {
+        let consumer = Arc::new(consumer(properties, Some(group))?);
+        Ok(GroupCommitter { consumer, group: group.to_owned() })
+    }
+
+    /// Commits `positions` (topic, partition, next offset) once the broker confirms them.
+    pub async fn commit(&self, positions: &[(String, i32, i64)]) -> Result<(), String> {
         let mut offsets = TopicPartitionList::new();
-        for (topic, partition, next) in &positions {
+        for (topic, partition, next) in positions {
             offsets
                 .add_partition_offset(topic, *partition, Offset::Offset(*next))
                 .map_err(|error| format!("cannot commit `{topic}`/{partition}: {error}"))?;
         }
-        consumer
-            .commit(&offsets, CommitMode::Sync)
-            .map_err(|error| format!("cannot commit the positions of group `{group}`: {error}"))
-    })
-    .await
+        let (consumer, group) = (self.consumer.clone(), self.group.clone());
+        blocking(move || {
+            consumer
+                .commit(&offsets, CommitMode::Sync)
+                .map_err(|error| format!("cannot commit the positions of group `{group}`: {error}"))
+        })
+        .await
+    }
 }
 
 /// librdkafka's calls block: they run on the blocking pool.

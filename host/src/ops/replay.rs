@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::decode::{Decoded, Decoder};
 use crate::error::chain;
 use crate::event::{ChangeEvent, Position};
-use crate::ops::peek::{self, Peeked, Start};
+use crate::ops::peek::{self, GroupCommitter, Peeked, Start};
 use crate::pipeline::dlq::headers;
 use crate::plugin::{PluginRuntime, PluginSettings, Transform, TransformPlugin};
 use crate::sinks::{self, Sink};
@@ -65,15 +65,34 @@ impl DlqStore {
         }
     }
 
-    /// Moves the replays of `dlq` past `record`, durably.
-    async fn advance(&self, dlq: &str, group: &str, suffix: &str, record: &Peeked) -> Result<(), String> {
+    /// Where the replays of `dlq` by `group` (a topic) or `suffix` (a file) record how far they
+    /// went.
+    fn progress(&self, dlq: &str, group: &str, suffix: &str) -> Result<Progress, String> {
+        match self {
+            DlqStore::Kafka(properties) => Ok(Progress::Committed(GroupCommitter::new(properties, group)?)),
+            DlqStore::Directory(directory) => Ok(Progress::File(DlqFile::new(directory, dlq, suffix))),
+        }
+    }
+}
+
+/// How far the replays of one DLQ went.
+enum Progress {
+    /// The offsets of the replay's consumer group.
+    Committed(GroupCommitter),
+    /// A file beside the DLQ file.
+    File(DlqFile),
+}
+
+impl Progress {
+    /// Moves the replays past `record`, durably.
+    async fn advance(&self, record: &Peeked) -> Result<(), String> {
         let next = record.offset + 1;
         match self {
-            DlqStore::Kafka(properties) => {
-                peek::commit(properties, group, &[(record.topic.clone(), record.partition, next)]).await
+            Progress::Committed(committer) => {
+                committer.commit(&[(record.topic.clone(), record.partition, next)]).await
             }
-            DlqStore::Directory(directory) => {
-                let file = DlqFile::new(directory, dlq, suffix);
+            Progress::File(file) => {
+                let file = file.clone();
                 tokio::task::spawn_blocking(move || file.advance(next))
                     .await
                     .map_err(|error| format!("the writer stopped: {error}"))?
@@ -144,6 +163,7 @@ pub async fn replay(
     let mut report = Report::default();
     let mut remaining = request.limit.unwrap_or(usize::MAX);
     'dlqs: for dlq in &request.dlqs {
+        let progress = request.store.progress(dlq, &group, &suffix)?;
         while remaining > 0 {
             let chunk = remaining.min(CHUNK);
             let records = request.store.read(dlq, &group, &suffix, chunk).await?;
@@ -161,7 +181,7 @@ pub async fn replay(
                 remaining -= 1;
                 report.settled += 1;
                 if !request.dry_run {
-                    request.store.advance(dlq, &group, &suffix, &record).await?;
+                    progress.advance(&record).await?;
                 }
                 on_record(&report);
             }
@@ -176,6 +196,7 @@ pub async fn replay(
 }
 
 /// A DLQ file of the embedded mode and the file that says how far replays went.
+#[derive(Clone)]
 struct DlqFile {
     records: PathBuf,
     replayed: PathBuf,
