@@ -163,7 +163,9 @@ pub async fn replay(
     let mut report = Report::default();
     let mut remaining = request.limit.unwrap_or(usize::MAX);
     'dlqs: for dlq in &request.dlqs {
-        let progress = request.store.progress(dlq, &group, &suffix)?;
+        // A dry run moves nothing, so it needs no client to commit with.
+        let progress =
+            (!request.dry_run).then(|| request.store.progress(dlq, &group, &suffix)).transpose()?;
         while remaining > 0 {
             let chunk = remaining.min(CHUNK);
             let records = request.store.read(dlq, &group, &suffix, chunk).await?;
@@ -180,7 +182,7 @@ pub async fn replay(
                 }
                 remaining -= 1;
                 report.settled += 1;
-                if !request.dry_run {
+                if let Some(progress) = &progress {
                     progress.advance(&record).await?;
                 }
                 on_record(&report);

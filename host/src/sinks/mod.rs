@@ -54,8 +54,9 @@ pub fn factory(
 /// delivered only once `flush` has returned `Ok` (or the receipt of [`Sink::submit`] has):
 /// then, and only then, may offsets move past them. After an error the pipeline calls `write`
 /// again with the events not yet accepted, after settling the one the error names (retried or
-/// dead-lettered), so that nothing is written before an event it follows. The lane calls `open` once before the first write,
-/// `health` while a failure persists (its answer goes to `/readyz`), and `close` once, last.
+/// dead-lettered), so that nothing is written before an event it follows. The lane calls
+/// `open` once before the first write, `health` while a failure persists (its answer goes to
+/// `/readyz`), and `close` once, last.
 pub trait Sink: Send {
     /// Connects or prepares; an error is settled like a failed flush (retried when transient,
     /// halting when fatal).
